@@ -1,0 +1,1 @@
+"""HTTP layer: routes per area; no SQL and no business rules here."""

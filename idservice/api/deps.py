@@ -1,0 +1,53 @@
+"""Dependencies shared by the routes: the services, the caller, the request context."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from idservice.audit.events import Actor, RequestContext
+from idservice.auth.principal import Principal
+from idservice.errors import Unauthenticated
+from idservice.services import Services
+
+__all__ = ["Caller", "Svc", "anonymous_context", "request_context"]
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+Svc = Annotated[Services, Depends(services)]
+
+
+def authenticate(
+    svc: Svc,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthenticated("a Bearer access token is required")
+    principal = svc.verifier.verify(credentials.credentials)
+    svc.revocation.check(principal)
+    return principal
+
+
+Caller = Annotated[Principal, Depends(authenticate)]
+
+
+def _source_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def request_context(request: Request, principal: Principal) -> RequestContext:
+    return RequestContext(principal.actor, request.scope.get("state", {}).get("request_id"),
+                          _source_ip(request))
+
+
+def anonymous_context(request: Request, actor: Actor) -> RequestContext:
+    return RequestContext(actor, request.scope.get("state", {}).get("request_id"),
+                          _source_ip(request))

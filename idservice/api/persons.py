@@ -1,0 +1,66 @@
+"""Person record routes for officers: read, search, correct (contract section 4)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+
+from idservice.api.bodies import json_body
+from idservice.api.deps import Caller, Svc, request_context
+from idservice.api.openapi import json_body_doc
+from idservice.errors import InvalidField
+from idservice.persons import access, corrections
+from idservice.persons.models import CorrectionRequest
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["persons"])
+
+Purpose = Annotated[str | None, Query(max_length=2000, description="why the record is accessed")]
+
+
+@router.get("/v1/persons/{pin}")
+async def read_person(request: Request, svc: Svc, caller: Caller, pin: str,
+                      purpose: Purpose = None) -> dict[str, Any]:
+    return await access.read(svc.persons, caller, request_context(request, caller), pin, purpose)
+
+
+def _date(value: str | None, field: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        if len(value) != 10:
+            raise ValueError(value)
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidField("must be a date YYYY-MM-DD", field=field) from None
+
+
+@router.get("/v1/persons")
+async def search_persons(
+    request: Request,
+    svc: Svc,
+    caller: Caller,
+    full_name: Annotated[str | None, Query(max_length=2000)] = None,
+    date_of_birth: Annotated[str | None, Query(max_length=32)] = None,
+    province_code: Annotated[str | None, Query(max_length=32)] = None,
+    purpose: Purpose = None,
+    match: Literal["folded", "exact"] = "folded",
+) -> dict[str, Any]:
+    caller.require_role("officer")
+    records = await access.search(
+        svc.persons, caller, request_context(request, caller), full_name=full_name,
+        date_of_birth=_date(date_of_birth, "date_of_birth"), province_code=province_code,
+        purpose=purpose, match=match,
+    )
+    return {"persons": records, "count": len(records), "limit": access.SEARCH_LIMIT}
+
+
+@router.post("/v1/persons/{pin}/corrections", openapi_extra=json_body_doc(CorrectionRequest))
+async def correct_person(request: Request, svc: Svc, caller: Caller, pin: str) -> dict[str, Any]:
+    caller.require_role("officer")
+    req = await json_body(request, CorrectionRequest, svc.settings.max_body_bytes)
+    return await corrections.correct(svc.persons, caller, request_context(request, caller),
+                                     pin, req)

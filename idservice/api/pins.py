@@ -1,0 +1,151 @@
+"""PIN issuance and verification routes (contract section 4)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from idservice.api.bodies import check_media_type, json_body, parse_model
+from idservice.api.deps import Caller, Svc, request_context
+from idservice.api.openapi import json_body_doc, ndjson_body_doc
+from idservice.api.problems import DB_UNAVAILABLE
+from idservice.audit.events import RequestContext
+from idservice.errors import PayloadTooLarge, ProblemError, Unavailable
+from idservice.metrics import ISSUANCES
+from idservice.persons import issuance
+from idservice.persons.access import verify
+from idservice.persons.context import PersonsContext
+from idservice.persons.models import IssueRequest, VerifyRequest
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["pins"])
+
+
+@router.post("/v1/pins", status_code=201, openapi_extra=json_body_doc(IssueRequest),
+             responses={200: {"description": "replay of an earlier identical registration"}})
+async def issue_pin(request: Request, svc: Svc, caller: Caller) -> JSONResponse:
+    caller.require_role("registrar")
+    req = await json_body(request, IssueRequest, svc.settings.max_body_bytes)
+    outcome = await issuance.issue(svc.persons, caller, request_context(request, caller), req)
+    if outcome.created:
+        ISSUANCES.labels(req.registration.province_code).inc()
+    return JSONResponse(outcome.body(), status_code=201 if outcome.created else 200)
+
+
+@router.post("/v1/pins/verify", openapi_extra=json_body_doc(VerifyRequest))
+async def verify_pin(request: Request, svc: Svc, caller: Caller) -> dict[str, bool]:
+    caller.require_role("registrar", "officer")
+    req = await json_body(request, VerifyRequest, svc.settings.max_body_bytes)
+    return {"match": await verify(svc.persons, caller, request_context(request, caller), req)}
+
+
+class _NdjsonStream(Response):
+    """Streams result lines from a queue filled by the worker that reads the request.
+
+    Reading and answering are decoupled so a client that sends its whole body before reading
+    the answer never deadlocks against our writes (results wait in memory, not in the socket).
+    Starlette's StreamingResponse would also listen for a disconnect on `receive`, competing
+    with the request-body reader; this response only sends.
+    """
+
+    media_type = "application/x-ndjson"
+
+    def __init__(self, queue: asyncio.Queue[bytes | None], worker: asyncio.Task[None]) -> None:
+        super().__init__(status_code=200, media_type=self.media_type)
+        self.queue = queue
+        self.worker = worker
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/x-ndjson")]})
+        while (item := await self.queue.get()) is not None:
+            await send({"type": "http.response.body", "body": item, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await self.worker
+
+
+def _line_result(line: int, result: issuance.IssueOutcome | ProblemError) -> dict[str, Any]:
+    if isinstance(result, ProblemError):
+        return {"line": line, "error": result.to_problem()}
+    return {"line": line, "pin": result.pin, "status": result.status,
+            "replayed": not result.created}
+
+
+async def _read_lines(request: Request, limit: int) -> AsyncIterator[tuple[int, bytes]]:
+    buffer = b""
+    number = 0
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise PayloadTooLarge(f"batch body larger than {limit} bytes")
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for raw in lines:
+            number += 1
+            yield number, raw
+    if buffer.strip():
+        yield number + 1, buffer
+
+
+async def _run_batch(
+    request: Request, svc: Svc, caller: Caller, rctx: RequestContext,
+    queue: asyncio.Queue[bytes | None],
+) -> None:
+    ctx: PersonsContext = svc.persons
+    chunk: list[issuance.BatchLine] = []
+    size = svc.settings.batch_chunk_lines
+
+    async def flush() -> None:
+        results = await issuance.issue_chunk(ctx, rctx, chunk)
+        out = bytearray()
+        for line, result in results:
+            if not isinstance(result, ProblemError) and result.created:
+                ISSUANCES.labels(result.pin[:3]).inc()
+            out += json.dumps(_line_result(line, result), ensure_ascii=False).encode() + b"\n"
+        queue.put_nowait(bytes(out))
+        chunk.clear()
+
+    try:
+        async for number, raw in _read_lines(request, svc.settings.max_batch_body_bytes):
+            if not raw.strip():
+                continue
+            item: issuance.PreparedIssue | ProblemError
+            try:
+                if len(raw) > svc.settings.max_body_bytes:
+                    raise PayloadTooLarge("line larger than the single-request limit")
+                item = issuance.prepare(ctx, caller, parse_model(IssueRequest, raw))
+            except ProblemError as problem:
+                item = problem
+            chunk.append((number, item))
+            if len(chunk) >= size:
+                await flush()
+        if chunk:
+            await flush()
+    except ProblemError as problem:
+        queue.put_nowait(json.dumps({"line": None, "error": problem.to_problem()}).encode() + b"\n")
+    except Exception as exc:  # report and stop: lines already answered stay answered
+        problem = Unavailable() if isinstance(exc, DB_UNAVAILABLE) else ProblemError()
+        queue.put_nowait(json.dumps({"line": None, "error": problem.to_problem()}).encode() + b"\n")
+    finally:
+        queue.put_nowait(None)
+
+
+@router.post("/v1/pins:batch", openapi_extra=ndjson_body_doc(IssueRequest),
+             response_class=JSONResponse,
+             responses={200: {"content": {"application/x-ndjson": {}},
+                              "description": "one result object per input line"}})
+async def issue_batch(request: Request, svc: Svc, caller: Caller) -> _NdjsonStream:
+    caller.require_role("registrar", "admin")
+    check_media_type(request, "application/x-ndjson", "application/jsonl", "application/json-lines")
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+    worker = asyncio.create_task(
+        _run_batch(request, svc, caller, request_context(request, caller), queue))
+    return _NdjsonStream(queue, worker)

@@ -1,0 +1,122 @@
+"""Application factory. The lifespan opens the database pool and the HSM key store and starts
+the background tasks (audit sequencer, revocation poller); nothing else holds global state."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+from fastapi import FastAPI
+
+from hsm.async_keystore import AsyncKeyStore
+from hsm.keystore import KeyStore
+from idservice.api import auth as auth_routes
+from idservice.api import ops as ops_routes
+from idservice.api import persons as persons_routes
+from idservice.api import pins as pins_routes
+from idservice.api.middleware import RequestContextMiddleware
+from idservice.api.openapi import install_openapi
+from idservice.api.problems import install_handlers
+from idservice.audit.sequencer import Sequencer
+from idservice.auth.revocation import RevocationState
+from idservice.auth.tokens import AccessTokenIssuer, AccessTokenVerifier, TokenKey
+from idservice.clock import Clock, SystemClock
+from idservice.db.pool import create_pool
+from idservice.logging import configure_logging, get_logger
+from idservice.persons.context import PersonsContext
+from idservice.pin.allocator import AllocatorConfig
+from idservice.pin.provinces import ProvinceTable
+from idservice.runtime import DatabaseTarget, resolve_database, resolve_hsm
+from idservice.services import Services
+from idservice.settings import Settings, get_settings
+
+__all__ = ["create_app", "create_app_from_env"]
+
+_log = get_logger(__name__)
+
+
+async def open_token_key(keystore: AsyncKeyStore, label: str) -> TokenKey:
+    await keystore.ensure_key(label, "EC_P256")
+    public = await keystore.public_key(label)
+    jwk = await keystore.jwk(label, "ES256")
+    if not isinstance(public, EllipticCurvePublicKey):
+        raise TypeError(f"key {label} is not an EC key")
+    return TokenKey(label=label, kid=jwk["kid"], public_key=public, jwk=jwk)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    allocator: AllocatorConfig | None = None,
+    database: DatabaseTarget | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+    clock = clock or SystemClock()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level)
+        db = database or await resolve_database(settings)
+        owns_db = database is None
+        target = resolve_hsm(settings)
+        keystore = AsyncKeyStore(KeyStore(target.module_path, target.token_label, target.user_pin))
+        pool = None
+        try:
+            await keystore.open()
+            token_key = await open_token_key(keystore, settings.jwt_key_label)
+            pool = await create_pool(db.service_url, min_size=settings.db_pool_min,
+                                     max_size=settings.db_pool_max)
+            revocation = RevocationState(pool)
+            await revocation.refresh()
+            revocation.start()
+            sequencer = Sequencer(pool, settings.sequencer_interval)
+            sequencer.start()
+            app.state.services = Services(
+                settings=settings,
+                clock=clock,
+                pool=pool,
+                keystore=keystore,
+                token_key=token_key,
+                issuer=AccessTokenIssuer(keystore, token_key, issuer=settings.token_issuer,
+                                         audience=settings.token_audience,
+                                         ttl=settings.token_ttl, clock=clock),
+                verifier=AccessTokenVerifier([token_key], issuer=settings.token_issuer,
+                                             audience=settings.token_audience, clock=clock),
+                revocation=revocation,
+                persons=PersonsContext(pool=pool,
+                                       provinces=ProvinceTable.load(settings.province_prefix_rule),
+                                       clock=clock,
+                                       allocator=allocator or AllocatorConfig()),
+            )
+            _log.info("started", origin=settings.origin, embedded_db=db.embedded is not None)
+            try:
+                yield
+            finally:
+                await sequencer.stop()
+                await revocation.stop()
+        finally:
+            if pool is not None:
+                await pool.close()
+            await keystore.close()
+            if owns_db:
+                db.close()
+
+    app = FastAPI(
+        title="idservice",
+        version="1.0.0",
+        summary="Personal identification numbers, officer login and a tamper-evident audit log",
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequestContextMiddleware)
+    install_handlers(app)
+    for module in (ops_routes, auth_routes, pins_routes, persons_routes):
+        app.include_router(module.router)
+    install_openapi(app)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` worker processes."""
+    return create_app()

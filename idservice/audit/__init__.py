@@ -1,0 +1,1 @@
+"""Audit log: in-transaction event writes, sequencing (contract section 5)."""

@@ -1,0 +1,1 @@
+"""Authentication (machine clients, officers) and authorisation (roles, jurisdiction)."""

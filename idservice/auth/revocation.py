@@ -1,0 +1,86 @@
+"""Which live tokens must stop working: logged-out tokens and disabled clients or operators.
+
+Every service process polls the database (every `interval` seconds, default 5) instead of asking
+it on every request, so a revocation or a disabled subject takes effect everywhere within one
+interval - well inside the contract's 60 s - and request handling costs no extra round trip.
+A logout in this process takes effect here at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime
+
+import asyncpg
+
+from idservice.auth.principal import Principal
+from idservice.errors import Unauthenticated
+from idservice.logging import get_logger
+from idservice.queries import auth as q
+
+__all__ = ["RevocationState"]
+
+_log = get_logger(__name__)
+
+
+class RevocationState:
+    def __init__(self, pool: asyncpg.Pool, interval: float = 5.0) -> None:
+        self._pool = pool
+        self._interval = interval
+        self._revoked: dict[str, float] = {}  # jti -> expiry (epoch seconds)
+        self._disabled: frozenset[tuple[str, str]] = frozenset()
+        self._since = datetime(1970, 1, 1, tzinfo=UTC)
+        self._task: asyncio.Task[None] | None = None
+        self.last_refresh: datetime | None = None
+
+    def check(self, principal: Principal) -> None:
+        if principal.token_id in self._revoked:
+            raise Unauthenticated("access token revoked")
+        if (principal.kind, principal.id) in self._disabled:
+            raise Unauthenticated(f"{principal.kind} disabled")
+
+    async def revoke(self, principal: Principal, conn: asyncpg.Connection) -> None:
+        """Record the revocation in the caller's transaction (so it is audited with it)."""
+        expires = datetime.fromtimestamp(principal.expires_at, UTC)
+        await conn.execute(q.REVOKE_TOKEN, principal.token_id, expires)
+        self._revoked[principal.token_id] = float(principal.expires_at)
+
+    async def refresh(self) -> None:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(q.REVOKED_SINCE, self._since)
+            disabled = await conn.fetch(q.DISABLED_SUBJECTS)
+        for row in rows:
+            self._revoked[row["jti"]] = row["expires_at"].timestamp()
+            self._since = max(self._since, row["revoked_at"])
+        now = datetime.now(UTC).timestamp()
+        for jti in [j for j, exp in self._revoked.items() if exp < now - 3600]:
+            del self._revoked[jti]
+        self._disabled = frozenset((r["kind"], r["id"]) for r in disabled)
+        self.last_refresh = datetime.now(UTC)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="revocation-poller")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        purge_every = max(1, int(600 / self._interval))
+        rounds = 0
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.refresh()
+                rounds += 1
+                if rounds % purge_every == 0:
+                    await self._pool.execute(q.PURGE_REVOKED)
+                    await self._pool.execute(q.PURGE_JTIS)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                _log.warning("revocation_refresh_failed", error=type(exc).__name__)

@@ -1,0 +1,1 @@
+"""Command line (typer): thin commands over the same services as the HTTP API."""

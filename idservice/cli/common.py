@@ -1,0 +1,49 @@
+"""Shared plumbing of the CLI commands: settings, the database, output."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+import asyncpg
+import typer
+from rich.console import Console
+
+from idservice.db.pool import connect
+from idservice.runtime import resolve_database
+from idservice.settings import Settings, get_settings
+
+__all__ = ["console", "err_console", "fail", "run", "service_connection", "settings"]
+
+T = TypeVar("T")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def settings() -> Settings:
+    return get_settings()
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+def run(main: Callable[[], Awaitable[T]]) -> T:
+    return asyncio.run(main())  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def service_connection(cfg: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """A connection as the service role, to the same database the server uses."""
+    target = await resolve_database(cfg)
+    try:
+        conn = await connect(target.service_url)
+        try:
+            yield conn
+        finally:
+            await conn.close()
+    finally:
+        target.close()

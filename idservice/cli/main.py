@@ -1,0 +1,61 @@
+"""`idservice` command line (contract 6.2)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from idservice.cli import clients as clients_cli
+from idservice.cli.common import console, run, settings
+from idservice.db.migrate import migrate as apply_migrations
+from idservice.runtime import resolve_database
+
+__all__ = ["app"]
+
+app = typer.Typer(help="idservice: PIN issuance, officer login, tamper-evident audit log.",
+                  no_args_is_help=True)
+db_app = typer.Typer(help="Database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(clients_cli.app, name="clients")
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply migrations/ in order (idempotent, safe to run concurrently)."""
+
+    async def main() -> list[str]:
+        target = await resolve_database(settings(), apply_migrations=False)
+        try:
+            if target.owner_url is None:
+                raise typer.Exit(2)
+            return [f"{m.version:04d}_{m.name}" for m in await apply_migrations(target.owner_url)]
+        finally:
+            target.close()
+
+    applied = run(main)
+    console.print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64)] = 1,
+) -> None:
+    """Run the service from configuration."""
+    from idservice.cli.serve import serve_app
+
+    serve_app(host=host, port=port, workers=workers, dev=False)
+
+
+@app.command()
+def dev(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Embedded PostgreSQL + SoftHSM token + demo material under the data dir, then serve."""
+    from idservice.cli.serve import serve_app
+
+    serve_app(host=host, port=port, workers=1, dev=True)
+

@@ -1,0 +1,94 @@
+"""Errors with stable machine codes, rendered as RFC 9457 problem details (contract section 1).
+
+Every error the service means to return is a `ProblemError` subclass carrying its HTTP status
+and contract `code`; one handler in `api/problems.py` renders them. Anything else is a bug and
+is answered with a generic 500 that reveals nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "Forbidden",
+    "InvalidField",
+    "MalformedRequest",
+    "NotFound",
+    "PayloadTooLarge",
+    "PinSpaceExhaustedError",
+    "ProblemError",
+    "PurposeRequired",
+    "RegistrationConflict",
+    "Unauthenticated",
+    "Unavailable",
+    "UnsupportedMediaType",
+]
+
+
+class ProblemError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str | None = None, *, field: str | None = None) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.field = field
+
+    def to_problem(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": f"urn:idservice:problem:{self.code}",
+            "title": self.title,
+            "status": self.status,
+            "code": self.code,
+            "detail": self.detail,
+        }
+        if self.field is not None:
+            body["field"] = self.field
+        return body
+
+
+class InvalidField(ProblemError):
+    status, code, title = 422, "invalid_field", "A field breaks its rule"
+
+
+class MalformedRequest(ProblemError):
+    status, code, title = 400, "malformed_request", "Malformed request"
+
+
+class UnsupportedMediaType(ProblemError):
+    """Extension: the contract has no code for a wrong Content-Type; 415 says it precisely."""
+
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
+
+
+class PayloadTooLarge(ProblemError):
+    status, code, title = 413, "payload_too_large", "Payload too large"
+
+
+class Unauthenticated(ProblemError):
+    status, code, title = 401, "unauthenticated", "Authentication required"
+
+
+class Forbidden(ProblemError):
+    status, code, title = 403, "forbidden", "Not allowed"
+
+
+class NotFound(ProblemError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class RegistrationConflict(ProblemError):
+    status, code, title = 409, "registration_conflict", "Registration key already used"
+
+
+class PinSpaceExhaustedError(ProblemError):
+    status, code, title = 409, "pin_space_exhausted", "PIN space exhausted"
+
+
+class PurposeRequired(ProblemError):
+    status, code, title = 400, "purpose_required", "Purpose required"
+
+
+class Unavailable(ProblemError):
+    status, code, title = 503, "unavailable", "Service unavailable"

@@ -1,0 +1,1 @@
+"""Person records: issuance, verification, reads, searches and corrections (contract section 4)."""

@@ -1,0 +1,118 @@
+"""Request and response bodies of the person endpoints (contract section 4).
+
+Parsed in pydantic's strict JSON mode: a number is not a string, a date is an ISO `YYYY-MM-DD`
+string, unknown fields are refused. Rules that need more than one field (dates against each
+other, the province valid on the registration date) live in `persons/rules.py`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from idservice.persons.names import check_text
+from idservice.pin.format import is_well_formed
+
+__all__ = [
+    "Child",
+    "CorrectionChanges",
+    "CorrectionRequest",
+    "IssueRequest",
+    "Parent",
+    "Registration",
+    "VerifyRequest",
+]
+
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def _pin(value: str) -> str:
+    if not is_well_formed(value):
+        raise ValueError("must be a well-formed PIN: 12 ASCII digits")
+    return value
+
+
+def _short(value: str) -> str:
+    return check_text(value, max_length=200)
+
+
+Name = Annotated[str, AfterValidator(check_text)]
+Text = Annotated[str, AfterValidator(_short)]
+PinStr = Annotated[str, AfterValidator(_pin)]
+Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+IsoDate = Annotated[date, Field(strict=True)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Registration(_Body):
+    authority: Text
+    number: Text
+    book: Text | None = None
+    registered_on: IsoDate
+    province_code: Annotated[str, Field(pattern=r"^[0-9]{3}$")]
+
+
+class Child(_Body):
+    full_name: Name
+    other_names: Annotated[list[Name], Field(max_length=20)] = []
+    sex: Literal["M", "F"]
+    date_of_birth: IsoDate
+    place_of_birth: Text | None = None
+    home_town: Text | None = None
+    ethnicity: Text | None = None
+    nationality: Country = "VN"
+
+
+class Parent(_Body):
+    full_name: Name
+    pin: PinStr | None = None
+    nationality: Country | None = None
+
+
+class IssueRequest(_Body):
+    registration: Registration
+    child: Child
+    father: Parent | None = None
+    mother: Parent | None = None
+
+
+class VerifyRequest(_Body):
+    pin: Annotated[str, Field(max_length=64)]
+    full_name: Annotated[str, Field(max_length=1000)]
+    date_of_birth: IsoDate
+
+
+class CorrectionChanges(_Body):
+    """Fields of the child, and the parents, that a correction may change."""
+
+    full_name: Name | None = None
+    other_names: Annotated[list[Name], Field(max_length=20)] | None = None
+    sex: Literal["M", "F"] | None = None
+    date_of_birth: IsoDate | None = None
+    place_of_birth: Text | None = None
+    home_town: Text | None = None
+    ethnicity: Text | None = None
+    nationality: Country | None = None
+    father: Parent | None = None
+    mother: Parent | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> CorrectionChanges:
+        if not self.model_fields_set:
+            raise ValueError("at least one field must change")
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        """Only the fields the caller sent (an explicit null parent removes that parent)."""
+        return self.model_dump(mode="json", include=self.model_fields_set)
+
+
+class CorrectionRequest(_Body):
+    changes: CorrectionChanges
+    reason: Annotated[str, AfterValidator(lambda v: check_text(v, max_length=1000))]

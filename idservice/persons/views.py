@@ -1,0 +1,43 @@
+"""Person rows -> the JSON the API returns (contract section 4)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+__all__ = ["body_digest", "load_record", "person_view", "rfc3339"]
+
+
+def rfc3339(at: datetime) -> str:
+    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def load_record(value: Any) -> dict[str, Any]:
+    """jsonb comes back as a str or, with the pool's codec, as a dict: accept both."""
+    record = json.loads(value) if isinstance(value, str) else value
+    if not isinstance(record, dict):
+        raise TypeError("person.record is not an object")
+    return record
+
+
+def body_digest(record: dict[str, Any]) -> bytes:
+    """Idempotency digest of a registration body: canonical JSON of the validated request."""
+    canonical = json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).digest()
+
+
+def person_view(row: asyncpg.Record) -> dict[str, Any]:
+    record = load_record(row["record"])
+    view: dict[str, Any] = {
+        "pin": row["pin"],
+        "status": row["status"],
+        "replaced_by": row["replaced_by"],
+        "issued_at": rfc3339(row["issued_at"]),
+        "updated_at": rfc3339(row["updated_at"]),
+    }
+    view.update(record)
+    return view

@@ -1,0 +1,41 @@
+"""SQL of machine clients, operators and token revocation."""
+
+GET_CLIENT = """
+SELECT id, name, public_key_pem, roles, jurisdiction, enabled FROM client WHERE id = $1
+"""
+
+INSERT_CLIENT = """
+INSERT INTO client (id, name, public_key_pem, cert_sha256, roles, jurisdiction)
+VALUES ($1, $2, $3, $4, $5, $6)
+"""
+
+LIST_CLIENTS = """
+SELECT id, name, roles, jurisdiction, enabled, cert_sha256, created_at FROM client ORDER BY id
+"""
+
+DISABLE_CLIENT = """
+UPDATE client SET enabled = false, changed_at = clock_timestamp() WHERE id = $1 RETURNING id
+"""
+
+REMEMBER_JTI = """
+INSERT INTO client_assertion_jti (client_id, jti, expires_at) VALUES ($1, $2, $3)
+ON CONFLICT DO NOTHING RETURNING jti
+"""
+
+PURGE_JTIS = "DELETE FROM client_assertion_jti WHERE expires_at < now() - interval '10 minutes'"
+
+REVOKE_TOKEN = """
+INSERT INTO revoked_token (jti, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING
+"""
+
+REVOKED_SINCE = """
+SELECT jti, revoked_at, expires_at FROM revoked_token WHERE revoked_at > $1 AND expires_at > now()
+"""
+
+DISABLED_SUBJECTS = """
+SELECT 'client' AS kind, id FROM client WHERE NOT enabled
+UNION ALL
+SELECT 'operator', id FROM operator WHERE NOT enabled
+"""
+
+PURGE_REVOKED = "DELETE FROM revoked_token WHERE expires_at < now() - interval '1 hour'"

@@ -1,0 +1,111 @@
+"""Service configuration (contract section 6.1).
+
+One cached `Settings` object built from `IDSERVICE_*` environment variables, or from a TOML file
+named by `IDSERVICE_CONFIG` (environment wins over the file). Unset database and HSM settings mean
+the zero-setup default: embedded PostgreSQL and a SoftHSM token under `data_dir`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from idservice.pin.provinces import PrefixRule
+
+__all__ = ["Settings", "get_settings", "split_list"]
+
+
+def split_list(value: str | None) -> list[str]:
+    """Comma-separated setting -> list, the contract's format for file and OID lists."""
+    if not value:
+        return []
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IDSERVICE_", extra="ignore")
+
+    database_url: str | None = None
+    owner_database_url: str | None = None
+    data_dir: Path = Path("./var")
+    origin: str = "http://127.0.0.1:8000"
+
+    pkcs11_module: str | None = None
+    pkcs11_token_label: str | None = None
+    pkcs11_pin: SecretStr | None = None
+    jwt_key_label: str = "idservice-access-token-es256"
+
+    trust_anchors: str | None = None
+    issuing_cas: str | None = None
+    crls: str | None = None
+    revocation: Literal["require", "ocsp-then-crl"] = "require"
+    cert_policies: str | None = None
+
+    token_ttl: int = Field(default=900, ge=60, le=86_400)
+    token_issuer: str = "idservice"
+    client_assertion_max_lifetime: int = 300
+    province_prefix_rule: PrefixRule = PrefixRule.ZERO_PLUS_NEW_CODE
+
+    max_body_bytes: int = 1024 * 1024
+    max_batch_body_bytes: int = 1024 * 1024 * 1024
+    batch_chunk_lines: int = Field(default=500, ge=1, le=10_000)
+    db_pool_min: int = 4
+    db_pool_max: int = 40
+    sequencer_interval: float = 0.2
+    log_level: str = "INFO"
+
+    @field_validator("origin")
+    @classmethod
+    def _origin_has_no_path(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if not value.startswith(("http://", "https://")) or "/" in value.split("://", 1)[1]:
+            raise ValueError("origin must be scheme://host[:port] without a path")
+        return value
+
+    @property
+    def token_audience(self) -> str:
+        """Access tokens are audience-bound to this service's origin."""
+        return self.origin
+
+    @property
+    def client_token_url(self) -> str:
+        return f"{self.origin}/v1/auth/client-token"
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def uses_dev_hsm(self) -> bool:
+        return self.pkcs11_module is None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("IDSERVICE_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests build their own `Settings` and pass it explicitly."""
+    return Settings()

@@ -1,0 +1,146 @@
+"""Session fixtures: one data dir holding a real embedded PostgreSQL and a SoftHSM token,
+migrated once; a real HTTP server on loopback; clients and officers with real tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from idservice.app import create_app
+from idservice.auth.assertion import client_token_form
+from idservice.auth.client_registry import add_client
+from idservice.db.pool import connect
+from idservice.runtime import DatabaseTarget, resolve_database, resolve_hsm
+from idservice.settings import Settings
+from tests.support.pki import new_client_key
+from tests.support.server import ServerThread, free_port
+
+pytest_plugins = ["tests.support.fixtures_hsm", "tests.support.fixtures_db"]
+
+
+@pytest.fixture(scope="session")
+def server_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def settings(data_dir: Path, server_port: int) -> Settings:
+    return Settings(data_dir=data_dir, origin=f"http://127.0.0.1:{server_port}",
+                    log_level="WARNING", sequencer_interval=0.05)
+
+
+@pytest.fixture(scope="session")
+def database(settings: Settings, embedded_pg: object) -> Iterator[DatabaseTarget]:
+    """The migrated database of the session, in the session cluster (`embedded_pg`)."""
+    target = asyncio.run(resolve_database(settings))
+    yield target
+    target.close()
+
+
+@pytest.fixture(scope="session")
+def server(settings: Settings, database: DatabaseTarget, server_port: int) -> Iterator[ServerThread]:
+    resolve_hsm(settings)
+    thread = ServerThread(create_app(settings, database=database), server_port).start()
+    yield thread
+    thread.stop()
+
+
+def run_db(url: str, sql: str, *args: object) -> list[asyncpg.Record]:
+    async def main() -> list[asyncpg.Record]:
+        conn = await connect(url)
+        try:
+            return await conn.fetch(sql, *args)
+        finally:
+            await conn.close()
+
+    return asyncio.run(main())
+
+
+@pytest.fixture(scope="session")
+def service_db(database: DatabaseTarget) -> Callable[..., list[asyncpg.Record]]:
+    """Run one statement as the service role."""
+    return lambda sql, *args: run_db(database.service_url, sql, *args)
+
+
+@pytest.fixture(scope="session")
+def owner_db(database: DatabaseTarget) -> Callable[..., list[asyncpg.Record]]:
+    assert database.owner_url is not None
+    return lambda sql, *args: run_db(database.owner_url, sql, *args)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def make_client(server: ServerThread, database: DatabaseTarget) -> Callable[..., tuple[str, object]]:
+    """`make_client(jurisdiction, roles)` registers a new client; returns (id, private key)."""
+
+    def factory(jurisdiction: str = "052", roles: tuple[str, ...] = ("registrar",)) -> tuple[str, object]:
+        client_id = f"test-{secrets.token_hex(6)}"
+        key = new_client_key(client_id)
+
+        async def main() -> None:
+            conn = await connect(database.service_url)
+            try:
+                await add_client(conn, client_id=client_id, cert_pem=key.cert_pem,
+                                 roles=list(roles), jurisdiction=jurisdiction)
+            finally:
+                await conn.close()
+
+        asyncio.run(main())
+        return client_id, key.key
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def client_token(server: ServerThread, make_client: Callable[..., tuple[str, object]],
+                 settings: Settings) -> Callable[..., str]:
+    """`client_token(jurisdiction, roles)`: a real access token via private_key_jwt over HTTP."""
+
+    def factory(jurisdiction: str = "052", roles: tuple[str, ...] = ("registrar",)) -> str:
+        client_id, key = make_client(jurisdiction, roles)
+        response = httpx.post(f"{server.base_url}/v1/auth/client-token",
+                              data=client_token_form(client_id, key, settings.client_token_url))
+        assert response.status_code == 200, response.text
+        token: str = response.json()["access_token"]
+        return token
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def officer_token(server: ServerThread, service_db: Callable[..., list[asyncpg.Record]]
+                  ) -> Callable[..., str]:
+    """`officer_token(jurisdiction, roles)`: an operator row plus an access token signed by the
+    service's HSM key, as the officer login (issue 3, not built yet) will issue it. Not a mock:
+    the token is minted by the server's own issuer and verified by the server on each call."""
+
+    def factory(jurisdiction: str = "052", roles: tuple[str, ...] = ("officer",)) -> str:
+        operator_id = f"officer-{secrets.token_hex(6)}"
+        fingerprint = secrets.token_hex(32)
+        service_db(
+            "INSERT INTO operator (id, name, cert_sha256, cert_issuer, cert_serial, cert_pem, "
+            "roles, jurisdiction) VALUES ($1, $2, $3, 'CN=Test CA', $4, '-', $5, $6)",
+            operator_id, f"Officer {operator_id}", fingerprint, secrets.token_hex(8),
+            list(roles), jurisdiction)
+        issued = server.call(server.services.issuer.issue(
+            kind="operator", subject=operator_id, roles=roles, jurisdiction=jurisdiction,
+            extra={"cnf": {"x5t#S256": fingerprint}}))
+        return issued.token
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def registrar(server: ServerThread, client_token: Callable[..., str]) -> httpx.Client:
+    """An HTTP client authenticated as a registrar for province 052."""
+    return server.client(client_token("052"))
+
+
+@pytest.fixture(scope="session")
+def officer(server: ServerThread, officer_token: Callable[..., str]) -> httpx.Client:
+    return server.client(officer_token("052"))
