@@ -68,7 +68,7 @@ def create_app(
             token_key = await open_token_key(keystore, settings.jwt_key_label)
             pool = await create_pool(db.service_url, min_size=settings.db_pool_min,
                                      max_size=settings.db_pool_max)
-            revocation = RevocationState(pool)
+            revocation = RevocationState(pool, settings.revocation_poll_interval)
             await revocation.refresh()
             revocation.start()
             sequencer = Sequencer(pool, settings.sequencer_interval)

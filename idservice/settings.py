@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     db_pool_min: int = 4
     db_pool_max: int = 40
     sequencer_interval: float = 0.2
+    revocation_poll_interval: float = Field(default=5.0, gt=0, le=30)
     log_level: str = "INFO"
 
     @field_validator("origin")

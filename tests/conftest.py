@@ -32,7 +32,8 @@ def server_port() -> int:
 @pytest.fixture(scope="session")
 def settings(data_dir: Path, server_port: int) -> Settings:
     return Settings(data_dir=data_dir, origin=f"http://127.0.0.1:{server_port}",
-                    log_level="WARNING", sequencer_interval=0.05)
+                    log_level="WARNING", sequencer_interval=0.05,
+                    revocation_poll_interval=0.5)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,12 @@ from idservice.api.bodies import read_body
 from idservice.api.deps import Caller, Svc, anonymous_context, request_context
 from idservice.audit.events import Actor, AuditEvent
 from idservice.audit.recorder import record
-from idservice.auth.clients import ASSERTION_TYPE, ClientAuthError, verify_client_assertion
+from idservice.auth.clients import (
+    ASSERTION_TYPE,
+    ClientAuthError,
+    claimed_client_id,
+    verify_client_assertion,
+)
 from idservice.errors import PayloadTooLarge
 
 __all__ = ["router"]
@@ -58,7 +63,8 @@ async def client_token(request: Request, svc: Svc) -> JSONResponse:
         return _oauth_error(ClientAuthError(
             "invalid_client", f"client_assertion_type must be {ASSERTION_TYPE}", 401))
     claimed_id = form.get("client_id")
-    actor = Actor("client", claimed_id or "unknown")
+    actor = Actor("client", (claimed_id or claimed_client_id(form["client_assertion"])
+                             or "unknown")[:64])
     try:
         async with svc.pool.acquire() as conn, conn.transaction():
             client = await verify_client_assertion(

@@ -7,6 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from hsm.errors import HsmError
 from idservice.errors import (
@@ -74,6 +75,11 @@ def install_handlers(app: FastAPI) -> None:
     async def _hsm(_: Request, exc: HsmError) -> JSONResponse:
         _log.error("hsm_error", error=type(exc).__name__)
         return problem_response(Unavailable("the HSM is unavailable; nothing was done"))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(_: Request, exc: ClientDisconnect) -> JSONResponse:
+        _log.info("client_disconnected")
+        return problem_response(MalformedRequest("client disconnected before the body ended"))
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

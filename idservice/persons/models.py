@@ -11,7 +11,7 @@ import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from idservice.persons.names import check_text
 from idservice.pin.format import is_well_formed
@@ -35,6 +35,18 @@ def _pin(value: str) -> str:
     return value
 
 
+def _iso_date(value: object) -> object:
+    """Only `YYYY-MM-DD`: pydantic would also read a digit string as a Unix timestamp."""
+    if not isinstance(value, str):
+        return value  # a date object (Python callers); any other type fails strict `date`
+    if not _DATE.fullmatch(value):
+        raise ValueError("must be a date YYYY-MM-DD")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be a real calendar date YYYY-MM-DD") from None
+
+
 def _short(value: str) -> str:
     return check_text(value, max_length=200)
 
@@ -43,7 +55,7 @@ Name = Annotated[str, AfterValidator(check_text)]
 Text = Annotated[str, AfterValidator(_short)]
 PinStr = Annotated[str, AfterValidator(_pin)]
 Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
-IsoDate = Annotated[date, Field(strict=True)]
+IsoDate = Annotated[date, BeforeValidator(_iso_date), Field(strict=True)]
 
 
 class _Body(BaseModel):

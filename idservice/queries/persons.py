@@ -32,7 +32,8 @@ BLOCK_COUNTS = "SELECT block, used FROM pin_block WHERE prefix = $1"
 
 USED_IN_RANGE = """
 SELECT substr(pin, 7, 6)::int FROM person
- WHERE pin BETWEEN $1::text || lpad($2::text, 6, '0') AND $1::text || lpad($3::text, 6, '0')
+ WHERE pin BETWEEN $1::text || lpad($2::int::text, 6, '0')
+               AND $1::text || lpad($3::int::text, 6, '0')
  ORDER BY pin
 """
 

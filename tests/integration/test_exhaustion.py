@@ -1,0 +1,82 @@
+"""A full bucket answers 409 pin_space_exhausted exactly when every number is taken.
+
+The real bucket holds 10^6 numbers; this test runs a second server on the same database whose
+allocator uses a 100-number space (10 blocks of 10), so "full" is reachable in a test. Only
+the space size differs: the SQL, the allocator and the HTTP path are the production ones.
+It signs tokens with its own key on its own SoftHSM token (one open store per token per process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from idservice.app import create_app
+from idservice.auth.assertion import client_token_form
+from idservice.pin.allocator import AllocatorConfig
+from idservice.runtime import DatabaseTarget
+from idservice.settings import Settings
+from tests.support.bodies import issue_body
+from tests.support.fixtures_hsm import SoftHsmDir
+from tests.support.server import ServerThread, free_port
+
+SPACE = 100
+
+
+@pytest.fixture(scope="module")
+def tiny_server(settings: Settings, database: DatabaseTarget, softhsm_dir: SoftHsmDir,
+                softhsm_token_factory: Callable, server: ServerThread) -> Iterator[ServerThread]:
+    token = softhsm_token_factory("tiny-bucket")
+    tiny_settings = settings.model_copy(update={
+        "pkcs11_module": token.module_path, "pkcs11_token_label": token.token_label,
+        "pkcs11_pin": softhsm_dir.user_pin, "jwt_key_label": "tiny-es256"})
+    from pydantic import SecretStr
+
+    tiny_settings = tiny_settings.model_copy(update={"pkcs11_pin": SecretStr(softhsm_dir.user_pin)})
+    app = create_app(tiny_settings, database=database,
+                     allocator=AllocatorConfig(space=SPACE, block_size=10, random_tries=4))
+    thread = ServerThread(app, free_port()).start()
+    yield thread
+    thread.stop()
+
+
+def test_bucket_fills_to_exactly_space_then_exhausted(
+    tiny_server: ServerThread, make_client: Callable[..., tuple[str, object]],
+    settings: Settings, service_db: Callable[..., list],
+) -> None:
+    client_id, key = make_client("001")
+    response = httpx.post(f"{tiny_server.base_url}/v1/auth/client-token",
+                          data=client_token_form(client_id, key, settings.client_token_url))
+    assert response.status_code == 200, response.text
+    token = response.json()["access_token"]
+
+    def body() -> dict:
+        return issue_body("001", sex="M", dob="1901-02-03", registered_on="1901-03-01")
+
+    async def main() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=tiny_server.base_url, timeout=60,
+                                     headers={"Authorization": f"Bearer {token}"}) as client:
+            sem = asyncio.Semaphore(16)
+
+            async def one() -> httpx.Response:
+                async with sem:
+                    return await client.post("/v1/pins", json=body())
+
+            return list(await asyncio.gather(*(one() for _ in range(SPACE))))
+
+    responses = asyncio.run(main())
+    assert [r.status_code for r in responses] == [201] * SPACE, [r.text for r in responses
+                                                                  if r.status_code != 201][:3]
+    pins = {r.json()["pin"] for r in responses}
+    assert pins == {f"001001{n:06d}" for n in range(SPACE)}
+
+    with httpx.Client(base_url=tiny_server.base_url, timeout=60,
+                      headers={"Authorization": f"Bearer {token}"}) as client:
+        full = client.post("/v1/pins", json=body())
+    assert full.status_code == 409
+    assert full.json()["code"] == "pin_space_exhausted"
+    assert service_db("SELECT count(*) FROM person WHERE pin LIKE '001001%'")[0][0] == SPACE
+    assert service_db("SELECT sum(used) FROM pin_block WHERE prefix = '001001'")[0][0] == SPACE
