@@ -45,7 +45,8 @@ def database(settings: Settings, embedded_pg: object) -> Iterator[DatabaseTarget
 
 
 @pytest.fixture(scope="session")
-def server(settings: Settings, database: DatabaseTarget, server_port: int) -> Iterator[ServerThread]:
+def server(settings: Settings, database: DatabaseTarget,
+           server_port: int) -> Iterator[ServerThread]:
     resolve_hsm(settings)
     thread = ServerThread(create_app(settings, database=database), server_port).start()
     yield thread
@@ -76,10 +77,12 @@ def owner_db(database: DatabaseTarget) -> Callable[..., list[asyncpg.Record]]:
 
 
 @pytest.fixture(scope="session")
-def make_client(server: ServerThread, database: DatabaseTarget) -> Callable[..., tuple[str, object]]:
+def make_client(server: ServerThread,
+                database: DatabaseTarget) -> Callable[..., tuple[str, object]]:
     """`make_client(jurisdiction, roles)` registers a new client; returns (id, private key)."""
 
-    def factory(jurisdiction: str = "052", roles: tuple[str, ...] = ("registrar",)) -> tuple[str, object]:
+    def factory(jurisdiction: str = "052",
+                roles: tuple[str, ...] = ("registrar",)) -> tuple[str, object]:
         client_id = f"test-{secrets.token_hex(6)}"
         key = new_client_key(client_id)
 

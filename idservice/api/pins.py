@@ -17,6 +17,7 @@ from idservice.api.openapi import json_body_doc, ndjson_body_doc
 from idservice.api.problems import DB_UNAVAILABLE
 from idservice.audit.events import RequestContext
 from idservice.errors import PayloadTooLarge, ProblemError, Unavailable
+from idservice.logging import get_logger
 from idservice.metrics import ISSUANCES
 from idservice.persons import issuance
 from idservice.persons.access import verify
@@ -26,6 +27,7 @@ from idservice.persons.models import IssueRequest, VerifyRequest
 __all__ = ["router"]
 
 router = APIRouter(tags=["pins"])
+_log = get_logger(__name__)
 
 
 @router.post("/v1/pins", status_code=201, openapi_extra=json_body_doc(IssueRequest),
@@ -129,11 +131,15 @@ async def _run_batch(
                 await flush()
         if chunk:
             await flush()
-    except ProblemError as problem:
-        queue.put_nowait(json.dumps({"line": None, "error": problem.to_problem()}).encode() + b"\n")
     except Exception as exc:  # report and stop: lines already answered stay answered
-        problem = Unavailable() if isinstance(exc, DB_UNAVAILABLE) else ProblemError()
-        queue.put_nowait(json.dumps({"line": None, "error": problem.to_problem()}).encode() + b"\n")
+        if isinstance(exc, ProblemError):
+            fatal = exc
+        elif isinstance(exc, DB_UNAVAILABLE):
+            fatal = Unavailable()
+        else:
+            _log.exception("batch_failed", error=type(exc).__name__)
+            fatal = ProblemError()
+        queue.put_nowait(json.dumps({"line": None, "error": fatal.to_problem()}).encode() + b"\n")
     finally:
         queue.put_nowait(None)
 

@@ -9,16 +9,15 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-import asyncpg
-
 from idservice.audit.events import AuditEvent, RequestContext
+from idservice.db.types import Conn
 from idservice.queries import audit as q
 
 __all__ = ["record"]
 
 
 async def record(
-    conn: asyncpg.Connection, ctx: RequestContext, events: Sequence[AuditEvent]
+    conn: Conn, ctx: RequestContext, events: Sequence[AuditEvent]
 ) -> None:
     if not events:
         return

@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from idservice.auth.principal import ROLES
+from idservice.db.types import Conn
 from idservice.queries import auth as q
 
 __all__ = [
@@ -47,7 +48,7 @@ def parse_jurisdiction(value: str) -> str:
     return value
 
 
-async def add_client(conn: asyncpg.Connection, *, client_id: str, cert_pem: bytes,
+async def add_client(conn: Conn, *, client_id: str, cert_pem: bytes,
                      roles: list[str], jurisdiction: str, name: str | None = None) -> None:
     try:
         cert = x509.load_pem_x509_certificate(cert_pem)
@@ -65,7 +66,7 @@ async def add_client(conn: asyncpg.Connection, *, client_id: str, cert_pem: byte
         raise ClientRegistryError(f"invalid client: {exc.constraint_name}") from exc
 
 
-async def list_clients(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+async def list_clients(conn: Conn) -> list[dict[str, Any]]:
     return [
         {"id": r["id"], "name": r["name"], "roles": list(r["roles"]),
          "jurisdiction": r["jurisdiction"], "enabled": r["enabled"],
@@ -74,5 +75,5 @@ async def list_clients(conn: asyncpg.Connection) -> list[dict[str, Any]]:
     ]
 
 
-async def disable_client(conn: asyncpg.Connection, client_id: str) -> bool:
+async def disable_client(conn: Conn, client_id: str) -> bool:
     return await conn.fetchval(q.DISABLE_CLIENT, client_id) is not None

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from idservice.clock import Clock
+from idservice.db.types import Conn
 from idservice.queries import auth as q
 
 __all__ = [
@@ -70,7 +70,7 @@ def _algorithms_for(key: Any) -> list[str]:
 
 
 async def verify_client_assertion(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     assertion: str,
     client_id: str | None,

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from idservice.auth.principal import Principal
+from idservice.db.types import Conn
 from idservice.errors import Unauthenticated
 from idservice.logging import get_logger
 from idservice.queries import auth as q
@@ -40,7 +41,7 @@ class RevocationState:
         if (principal.kind, principal.id) in self._disabled:
             raise Unauthenticated(f"{principal.kind} disabled")
 
-    async def revoke(self, principal: Principal, conn: asyncpg.Connection) -> None:
+    async def revoke(self, principal: Principal, conn: Conn) -> None:
         """Record the revocation in the caller's transaction (so it is audited with it)."""
         expires = datetime.fromtimestamp(principal.expires_at, UTC)
         await conn.execute(q.REVOKE_TOKEN, principal.token_id, expires)

@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 
+from idservice.db.types import Conn
 from idservice.pin.allocator import AllocatorConfig
 from idservice.queries import persons as q
 
@@ -20,7 +21,7 @@ __all__ = ["PgBucketStore"]
 class PgBucketStore:
     def __init__(
         self,
-        conn: asyncpg.Connection,
+        conn: Conn,
         prefix: str,
         person_columns: Sequence[Any],
         config: AllocatorConfig,

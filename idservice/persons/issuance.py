@@ -20,6 +20,7 @@ import asyncpg
 from idservice.audit.events import AuditEvent, RequestContext
 from idservice.audit.recorder import record
 from idservice.auth.principal import Principal
+from idservice.db.types import Conn
 from idservice.errors import (
     PinSpaceExhaustedError,
     ProblemError,
@@ -95,7 +96,7 @@ def _json(value: Any) -> str:
 
 
 async def issue_in_transaction(
-    conn: asyncpg.Connection, ctx: PersonsContext, p: PreparedIssue
+    conn: Conn, ctx: PersonsContext, p: PreparedIssue
 ) -> tuple[IssueOutcome | ProblemError, AuditEvent]:
     """Issue (or replay) one registration inside the caller's transaction.
 

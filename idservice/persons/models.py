@@ -11,7 +11,15 @@ import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from idservice.persons.names import check_text
 from idservice.pin.format import is_well_formed
@@ -113,6 +121,16 @@ class CorrectionChanges(_Body):
     nationality: Country | None = None
     father: Parent | None = None
     mother: Parent | None = None
+
+    @field_validator("full_name", "other_names", "sex", "date_of_birth", "nationality",
+                     mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # An absent field means "unchanged"; an explicit null would blank a field every
+        # record must have, and must be refused on that field (not later as `changes`).
+        if value is None:
+            raise ValueError("must not be null")
+        return value
 
     @model_validator(mode="after")
     def _not_empty(self) -> CorrectionChanges:

@@ -143,7 +143,8 @@ def test_access_fails_when_its_audit_event_cannot_be_written(
 ) -> None:
     """Fail closed: make the audit insert fail (a constraint added by the owner) and the read
     must fail too, without revealing the record."""
-    pin = registrar.post("/v1/pins", json=issue_body("052", full_name="Hồ Thị Bí Mật")).json()["pin"]
+    body = issue_body("052", full_name="Hồ Thị Bí Mật")
+    pin = registrar.post("/v1/pins", json=body).json()["pin"]
     owner_db("ALTER TABLE audit_event ADD CONSTRAINT test_block_reads "
              "CHECK (action <> 'person.read') NOT VALID")
     try:

@@ -1,0 +1,5 @@
+"""`python -m idservice.cli`: the same as the `idservice` script."""
+
+from idservice.cli.main import app
+
+app()
