@@ -1,11 +1,17 @@
-"""An injectable clock: everything that checks validity or expiry asks it, tests freeze it."""
+"""An injectable clock: everything that checks validity or expiry asks it, tests freeze it.
+
+`today()` is the civil date where births are registered (Vietnam, UTC+7): a registration made
+at 06:00 local time on the 1st carries the 1st, which in UTC is still the 31st.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Protocol
 
-__all__ = ["Clock", "FixedClock", "SystemClock"]
+__all__ = ["CIVIL_TIMEZONE", "Clock", "FixedClock", "SystemClock"]
+
+CIVIL_TIMEZONE = timezone(timedelta(hours=7), "ICT")
 
 
 class Clock(Protocol):
@@ -19,7 +25,7 @@ class SystemClock:
         return datetime.now(UTC)
 
     def today(self) -> date:
-        return self.now().date()
+        return self.now().astimezone(CIVIL_TIMEZONE).date()
 
 
 class FixedClock:
@@ -30,4 +36,4 @@ class FixedClock:
         return self.at
 
     def today(self) -> date:
-        return self.at.date()
+        return self.at.astimezone(CIVIL_TIMEZONE).date()

@@ -53,10 +53,15 @@ async def client_token(request: Request, svc: Svc) -> JSONResponse:
             "invalid_request", "use application/x-www-form-urlencoded", 400))
     try:
         raw = await read_body(request, 64 * 1024)
-        form = dict(parse_qsl(raw.decode("ascii"), keep_blank_values=True, strict_parsing=False))
+        pairs = parse_qsl(raw.decode("ascii"), keep_blank_values=True, strict_parsing=False)
     except (UnicodeDecodeError, PayloadTooLarge):
         return _oauth_error(ClientAuthError("invalid_request", "malformed form body", 400))
-    if form.get("grant_type") != "client_credentials":
+    form = dict(pairs)
+    if len(form) != len(pairs):  # RFC 6749 section 3.2: parameters must not repeat
+        return _oauth_error(ClientAuthError("invalid_request", "a parameter is repeated", 400))
+    if "grant_type" not in form:
+        return _oauth_error(ClientAuthError("invalid_request", "grant_type is required", 400))
+    if form["grant_type"] != "client_credentials":
         return _oauth_error(ClientAuthError(
             "unsupported_grant_type", "grant_type must be client_credentials", 400))
     if form.get("client_assertion_type") != ASSERTION_TYPE or not form.get("client_assertion"):

@@ -19,7 +19,7 @@ from idservice.audit.events import RequestContext
 from idservice.errors import PayloadTooLarge, ProblemError, Unavailable
 from idservice.logging import get_logger
 from idservice.metrics import ISSUANCES
-from idservice.persons import issuance
+from idservice.persons import batch, issuance
 from idservice.persons.access import verify
 from idservice.persons.context import PersonsContext
 from idservice.persons.models import IssueRequest, VerifyRequest
@@ -102,11 +102,11 @@ async def _run_batch(
     queue: asyncio.Queue[bytes | None],
 ) -> None:
     ctx: PersonsContext = svc.persons
-    chunk: list[issuance.BatchLine] = []
+    chunk: list[batch.BatchLine] = []
     size = svc.settings.batch_chunk_lines
 
     async def flush() -> None:
-        results = await issuance.issue_chunk(ctx, rctx, chunk)
+        results = await batch.issue_chunk(ctx, rctx, chunk)
         out = bytearray()
         for line, result in results:
             if not isinstance(result, ProblemError) and result.created:

@@ -15,6 +15,7 @@ from idservice.errors import (
     MalformedRequest,
     NotFound,
     ProblemError,
+    Unauthenticated,
     Unavailable,
 )
 from idservice.logging import get_logger
@@ -39,8 +40,10 @@ DB_UNAVAILABLE: tuple[type[BaseException], ...] = (
 
 
 def problem_response(error: ProblemError) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} \
+        if isinstance(error, Unauthenticated) else None
     return JSONResponse(error.to_problem(), status_code=error.status,
-                        media_type="application/problem+json")
+                        media_type="application/problem+json", headers=headers)
 
 
 def install_handlers(app: FastAPI) -> None:

@@ -8,14 +8,10 @@ by inserting the person row (primary key), so a PIN is never issued twice.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-
-import asyncpg
 
 from idservice.audit.events import AuditEvent, RequestContext
 from idservice.audit.recorder import record
@@ -38,13 +34,14 @@ from idservice.pin.format import bucket_prefix
 from idservice.queries import persons as q
 
 __all__ = [
-    "BatchLine",
     "IssueOutcome",
-    "LineResult",
     "PreparedIssue",
+    "allocate_person",
+    "existing_outcome",
     "issue",
-    "issue_chunk",
     "issue_in_transaction",
+    "issued_outcome",
+    "person_columns",
     "prepare",
 ]
 
@@ -82,7 +79,7 @@ def prepare(ctx: PersonsContext, principal: Principal, req: IssueRequest) -> Pre
     return PreparedIssue(req, record, body_digest(record))
 
 
-def _person_columns(p: PreparedIssue) -> list[Any]:
+def person_columns(p: PreparedIssue) -> list[Any]:
     reg, child = p.req.registration, p.req.child
     return [
         reg.authority, reg.number, reg.registered_on, reg.province_code, child.full_name,
@@ -93,6 +90,54 @@ def _person_columns(p: PreparedIssue) -> list[Any]:
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def existing_outcome(
+    p: PreparedIssue, pin: str, digest: bytes, status: str, issued_at: datetime,
+    registration: dict[str, Any],
+) -> tuple[IssueOutcome | ProblemError, AuditEvent]:
+    """A registration key seen before: the same body is a replay, another body a conflict."""
+    if digest != p.digest:
+        return (
+            RegistrationConflict("this registration key was used with different content",
+                                 field="registration"),
+            AuditEvent("pin.issue", "registration_conflict", pin=pin,
+                       details={"registration": _key(p)}),
+        )
+    outcome = IssueOutcome(pin, status, issued_at, registration, created=False)
+    return outcome, AuditEvent("pin.issue", "replayed", pin=pin,
+                               details={"registration": _key(p)})
+
+
+async def allocate_person(
+    conn: Conn, ctx: PersonsContext, p: PreparedIssue
+) -> tuple[str, datetime] | ProblemError:
+    """Claim a PIN for a new registration by inserting its person row (not the registration)."""
+    child = p.req.child
+    prefix = bucket_prefix(p.req.registration.province_code, child.date_of_birth.year, child.sex)
+    store = PgBucketStore(conn, prefix, person_columns(p), ctx.allocator)
+    try:
+        await allocate(store, ctx.rng, ctx.allocator, bucket=prefix)
+    except PinSpaceExhausted:
+        return PinSpaceExhaustedError(f"all numbers of bucket {prefix} are used")
+    except AllocationContention as exc:
+        raise Unavailable("too much contention for free numbers; retry") from exc
+    assert store.claimed is not None
+    return store.claimed["pin"], store.claimed["issued_at"]
+
+
+def issued_outcome(
+    p: PreparedIssue, claim: tuple[str, datetime] | ProblemError
+) -> tuple[IssueOutcome | ProblemError, AuditEvent]:
+    if isinstance(claim, ProblemError):
+        child = p.req.child
+        prefix = bucket_prefix(p.req.registration.province_code, child.date_of_birth.year,
+                               child.sex)
+        return claim, AuditEvent("pin.issue", "pin_space_exhausted",
+                                 details={"registration": _key(p), "bucket": prefix})
+    pin, issued_at = claim
+    outcome = IssueOutcome(pin, "active", issued_at, p.record["registration"], created=True)
+    return outcome, AuditEvent("pin.issue", "issued", pin=pin, details={"registration": _key(p)})
 
 
 async def issue_in_transaction(
@@ -106,39 +151,13 @@ async def issue_in_transaction(
     await conn.execute(q.LOCK_REGISTRATION, reg.authority, reg.number)
     existing = await conn.fetchrow(q.FIND_REGISTRATION, reg.authority, reg.number)
     if existing is not None:
-        pin = existing["pin"]
-        if bytes(existing["body_sha256"]) != p.digest:
-            return (
-                RegistrationConflict(
-                    "this registration key was used with different content",
-                    field="registration",
-                ),
-                AuditEvent("pin.issue", "registration_conflict", pin=pin,
-                           details={"registration": _key(p)}),
-            )
-        outcome = IssueOutcome(pin, existing["status"], existing["issued_at"],
-                               load_record(existing["record"])["registration"], created=False)
-        return outcome, AuditEvent("pin.issue", "replayed", pin=pin,
-                                   details={"registration": _key(p)})
-
-    prefix = bucket_prefix(reg.province_code, p.req.child.date_of_birth.year, p.req.child.sex)
-    store = PgBucketStore(conn, prefix, _person_columns(p), ctx.allocator)
-    try:
-        await allocate(store, ctx.rng, ctx.allocator, bucket=prefix)
-    except PinSpaceExhausted:
-        return (
-            PinSpaceExhaustedError(f"all numbers of bucket {prefix} are used"),
-            AuditEvent("pin.issue", "pin_space_exhausted", details={"registration": _key(p),
-                                                                     "bucket": prefix}),
-        )
-    except AllocationContention as exc:
-        raise Unavailable("too much contention for free numbers; retry") from exc
-    claimed = store.claimed
-    assert claimed is not None
-    pin = claimed["pin"]
-    await conn.execute(q.INSERT_REGISTRATION, reg.authority, reg.number, p.digest, pin)
-    outcome = IssueOutcome(pin, "active", claimed["issued_at"], p.record["registration"], True)
-    return outcome, AuditEvent("pin.issue", "issued", pin=pin, details={"registration": _key(p)})
+        return existing_outcome(p, existing["pin"], bytes(existing["body_sha256"]),
+                                existing["status"], existing["issued_at"],
+                                load_record(existing["record"])["registration"])
+    claim = await allocate_person(conn, ctx, p)
+    if not isinstance(claim, ProblemError):
+        await conn.execute(q.INSERT_REGISTRATION, reg.authority, reg.number, p.digest, claim[0])
+    return issued_outcome(p, claim)
 
 
 def _key(p: PreparedIssue) -> dict[str, str]:
@@ -156,48 +175,3 @@ async def issue(
     if isinstance(result, ProblemError):
         raise result
     return result
-
-
-# One line of a batch: its number and either a prepared request or the problem found in it.
-BatchLine = tuple[int, "PreparedIssue | ProblemError"]
-LineResult = tuple[int, "IssueOutcome | ProblemError"]
-
-_RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
-
-
-async def issue_chunk(
-    ctx: PersonsContext, rctx: RequestContext, lines: Sequence[BatchLine]
-) -> list[LineResult]:
-    """Issue a chunk of batch lines in one transaction, one audit event per line.
-
-    Rejected lines (bad input) are recorded too, so the log has exactly one event per line.
-    A deadlock between concurrent batches retries the chunk: every line is idempotent.
-    """
-    for attempt in range(3):
-        try:
-            return await _issue_chunk_once(ctx, rctx, lines)
-        except _RETRYABLE:
-            if attempt == 2:
-                raise
-            await asyncio.sleep(0.05 * (attempt + 1))
-    raise AssertionError("unreachable")
-
-
-async def _issue_chunk_once(
-    ctx: PersonsContext, rctx: RequestContext, lines: Sequence[BatchLine]
-) -> list[LineResult]:
-    results: list[LineResult] = []
-    events: list[AuditEvent] = []
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        for line, item in lines:
-            if isinstance(item, ProblemError):
-                results.append((line, item))
-                events.append(AuditEvent("pin.issue", "rejected",
-                                         details={"line": line, "code": item.code}))
-                continue
-            result, event = await issue_in_transaction(conn, ctx, item)
-            results.append((line, result))
-            events.append(AuditEvent(event.action, event.outcome, pin=event.pin,
-                                     details={**event.details, "line": line}))
-        await record(conn, rctx, events)
-    return results

@@ -91,3 +91,47 @@ INSERT_HISTORY = """
 INSERT INTO person_history (pin, actor_type, actor_id, reason, changes, previous, new_pin)
 VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb, $7)
 """
+
+# ---- bulk forms used by the batch path: one statement per chunk instead of per line ----
+
+# Sorted, de-duplicated lock order, so two batches can never deadlock on registration locks.
+LOCK_REGISTRATIONS = """
+SELECT count(pg_advisory_xact_lock(h)) FROM (
+  SELECT DISTINCT hashtextextended(a || chr(31) || n, 7305) AS h
+    FROM unnest($1::text[], $2::text[]) AS u(a, n) ORDER BY 1) s
+"""
+
+FIND_REGISTRATIONS = """
+SELECT r.authority, r.number, r.body_sha256, p.pin, p.status, p.issued_at,
+       p.record->'registration' AS registration
+  FROM unnest($1::text[], $2::text[]) AS u(a, n)
+  JOIN registration r ON r.authority = u.a AND r.number = u.n
+  JOIN person p ON p.pin = r.pin
+"""
+
+TAKEN_PINS = "SELECT pin FROM person WHERE pin = ANY($1::text[])"
+
+INSERT_PERSONS = """
+INSERT INTO person (pin, registration_authority, registration_number, registered_on,
+                    province_code, full_name, name_folded, other_names_folded, sex,
+                    date_of_birth, record)
+SELECT u.pin, u.ra, u.rn, u.ro, u.pc, u.fn, u.nf,
+       ARRAY(SELECT jsonb_array_elements_text(u.onf::jsonb)),
+       u.sex, u.dob, u.rec::jsonb
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::text[], $6::text[],
+              $7::text[], $8::text[], $9::text[], $10::date[], $11::text[])
+       AS u(pin, ra, rn, ro, pc, fn, nf, onf, sex, dob, rec)
+ON CONFLICT (pin) DO NOTHING
+RETURNING pin, issued_at
+"""
+
+BUMP_BLOCKS = """
+INSERT INTO pin_block (prefix, block, used)
+SELECT * FROM unnest($1::text[], $2::int[], $3::int[]) ORDER BY 1, 2
+ON CONFLICT (prefix, block) DO UPDATE SET used = pin_block.used + EXCLUDED.used
+"""
+
+INSERT_REGISTRATIONS = """
+INSERT INTO registration (authority, number, body_sha256, pin)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[])
+"""

@@ -92,3 +92,18 @@ def test_officer_cannot_run_a_batch(officer: httpx.Client) -> None:
     response = officer.post("/v1/pins:batch", content=_lines([issue_body("052")]),
                             headers=NDJSON)
     assert response.status_code == 403
+
+
+def test_repeated_key_inside_one_batch_is_replay_or_conflict(
+    registrar: httpx.Client, service_db: Callable[..., list]
+) -> None:
+    body = issue_body("052")
+    same = json.loads(json.dumps(body))
+    other = json.loads(json.dumps(body))
+    other["child"]["full_name"] = "Người Khác"
+    results = _results(registrar.post("/v1/pins:batch", content=_lines([body, same, other]),
+                                      headers=NDJSON))
+    assert results[0]["pin"] == results[1]["pin"] and results[1]["replayed"] is True
+    assert results[2]["error"]["code"] == "registration_conflict"
+    assert service_db("SELECT count(*) FROM person WHERE registration_number = $1",
+                      body["registration"]["number"])[0][0] == 1

@@ -9,10 +9,12 @@ It signs tokens with its own key on its own SoftHSM token (one open store per to
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from idservice.app import create_app
 from idservice.auth.assertion import client_token_form
@@ -32,10 +34,7 @@ def tiny_server(settings: Settings, database: DatabaseTarget, softhsm_dir: SoftH
     token = softhsm_token_factory("tiny-bucket")
     tiny_settings = settings.model_copy(update={
         "pkcs11_module": token.module_path, "pkcs11_token_label": token.token_label,
-        "pkcs11_pin": softhsm_dir.user_pin, "jwt_key_label": "tiny-es256"})
-    from pydantic import SecretStr
-
-    tiny_settings = tiny_settings.model_copy(update={"pkcs11_pin": SecretStr(softhsm_dir.user_pin)})
+        "pkcs11_pin": SecretStr(softhsm_dir.user_pin), "jwt_key_label": "tiny-es256"})
     app = create_app(tiny_settings, database=database,
                      allocator=AllocatorConfig(space=SPACE, block_size=10, random_tries=4))
     thread = ServerThread(app, free_port()).start()
@@ -80,3 +79,27 @@ def test_bucket_fills_to_exactly_space_then_exhausted(
     assert full.json()["code"] == "pin_space_exhausted"
     assert service_db("SELECT count(*) FROM person WHERE pin LIKE '001001%'")[0][0] == SPACE
     assert service_db("SELECT sum(used) FROM pin_block WHERE prefix = '001001'")[0][0] == SPACE
+
+
+def test_batch_fills_bucket_then_reports_exhaustion_per_line(
+    tiny_server: ServerThread, make_client: Callable[..., tuple[str, object]],
+    settings: Settings,
+) -> None:
+    """The batch path (bulk candidates, then the exact allocator as fallback) ends in the same
+    place: every number used once, then pin_space_exhausted for the line that finds none."""
+    client_id, key = make_client("001")
+    token = httpx.post(f"{tiny_server.base_url}/v1/auth/client-token",
+                       data=client_token_form(client_id, key, settings.client_token_url)
+                       ).json()["access_token"]
+    lines = [issue_body("001", sex="F", dob="1902-02-03", registered_on="1902-03-01")
+             for _ in range(SPACE + 1)]
+    payload = b"".join(json.dumps(b).encode() + b"\n" for b in lines)
+    with httpx.Client(base_url=tiny_server.base_url, timeout=120,
+                      headers={"Authorization": f"Bearer {token}"}) as client:
+        response = client.post("/v1/pins:batch", content=payload,
+                               headers={"Content-Type": "application/x-ndjson"})
+    results = [json.loads(x) for x in response.text.splitlines()]
+    pins = [r["pin"] for r in results if "pin" in r]
+    assert sorted(pins) == [f"001102{n:06d}" for n in range(SPACE)]
+    errors = [r["error"]["code"] for r in results if "error" in r]
+    assert errors == ["pin_space_exhausted"]
