@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -101,19 +102,29 @@ async def _run_batch(
     request: Request, svc: Svc, caller: Caller, rctx: RequestContext,
     queue: asyncio.Queue[bytes | None],
 ) -> None:
+    """Read, check and issue chunk by chunk. One chunk is in the database while the next is
+    read and parsed (two stages overlap); answers still leave in line order."""
     ctx: PersonsContext = svc.persons
     chunk: list[batch.BatchLine] = []
     size = svc.settings.batch_chunk_lines
+    pending: asyncio.Task[bytes] | None = None
 
-    async def flush() -> None:
-        results = await batch.issue_chunk(ctx, rctx, chunk)
+    async def process(lines: list[batch.BatchLine]) -> bytes:
+        results = await batch.issue_chunk(ctx, rctx, lines)
         out = bytearray()
         for line, result in results:
             if not isinstance(result, ProblemError) and result.created:
                 ISSUANCES.labels(result.pin[:3]).inc()
             out += json.dumps(_line_result(line, result), ensure_ascii=False).encode() + b"\n"
-        queue.put_nowait(bytes(out))
-        chunk.clear()
+        return bytes(out)
+
+    async def hand_over(lines: list[batch.BatchLine]) -> None:
+        nonlocal pending
+        if pending is not None:
+            queue.put_nowait(await pending)
+            pending = None
+        if lines:
+            pending = asyncio.create_task(process(lines))
 
     try:
         async for number, raw in _read_lines(request, svc.settings.max_batch_body_bytes):
@@ -128,10 +139,14 @@ async def _run_batch(
                 item = problem
             chunk.append((number, item))
             if len(chunk) >= size:
-                await flush()
-        if chunk:
-            await flush()
+                await hand_over(chunk)
+                chunk = []
+        await hand_over(chunk)
+        await hand_over([])
     except Exception as exc:  # report and stop: lines already answered stay answered
+        if pending is not None:  # let the chunk in flight finish: it is one transaction
+            with contextlib.suppress(Exception):
+                queue.put_nowait(await pending)
         if isinstance(exc, ProblemError):
             fatal = exc
         elif isinstance(exc, DB_UNAVAILABLE):

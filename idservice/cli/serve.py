@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+from types import FrameType
 
 import uvicorn
 
@@ -47,7 +49,14 @@ Get a registrar token and issue a PIN:
 """)
 
 
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
 def serve_app(*, host: str, port: int, workers: int, dev: bool) -> None:
+    # uvicorn re-raises SIGTERM after its graceful shutdown; with this handler in place that
+    # becomes SystemExit, so the `finally` below still stops the embedded cluster we started.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     cfg = get_settings()
     if dev and cfg.origin == "http://127.0.0.1:8000" and (host, port) != ("127.0.0.1", 8000):
         cfg = cfg.model_copy(update={"origin": f"http://{host}:{port}"})
