@@ -5,6 +5,6 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/bootstrap.sh"
 cd "$root"
-.venv/bin/ruff check idservice hsm tests bench
+.venv/bin/ruff check .
 .venv/bin/mypy idservice hsm
 exec .venv/bin/pytest "$@"
