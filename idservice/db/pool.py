@@ -31,8 +31,18 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        reset=_rollback_if_open,
         server_settings={"application_name": application_name},
     )
+
+
+async def _rollback_if_open(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """Replace asyncpg's default reset (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL): a
+    round trip per request that buys nothing here. The service takes only transaction-scoped
+    advisory locks, never LISTENs and never SETs session state; only a transaction left open
+    (a bug) needs undoing, and that costs nothing when there is none."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
 
 
 async def connect(

@@ -135,3 +135,10 @@ INSERT_REGISTRATIONS = """
 INSERT INTO registration (authority, number, body_sha256, pin)
 SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[])
 """
+
+# One-statement single issuance (migrations/0006_issue_function.sql).
+ISSUE_PIN = """
+SELECT outcome, pin, status, issued_at, registration
+  FROM issue_pin($1, $2, $3, $4, $5::int[], $6, $7, $8, $9, $10, $11::text[], $12, $13,
+                 $14::text::jsonb, $15, $16, $17, $18)
+"""
