@@ -22,7 +22,7 @@ from idservice.persons.context import PersonsContext
 from idservice.persons.models import CorrectionRequest, IssueRequest
 from idservice.persons.names import fold_name
 from idservice.persons.rules import check_child
-from idservice.persons.views import load_record, person_view
+from idservice.persons.views import canonical_json, load_record, person_view
 from idservice.pin.allocator import AllocationContention, PinSpaceExhausted, allocate
 from idservice.pin.format import bucket_prefix
 from idservice.queries import persons as q
@@ -44,10 +44,6 @@ def _apply(old: dict[str, Any], changes: dict[str, Any]) -> IssueRequest:
         return IssueRequest.model_validate_json(json.dumps(new))
     except ValidationError as exc:  # pragma: no cover - each change was validated already
         raise InvalidField(str(exc.errors()[0]["msg"]), field="changes") from exc
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 async def correct(
@@ -76,10 +72,10 @@ async def correct(
         folded = [fold_name(n) for n in child.other_names]
         actor = rctx.actor
         if not reissue:
-            await conn.execute(q.UPDATE_RECORD, pin, _dumps(new_record), child.full_name,
+            await conn.execute(q.UPDATE_RECORD, pin, canonical_json(new_record), child.full_name,
                                fold_name(child.full_name), folded)
             await conn.execute(q.INSERT_HISTORY, pin, actor.type, actor.id, req.reason,
-                               _dumps(changes), _dumps(old), None)
+                               canonical_json(changes), canonical_json(old), None)
             await record(conn, rctx, [AuditEvent(
                 "person.correct", "corrected", pin=pin,
                 details={"fields": sorted(changes), "reason": req.reason})])
@@ -91,7 +87,7 @@ async def correct(
         reg = new_req.registration
         columns = [reg.authority, reg.number, reg.registered_on, reg.province_code,
                    child.full_name, fold_name(child.full_name), folded, child.sex,
-                   child.date_of_birth, _dumps(new_record)]
+                   child.date_of_birth, canonical_json(new_record)]
         store = PgBucketStore(conn, prefix, columns, ctx.allocator)
         try:
             await allocate(store, ctx.rng, ctx.allocator, bucket=prefix)
@@ -103,7 +99,7 @@ async def correct(
         new_pin: str = store.claimed["pin"]
         await conn.execute(q.CANCEL, pin, new_pin)
         await conn.execute(q.INSERT_HISTORY, pin, actor.type, actor.id, req.reason,
-                           _dumps(changes), _dumps(old), new_pin)
+                           canonical_json(changes), canonical_json(old), new_pin)
         await record(conn, rctx, [
             AuditEvent("person.correct", "reissued", pin=pin,
                        details={"fields": sorted(changes), "reason": req.reason,

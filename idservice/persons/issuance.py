@@ -8,7 +8,6 @@ by inserting the person row (primary key), so a PIN is never issued twice.
 
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,7 +28,7 @@ from idservice.persons.context import PersonsContext
 from idservice.persons.models import IssueRequest
 from idservice.persons.names import fold_name
 from idservice.persons.rules import check_issue
-from idservice.persons.views import body_digest, load_record, rfc3339
+from idservice.persons.views import body_digest, canonical_json, load_record, rfc3339
 from idservice.pin.allocator import AllocationContention, PinSpaceExhausted, allocate
 from idservice.pin.format import bucket_prefix
 from idservice.queries import persons as q
@@ -70,6 +69,7 @@ class IssueOutcome:
 class PreparedIssue:
     req: IssueRequest
     record: dict[str, Any]
+    canonical: str  # the record as stored (canonical JSON)
     digest: bytes
 
 
@@ -79,7 +79,8 @@ def prepare(ctx: PersonsContext, principal: Principal, req: IssueRequest) -> Pre
                                    field="registration.province_code")
     check_issue(req, ctx.provinces, ctx.clock.today())
     record = req.model_dump(mode="json")
-    return PreparedIssue(req, record, body_digest(record))
+    canonical = canonical_json(record)
+    return PreparedIssue(req, record, canonical, body_digest(canonical))
 
 
 def person_columns(p: PreparedIssue) -> list[Any]:
@@ -87,12 +88,8 @@ def person_columns(p: PreparedIssue) -> list[Any]:
     return [
         reg.authority, reg.number, reg.registered_on, reg.province_code, child.full_name,
         fold_name(child.full_name), [fold_name(n) for n in child.other_names], child.sex,
-        child.date_of_birth, _json(p.record),
+        child.date_of_birth, p.canonical,
     ]
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 def existing_outcome(

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-__all__ = ["body_digest", "load_record", "person_view", "rfc3339"]
+__all__ = ["body_digest", "canonical_json", "load_record", "person_view", "rfc3339"]
 
 
 def rfc3339(at: datetime) -> str:
@@ -24,9 +24,13 @@ def load_record(value: Any) -> dict[str, Any]:
     return record
 
 
-def body_digest(record: dict[str, Any]) -> bytes:
-    """Idempotency digest of a registration body: canonical JSON of the validated request."""
-    canonical = json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+def canonical_json(record: dict[str, Any]) -> str:
+    """Sorted keys, no spaces: the stored form of a record and the input of its digest."""
+    return json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def body_digest(canonical: str) -> bytes:
+    """Idempotency digest of a registration body: SHA-256 of its canonical JSON."""
     return hashlib.sha256(canonical.encode()).digest()
 
 
