@@ -11,14 +11,19 @@ from fastapi import FastAPI
 
 from hsm.async_keystore import AsyncKeyStore
 from hsm.keystore import KeyStore
+from idservice.api import audit as audit_routes
 from idservice.api import auth as auth_routes
+from idservice.api import officer_auth as officer_auth_routes
 from idservice.api import ops as ops_routes
 from idservice.api import persons as persons_routes
 from idservice.api import pins as pins_routes
 from idservice.api.middleware import RequestContextMiddleware
 from idservice.api.openapi import install_openapi
 from idservice.api.problems import install_handlers
+from idservice.audit.checkpoints import CheckpointSigner, origin_for
+from idservice.audit.integrator import Integrator
 from idservice.audit.sequencer import Sequencer
+from idservice.auth.officer_login import OfficerLogin
 from idservice.auth.revocation import RevocationState
 from idservice.auth.tokens import AccessTokenIssuer, AccessTokenVerifier, TokenKey
 from idservice.clock import Clock, SystemClock
@@ -71,8 +76,16 @@ def create_app(
             revocation = RevocationState(pool, settings.revocation_poll_interval)
             await revocation.refresh()
             revocation.start()
+            officer_login = await OfficerLogin.start(settings, pool, revocation, clock)
             sequencer = Sequencer(pool, settings.sequencer_interval)
             sequencer.start()
+            audit_signer = CheckpointSigner(keystore, settings.audit_key_label,
+                                            origin_for(settings.origin))
+            await audit_signer.open()
+            integrator = Integrator(pool, audit_signer,
+                                    interval=settings.audit_integrator_interval,
+                                    checkpoint_interval=settings.audit_checkpoint_interval)
+            integrator.start()
             app.state.services = Services(
                 settings=settings,
                 clock=clock,
@@ -89,13 +102,18 @@ def create_app(
                                        provinces=ProvinceTable.load(settings.province_prefix_rule),
                                        clock=clock,
                                        allocator=allocator or AllocatorConfig()),
+                officer_login=officer_login.validator,
+                audit_signer=audit_signer,
+                audit_integrator=integrator,
             )
             _log.info("started", origin=settings.origin, embedded_db=db.embedded is not None)
             try:
                 yield
             finally:
+                await integrator.stop()
                 await sequencer.stop()
                 await revocation.stop()
+                await officer_login.stop()
         finally:
             if pool is not None:
                 await pool.close()
@@ -111,7 +129,8 @@ def create_app(
     )
     app.add_middleware(RequestContextMiddleware)
     install_handlers(app)
-    for module in (ops_routes, auth_routes, pins_routes, persons_routes):
+    for module in (ops_routes, auth_routes, officer_auth_routes, pins_routes, persons_routes,
+                   audit_routes):
         app.include_router(module.router)
     install_openapi(app)
     return app

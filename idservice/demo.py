@@ -1,10 +1,12 @@
-"""Demo material for `idservice dev`: a registrar client key and certificate for province 052.
+"""Demo material for `idservice dev`: a registrar client key and certificate for province 052,
+and the wiring of the demo officer PKI (`idservice/devpki.py`): its operators and settings.
 
 Created once under `<data dir>/demo/` and reused; never used outside dev mode.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 from dataclasses import dataclass
@@ -20,7 +22,13 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from cryptography.x509.oid import NameOID
 
-__all__ = ["DemoClient", "ensure_demo_client", "self_signed_client_cert"]
+from idservice.auth.operators import OperatorRegistryError, add_operator
+from idservice.db.types import Conn
+from idservice.devpki import DemoPki
+from idservice.settings import Settings
+
+__all__ = ["DemoClient", "demo_pki_settings", "ensure_demo_client", "register_demo_operators",
+           "self_signed_client_cert"]
 
 DEMO_CLIENT_ID = "demo-registrar-052"
 
@@ -59,3 +67,27 @@ def ensure_demo_client(data_dir: Path) -> DemoClient:
         cert = self_signed_client_cert(key, "Demo civil-status software, Binh Dinh (052)")
         client.cert_path.write_bytes(cert.public_bytes(Encoding.PEM))
     return client
+
+
+def demo_pki_settings(cfg: Settings, pki: DemoPki) -> dict[str, str]:
+    """Settings that point officer login at the demo PKI where nothing is configured
+    (contract 6.1: trust anchors "dev: demo root", CRLs "dev: demo CRL"). The demo issuing CA
+    is the allow-list only when the demo root is the anchor."""
+    files = pki.settings()
+    update: dict[str, str] = {}
+    if cfg.trust_anchors is None:
+        update["trust_anchors"] = files["trust_anchors"]
+        if cfg.issuing_cas is None:
+            update["issuing_cas"] = files["issuing_cas"]
+    if cfg.crls is None:
+        update["crls"] = files["crls"]
+    return update
+
+
+async def register_demo_operators(conn: Conn, pki: DemoPki) -> None:
+    """Register each demo token's certificate (id = token label); kept if already there."""
+    for op in pki.operators:
+        with contextlib.suppress(OperatorRegistryError):  # registered on an earlier run
+            await add_operator(conn, cert_pem=op.cert_path.read_bytes(), name=op.name,
+                               roles=list(op.roles), jurisdiction=op.jurisdiction,
+                               operator_id=op.id)

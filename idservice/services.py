@@ -7,8 +7,11 @@ from dataclasses import dataclass
 import asyncpg
 
 from hsm.async_keystore import AsyncKeyStore
+from idservice.audit.checkpoints import CheckpointSigner
+from idservice.audit.integrator import Integrator
 from idservice.auth.revocation import RevocationState
 from idservice.auth.tokens import AccessTokenIssuer, AccessTokenVerifier, TokenKey
+from idservice.auth.validator import LoginValidator
 from idservice.clock import Clock
 from idservice.persons.context import PersonsContext
 from idservice.settings import Settings
@@ -27,3 +30,6 @@ class Services:
     verifier: AccessTokenVerifier
     revocation: RevocationState
     persons: PersonsContext
+    officer_login: LoginValidator | None = None
+    audit_signer: CheckpointSigner | None = None
+    audit_integrator: Integrator | None = None

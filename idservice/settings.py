@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     crls: str | None = None
     revocation: Literal["require", "ocsp-then-crl"] = "require"
     cert_policies: str | None = None
+    clock_skew_seconds: int = Field(default=30, ge=0, le=600)  # officer certificate validity
+    crl_refresh_seconds: float = Field(default=30.0, gt=0, le=3600)
+    ocsp_timeout_seconds: float = Field(default=3.0, gt=0, le=30)  # per OCSP request
+    ocsp_max_age_seconds: int = Field(default=120, ge=10, le=86_400)  # thisUpdate (Web eID: 2 min)
 
     token_ttl: int = Field(default=900, ge=60, le=86_400)
     token_issuer: str = "idservice"
@@ -62,6 +66,9 @@ class Settings(BaseSettings):
     db_pool_min: int = 4
     db_pool_max: int = 40
     sequencer_interval: float = 0.2
+    audit_key_label: str = "idservice-audit-checkpoint"
+    audit_integrator_interval: float = Field(default=0.5, gt=0, le=5)
+    audit_checkpoint_interval: float = Field(default=2.0, ge=0, le=9)  # contract: <= 10 s
     revocation_poll_interval: float = Field(default=5.0, gt=0, le=30)
     log_level: str = "INFO"
 

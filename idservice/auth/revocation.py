@@ -31,6 +31,7 @@ class RevocationState:
         self._interval = interval
         self._revoked: dict[str, float] = {}  # jti -> expiry (epoch seconds)
         self._disabled: frozenset[tuple[str, str]] = frozenset()
+        self._revoked_certs: frozenset[str] = frozenset()  # x5t#S256 of revoked certificates
         self._since = datetime(1970, 1, 1, tzinfo=UTC)
         self._task: asyncio.Task[None] | None = None
         self.last_refresh: datetime | None = None
@@ -40,6 +41,13 @@ class RevocationState:
             raise Unauthenticated("access token revoked")
         if (principal.kind, principal.id) in self._disabled:
             raise Unauthenticated(f"{principal.kind} disabled")
+        if principal.cert_thumbprint is not None and \
+                principal.cert_thumbprint in self._revoked_certs:
+            raise Unauthenticated("certificate revoked")
+
+    def set_revoked_certificates(self, thumbprints: frozenset[str]) -> None:
+        """Thumbprints (`cnf.x5t#S256`) of operator certificates revoked by a CRL."""
+        self._revoked_certs = thumbprints
 
     async def revoke(self, principal: Principal, conn: Conn) -> None:
         """Record the revocation in the caller's transaction (so it is audited with it)."""

@@ -6,8 +6,12 @@ from typing import Annotated
 
 import typer
 
+from idservice.cli import audit as audit_cli
 from idservice.cli import clients as clients_cli
+from idservice.cli import operators as operators_cli
+from idservice.cli.agent import agent as agent_command
 from idservice.cli.common import console, run, settings
+from idservice.cli.login import login as login_command
 from idservice.db.migrate import migrate as apply_migrations
 from idservice.runtime import resolve_database
 
@@ -18,6 +22,10 @@ app = typer.Typer(help="idservice: PIN issuance, officer login, tamper-evident a
 db_app = typer.Typer(help="Database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(clients_cli.app, name="clients")
+app.add_typer(audit_cli.app, name="audit")
+app.add_typer(operators_cli.app, name="operators")
+app.command("login")(login_command)
+app.command("agent")(agent_command)
 
 
 @db_app.command("migrate")

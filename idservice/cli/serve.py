@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from types import FrameType
@@ -13,40 +14,55 @@ from idservice.app import create_app
 from idservice.auth.client_registry import ClientRegistryError, add_client
 from idservice.cli.common import console
 from idservice.db.pool import connect
-from idservice.demo import ensure_demo_client
+from idservice.demo import demo_pki_settings, ensure_demo_client, register_demo_operators
+from idservice.devpki import DemoPki, ensure_demo_pki
 from idservice.runtime import DatabaseTarget, resolve_database, resolve_hsm
 from idservice.settings import Settings, get_settings
 
 __all__ = ["serve_app"]
 
 
-async def _register_demo_client(cfg: Settings, db: DatabaseTarget) -> None:
+async def _register_demo_client(cfg: Settings, db: DatabaseTarget, pki: DemoPki) -> None:
     client = ensure_demo_client(cfg.data_dir)
     conn = await connect(db.service_url)
     try:
-        await add_client(conn, client_id=client.id, cert_pem=client.cert_path.read_bytes(),
-                         roles=["registrar"], jurisdiction=client.jurisdiction,
-                         name="Demo civil-status software (Binh Dinh, 052)")
-    except ClientRegistryError:
-        pass  # registered on an earlier run
+        with contextlib.suppress(ClientRegistryError):  # registered on an earlier run
+            await add_client(conn, client_id=client.id, cert_pem=client.cert_path.read_bytes(),
+                             roles=["registrar"], jurisdiction=client.jurisdiction,
+                             name="Demo civil-status software (Binh Dinh, 052)")
+        await register_demo_operators(conn, pki)
     finally:
         await conn.close()
 
 
-def _print_dev_banner(cfg: Settings, db: DatabaseTarget, host: str, port: int) -> None:
+def _print_dev_banner(cfg: Settings, db: DatabaseTarget, host: str, port: int,
+                      pki: DemoPki) -> None:
     client = ensure_demo_client(cfg.data_dir)
     base = f"http://{host}:{port}"
+    demo = cfg.data_dir / "demo"
+    tokens = ", ".join(f"{op.id} ({','.join(op.roles)} {op.jurisdiction}"
+                       f"{'; certificate REVOKED' if op.revoked else ''})" for op in pki.operators)
+    login = (f".venv/bin/idservice login --module {pki.module_path} --token-label officer1 \\\n"
+             f"       --pin-file {demo / 'officer1.pin'} --server {base}")
     console.print(f"""[bold]idservice dev[/bold] (data dir {cfg.data_dir.resolve()})
   database : embedded PostgreSQL in {cfg.data_dir / 'pg'} (service role idservice_app)
   HSM      : SoftHSM token 'idservice' in {cfg.data_dir / 'softhsm'}
   registrar: client [bold]{client.id}[/bold], key {client.key_path}
+  officers : SoftHSM tokens {tokens}; PINs in {demo}/<label>.pin
+  PKI      : trust anchors {cfg.trust_anchors}, issuing CAs {cfg.issuing_cas},
+             CRLs {cfg.crls} (demo CRLs re-signed at each start)
   API docs : {base}/docs
 
 Get a registrar token and issue a PIN:
   TOKEN=$(.venv/bin/idservice clients token --id {client.id} --key {client.key_path})
   curl -s -X POST {base}/v1/pins -H "Authorization: Bearer $TOKEN" \\
        -H 'Content-Type: application/json' -d @examples/issue.json
-""")
+
+Log in as officer1 with its token (any PKCS#11 client: see README for the signing agent):
+  export SOFTHSM2_CONF={pki.softhsm_conf}
+  OFFICER=$({login})
+  curl -s {base}/v1/persons/<PIN> -H "Authorization: Bearer $OFFICER"
+""", soft_wrap=True)
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -65,8 +81,12 @@ def serve_app(*, host: str, port: int, workers: int, dev: bool) -> None:
     try:
         if dev:
             resolve_hsm(cfg)
-            asyncio.run(_register_demo_client(cfg, db))
-            _print_dev_banner(cfg, db, host, port)
+            pki = ensure_demo_pki(cfg.data_dir)  # its tokens join the SoftHSM configuration
+            pki_settings = demo_pki_settings(cfg, pki)
+            cfg = cfg.model_copy(update=pki_settings)
+            os.environ.update({f"IDSERVICE_{k.upper()}": v for k, v in pki_settings.items()})
+            asyncio.run(_register_demo_client(cfg, db, pki))
+            _print_dev_banner(cfg, db, host, port, pki)
         log_config = None  # our structlog JSON lines, not uvicorn's text format
         if workers == 1:
             uvicorn.run(create_app(cfg, database=db), host=host, port=port,

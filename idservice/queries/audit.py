@@ -14,3 +14,65 @@ COUNT_UNSEQUENCED = """
 SELECT count(*) FROM audit_event e
  WHERE NOT EXISTS (SELECT 1 FROM audit_log l WHERE l.event_id = e.id)
 """
+
+# -- the Merkle tree and checkpoints (migrations/0004_audit_tree.sql) ------------------------
+
+INTEGRATOR_TRY_LOCK = "SELECT pg_try_advisory_xact_lock(7305118202)"
+INTEGRATOR_LOCK = "SELECT pg_advisory_xact_lock(7305118202)"
+
+TREE_HEAD = "SELECT size, root, frontier FROM audit_tree ORDER BY size DESC LIMIT 1"
+
+TREE_AT = "SELECT size, root FROM audit_tree WHERE size = $1"
+
+ENTRIES_FROM = """
+SELECT index, at, actor_type, actor_id, action, pin, purpose, outcome, request_id, source_ip,
+       details
+  FROM audit_entry WHERE index >= $1 ORDER BY index LIMIT $2
+"""
+
+TREE_APPEND = "SELECT audit_tree_append($1, $2, $3, $4, $5, $6, $7)"
+
+LAST_CHECKPOINT = """
+SELECT tree_size, note, clock_timestamp() - created_at AS age
+  FROM audit_checkpoint ORDER BY tree_size DESC LIMIT 1
+"""
+
+CHECKPOINT_ADD = "SELECT audit_checkpoint_add($1, $2)"
+
+CHECKPOINTS_SINCE = """
+SELECT tree_size, note FROM audit_checkpoint WHERE tree_size >= $1 ORDER BY tree_size LIMIT $2
+"""
+
+NODES = """
+SELECT n.level, n.idx, n.hash
+  FROM unnest($1::smallint[], $2::bigint[]) AS u(level, idx)
+  JOIN audit_node n ON n.level = u.level AND n.idx = u.idx
+"""
+
+LEAF_HASHES = """
+SELECT idx, hash FROM audit_node WHERE level = 0 AND idx >= $1 AND idx < $2 ORDER BY idx
+"""
+
+ENTRY = """
+SELECT index, at, actor_type, actor_id, action, pin, purpose, outcome, request_id, source_ip,
+       details
+  FROM audit_entry WHERE index = $1
+"""
+
+# Search: every filter optional ($n IS NULL), keyset pagination on index.
+SEARCH = """
+SELECT index, at, actor_type, actor_id, action, pin, purpose, outcome, request_id, source_ip,
+       details
+  FROM audit_entry
+ WHERE ($1::text IS NULL OR pin = $1)
+   AND ($2::text IS NULL OR actor_type = $2)
+   AND ($3::text IS NULL OR actor_id = $3)
+   AND ($4::text IS NULL OR action = $4)
+   AND ($5::timestamptz IS NULL OR at >= $5)
+   AND ($6::timestamptz IS NULL OR at < $6)
+   AND index > $7
+ ORDER BY index
+ LIMIT $8
+"""
+
+MAX_INDEX = "SELECT max(index) FROM audit_log"

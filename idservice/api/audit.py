@@ -1,0 +1,145 @@
+"""Auditor routes: events, export, checkpoints, the checkpoint key, proofs (contract section 5).
+
+Every route but the public key needs the `auditor` role, and every such read is itself an
+`audit.read` event (idservice/audit/reads.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+
+from idservice.api.deps import Caller, Svc, request_context
+from idservice.audit import reads
+from idservice.audit.checkpoints import NoteVerifier
+from idservice.audit.entry import EVENT_FIELDS
+from idservice.errors import Unavailable
+from idservice.services import Services
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["audit"])
+
+_Text = Annotated[str | None, Query(max_length=200)]
+_Index = Annotated[int, Query(ge=0, le=2**62)]
+
+
+def _filter(pin: str | None, actor: str | None, action: str | None, since: str | None,
+            until: str | None) -> reads.EventFilter:
+    return reads.parse_filter(pin=pin, actor=actor, action=action, since=since, until=until)
+
+
+@router.get("/v1/audit/events")
+async def list_events(
+    request: Request, svc: Svc, caller: Caller, pin: _Text = None, actor: _Text = None,
+    action: _Text = None, since: _Text = None, until: _Text = None,
+    limit: Annotated[int, Query(ge=1, le=reads.MAX_LIMIT)] = 100, after: _Text = None,
+) -> dict[str, Any]:
+    caller.require_role("auditor")
+    flt = _filter(pin, actor, action, since, until)
+    return await reads.search(svc.pool, caller, request_context(request, caller), flt, limit,
+                              after)
+
+
+@router.get("/v1/audit/events/{index}")
+async def get_event(request: Request, svc: Svc, caller: Caller,
+                    index: Annotated[int, Path(ge=0, le=2**62)]) -> dict[str, Any]:
+    caller.require_role("auditor")
+    return await reads.get_event(svc.pool, caller, request_context(request, caller), index)
+
+
+_CSV_HEADER = ["index", "at", "actor_type", "actor_id", "action", "pin", "purpose", "outcome",
+               "request_id", "source_ip", "details"]
+
+
+def _csv_line(values: list[Any]) -> bytes:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(values)
+    return out.getvalue().encode()
+
+
+async def _render(rows: AsyncIterator[dict[str, Any]], fmt: str) -> AsyncIterator[bytes]:
+    if fmt == "csv":
+        yield _csv_line(_CSV_HEADER)
+    async for event in rows:
+        if fmt == "csv":
+            yield _csv_line([event["index"], event["at"], event["actor"]["type"],
+                             event["actor"]["id"], event["action"], event["pin"],
+                             event["purpose"], event["outcome"], event["request_id"],
+                             event["source_ip"],
+                             json.dumps(event["details"], ensure_ascii=False, sort_keys=True)])
+        else:
+            yield json.dumps({k: event[k] for k in EVENT_FIELDS}, ensure_ascii=False).encode() \
+                + b"\n"
+
+
+@router.get("/v1/audit/export")
+async def export_events(
+    request: Request, svc: Svc, caller: Caller,
+    format: Literal["csv", "ndjson"] = "ndjson",
+    pin: _Text = None, actor: _Text = None, action: _Text = None, since: _Text = None,
+    until: _Text = None,
+) -> StreamingResponse:
+    caller.require_role("auditor")
+    flt = _filter(pin, actor, action, since, until)
+    rows = await reads.export(svc.pool, caller, request_context(request, caller), flt, format)
+    media = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
+    return StreamingResponse(_render(rows, format), media_type=media)
+
+
+@router.get("/v1/audit/checkpoint", response_class=PlainTextResponse)
+async def latest_checkpoint(request: Request, svc: Svc, caller: Caller) -> PlainTextResponse:
+    caller.require_role("auditor")
+    note = await reads.checkpoint(svc.pool, caller, request_context(request, caller))
+    return PlainTextResponse(note, media_type="text/plain; charset=utf-8")
+
+
+@router.get("/v1/audit/checkpoints")
+async def list_checkpoints(
+    request: Request, svc: Svc, caller: Caller,
+    since: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000,
+) -> dict[str, Any]:
+    """Extension: every signed checkpoint from tree size `since` on, oldest first."""
+    caller.require_role("auditor")
+    notes = await reads.checkpoints(svc.pool, caller, request_context(request, caller), since,
+                                    limit)
+    return {"checkpoints": notes}
+
+
+def _verifier(svc: Services) -> NoteVerifier:
+    if svc.audit_signer is None:
+        raise Unavailable("the audit checkpoint key is not available")
+    return svc.audit_signer.verifier
+
+
+@router.get("/v1/audit/key", response_class=Response)
+async def checkpoint_key(svc: Svc) -> Response:
+    """The public key that signs checkpoints (PEM; public, so no token is needed). The signed
+    note key name is in the `Idservice-Note-Key-Name` header."""
+    verifier = _verifier(svc)
+    return Response(verifier.public_pem(), media_type="application/x-pem-file",
+                    headers={"Idservice-Note-Key-Name": verifier.name})
+
+
+@router.get("/v1/audit/proofs/inclusion")
+async def inclusion_proof(request: Request, svc: Svc, caller: Caller, index: _Index,
+                          tree_size: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+                          ) -> dict[str, Any]:
+    caller.require_role("auditor")
+    return await reads.inclusion_proof(svc.pool, caller, request_context(request, caller),
+                                       index, tree_size)
+
+
+@router.get("/v1/audit/proofs/consistency")
+async def consistency_proof(request: Request, svc: Svc, caller: Caller, first: _Index,
+                            second: _Index) -> dict[str, Any]:
+    caller.require_role("auditor")
+    return await reads.consistency_proof(svc.pool, caller, request_context(request, caller),
+                                         first, second)

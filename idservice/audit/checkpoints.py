@@ -1,0 +1,209 @@
+"""Signed checkpoints of the audit tree: C2SP tlog-checkpoint in C2SP signed-note format.
+
+    <origin>\\n<tree size>\\n<base64 root hash>\\n\\n— <key name> <base64(key ID || signature)>\\n
+
+The key name is the origin (`<host of IDSERVICE_ORIGIN>/idservice/audit`), as tlog-checkpoint
+recommends. The key is an EC P-256 key in the HSM (`hsm.AsyncKeyStore`), so the signature type is
+signed-note `0x02`, "ECDSA signatures as implemented by github.com/transparency-dev/witness":
+an ASN.1 DER ECDSA signature over SHA-256 of the note text, key ID = the first 4 bytes of
+SHA-256 of the public key's DER SubjectPublicKeyInfo. (SoftHSM 2.6 has no usable Ed25519, the
+signed-note default; ECDSA keeps the key in the same HSM code path as the access-token key.)
+The HSM returns raw r||s; it is DER-encoded here.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from hsm.async_keystore import AsyncKeyStore
+
+__all__ = [
+    "SIGNATURE_TYPE_ECDSA",
+    "Checkpoint",
+    "CheckpointError",
+    "CheckpointSigner",
+    "NoteVerifier",
+    "note_text",
+    "origin_for",
+    "split_notes",
+]
+
+SIGNATURE_TYPE_ECDSA = 0x02
+_MAX_SIGNATURES = 16
+_SIG_PREFIX = "\u2014 "  # em dash, space
+_DECIMAL = re.compile(r"^(0|[1-9][0-9]*)$")
+
+
+class CheckpointError(ValueError):
+    """A note is malformed, or not signed by the expected key, or not a valid checkpoint."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    origin: str
+    size: int
+    root: bytes
+    note: str
+
+
+def origin_for(service_origin: str) -> str:
+    """`https://id.example.gov.vn` -> `id.example.gov.vn/idservice/audit`."""
+    host = service_origin.split("://", 1)[-1].rstrip("/")
+    return f"{host}/idservice/audit"
+
+
+def note_text(origin: str, size: int, root: bytes) -> str:
+    if not origin or any(c.isspace() or c == "+" for c in origin):
+        raise CheckpointError("origin must be non-empty, without spaces or '+'")
+    return f"{origin}\n{size}\n{base64.b64encode(root).decode()}\n"
+
+
+def _key_id(public_key: ec.EllipticCurvePublicKey) -> bytes:
+    der = public_key.public_bytes(serialization.Encoding.DER,
+                                  serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).digest()[:4]
+
+
+def _split(note: str) -> tuple[str, list[str]]:
+    if not note.endswith("\n") or "\n\n" not in note:
+        raise CheckpointError("not a signed note: no blank line before the signatures")
+    if any(ord(c) < 0x20 and c != "\n" for c in note):
+        raise CheckpointError("signed notes must not contain control characters")
+    cut = note.rindex("\n\n")
+    body, signatures = note[: cut + 1], note[cut + 2 :].splitlines()
+    if not signatures or len(signatures) > _MAX_SIGNATURES:
+        raise CheckpointError(f"a note has 1 to {_MAX_SIGNATURES} signature lines")
+    return body, signatures
+
+
+def _parse_body(body: str, note: str) -> Checkpoint:
+    lines = body.split("\n")[:-1]
+    if len(lines) < 3 or not all(lines):
+        raise CheckpointError("a checkpoint has origin, tree size and root hash lines")
+    origin, size_text, root_text = lines[:3]
+    if not _DECIMAL.fullmatch(size_text):
+        raise CheckpointError("tree size is not a decimal without leading zeros")
+    try:
+        root = base64.b64decode(root_text, validate=True)
+    except binascii.Error as exc:
+        raise CheckpointError("root hash is not base64") from exc
+    if len(root) != 32:
+        raise CheckpointError("root hash is not 32 bytes")
+    return Checkpoint(origin=origin, size=int(size_text), root=root, note=note)
+
+
+@dataclass(frozen=True)
+class NoteVerifier:
+    """Verifies checkpoints signed by one key under one name (the log's origin)."""
+
+    name: str
+    public_key: ec.EllipticCurvePublicKey
+
+    @classmethod
+    def from_pem(cls, name: str, pem: bytes) -> NoteVerifier:
+        key = serialization.load_pem_public_key(pem)
+        if not isinstance(key, ec.EllipticCurvePublicKey) or \
+                not isinstance(key.curve, ec.SECP256R1):
+            raise CheckpointError("the checkpoint key must be an EC P-256 public key")
+        return cls(name, key)
+
+    @property
+    def key_id(self) -> bytes:
+        return _key_id(self.public_key)
+
+    def public_pem(self) -> str:
+        return self.public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+    def verify(self, note: str) -> Checkpoint:
+        """The checkpoint if `note` carries a valid signature by this key; else CheckpointError.
+
+        Signatures by other keys are ignored (signed-note); one by this name and key ID that
+        fails to verify rejects the note."""
+        body, signatures = _split(note)
+        key_id, verified = self.key_id, False
+        for line in signatures:
+            if not line.startswith(_SIG_PREFIX):
+                raise CheckpointError("malformed signature line")
+            name, _, encoded = line[len(_SIG_PREFIX):].partition(" ")
+            try:
+                blob = base64.b64decode(encoded, validate=True)
+            except binascii.Error as exc:
+                raise CheckpointError("signature is not base64") from exc
+            if len(blob) < 5:
+                raise CheckpointError("signature is too short")
+            if name != self.name or blob[:4] != key_id:
+                continue
+            try:
+                self.public_key.verify(blob[4:], body.encode(), ec.ECDSA(hashes.SHA256()))
+            except InvalidSignature:
+                raise CheckpointError("checkpoint signature is invalid") from None
+            verified = True
+        if not verified:
+            raise CheckpointError(f"checkpoint is not signed by the key {self.name} "
+                                  f"{key_id.hex()}")
+        checkpoint = _parse_body(body, note)
+        if checkpoint.origin != self.name:
+            raise CheckpointError(f"checkpoint origin {checkpoint.origin!r} is not {self.name!r}")
+        return checkpoint
+
+
+class CheckpointSigner:
+    """Signs checkpoints with an HSM-held EC P-256 key (created on first use)."""
+
+    def __init__(self, keystore: AsyncKeyStore, label: str, origin: str) -> None:
+        self._keystore = keystore
+        self._label = label
+        self._origin = origin
+        self._verifier: NoteVerifier | None = None
+
+    async def open(self) -> NoteVerifier:
+        await self._keystore.ensure_key(self._label, "EC_P256")
+        public = await self._keystore.public_key(self._label)
+        if not isinstance(public, ec.EllipticCurvePublicKey):
+            raise CheckpointError(f"key {self._label} is not an EC key")
+        self._verifier = NoteVerifier(self._origin, public)
+        return self._verifier
+
+    @property
+    def verifier(self) -> NoteVerifier:
+        if self._verifier is None:
+            raise RuntimeError("CheckpointSigner.open() was not awaited")
+        return self._verifier
+
+    async def sign(self, size: int, root: bytes) -> str:
+        verifier = self._verifier or await self.open()
+        body = note_text(self._origin, size, root)
+        raw = await self._keystore.sign(self._label, body.encode(), "ES256")
+        der = encode_dss_signature(int.from_bytes(raw[:32]), int.from_bytes(raw[32:]))
+        blob = base64.b64encode(verifier.key_id + der).decode()
+        return f"{body}\n{_SIG_PREFIX}{self._origin} {blob}\n"
+
+
+def split_notes(text: str) -> list[str]:
+    """Split concatenated signed notes (as `idservice audit checkpoints` prints them)."""
+    notes: list[str] = []
+    body: list[str] = []
+    sigs: list[str] = []
+    for line in text.splitlines():
+        if line.startswith(_SIG_PREFIX) and (sigs or (body and body[-1] == "")):
+            sigs.append(line)
+        elif sigs:
+            notes.append("\n".join(body) + "\n" + "\n".join(sigs) + "\n")
+            body, sigs = ([line] if line else []), []
+        elif line or body:
+            body.append(line)
+    if sigs:
+        notes.append("\n".join(body) + "\n" + "\n".join(sigs) + "\n")
+    elif any(body):
+        raise CheckpointError("text after the last signed note has no signature lines")
+    return notes

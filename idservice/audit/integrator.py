@@ -1,0 +1,137 @@
+"""Background task that grows the audit Merkle tree and signs checkpoints (contract section 5).
+
+Sequencing is not integration (tessera's design): once `audit_sequence()` has given events their
+index, this task reads them in index order in batches, computes each leaf hash from the event as
+the API renders it (`entry.py`), extends the tree from its stored frontier (`merkle.CompactRange`,
+no recomputation) and stores the completed subtrees through `audit_tree_append()`. While the tree
+grows it signs a checkpoint whenever the last one is older than `checkpoint_interval` (well under
+the contract's 10 s). Any number of processes run it; a transaction-level advisory lock lets one
+work at a time. It never runs on the request path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from datetime import timedelta
+
+import asyncpg
+
+from idservice.audit import entry
+from idservice.audit.checkpoints import CheckpointSigner
+from idservice.audit.merkle import CompactRange
+from idservice.db.types import Conn
+from idservice.logging import get_logger
+from idservice.queries import audit as q
+
+__all__ = ["Integrator", "TreeHead", "checkpoint_once", "integrate_once", "tree_head"]
+
+_log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class TreeHead:
+    size: int
+    root: bytes
+    frontier: list[bytes]
+
+
+async def tree_head(conn: Conn) -> TreeHead:
+    row = await conn.fetchrow(q.TREE_HEAD)
+    if row is None:
+        raise RuntimeError("audit_tree is empty: migration 0004 not applied?")
+    return TreeHead(int(row["size"]), bytes(row["root"]), [bytes(h) for h in row["frontier"]])
+
+
+async def _lock(conn: Conn, wait: bool) -> bool:
+    if wait:
+        await conn.execute(q.INTEGRATOR_LOCK)
+        return True
+    return bool(await conn.fetchval(q.INTEGRATOR_TRY_LOCK))
+
+
+async def integrate_once(pool: asyncpg.Pool, batch: int = 5000, *, wait: bool = False) -> int:
+    """Integrate up to `batch` sequenced events; returns how many were added to the tree."""
+    async with pool.acquire() as conn, conn.transaction():
+        if not await _lock(conn, wait):
+            return 0
+        head = await tree_head(conn)
+        rows = await conn.fetch(q.ENTRIES_FROM, head.size, batch)
+        if not rows:
+            return 0
+        tree = CompactRange(head.size, head.frontier)
+        levels: list[int] = []
+        idxs: list[int] = []
+        hashes: list[bytes] = []
+        for row in rows:
+            if row["index"] != tree.size:
+                raise RuntimeError(f"audit_log index {row['index']} where {tree.size} was due")
+            for node, digest in tree.append(entry.leaf_hash(entry.render_row(row))):
+                levels.append(node.level)
+                idxs.append(node.index)
+                hashes.append(digest)
+        await conn.execute(q.TREE_APPEND, head.size, tree.size, tree.root(), tree.hashes,
+                           levels, idxs, hashes)
+        return len(rows)
+
+
+async def checkpoint_once(pool: asyncpg.Pool, signer: CheckpointSigner,
+                          min_interval: float = 0.0, *, wait: bool = False) -> int | None:
+    """Sign the current tree if it grew since the last checkpoint and that one is at least
+    `min_interval` seconds old; returns the checkpointed tree size, or None."""
+    async with pool.acquire() as conn, conn.transaction():
+        if not await _lock(conn, wait):
+            return None
+        head = await tree_head(conn)
+        last = await conn.fetchrow(q.LAST_CHECKPOINT)
+        if head.size == 0 or (last is not None and last["tree_size"] >= head.size):
+            return None
+        if last is not None and last["age"] < timedelta(seconds=min_interval):
+            return None
+        note = await signer.sign(head.size, head.root)
+        await conn.execute(q.CHECKPOINT_ADD, head.size, note)
+        return head.size
+
+
+class Integrator:
+    def __init__(self, pool: asyncpg.Pool, signer: CheckpointSigner, *, interval: float = 0.5,
+                 checkpoint_interval: float = 2.0, batch: int = 5000) -> None:
+        self._pool = pool
+        self._signer = signer
+        self._interval = interval
+        self._checkpoint_interval = checkpoint_interval
+        self._batch = batch
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="audit-integrator")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def flush(self) -> int | None:
+        """Integrate everything sequenced now and sign a checkpoint of it (tests, shutdown)."""
+        while await integrate_once(self._pool, self._batch, wait=True) == self._batch:
+            pass
+        return await checkpoint_once(self._pool, self._signer, wait=True)
+
+    async def run_once(self) -> None:
+        while await integrate_once(self._pool, self._batch) == self._batch:
+            pass
+        await checkpoint_once(self._pool, self._signer, self._checkpoint_interval)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep integrating through DB or HSM outages
+                _log.warning("audit_integrator_error", error=type(exc).__name__,
+                             detail=str(exc)[:200])
+            await asyncio.sleep(self._interval)

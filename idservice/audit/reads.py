@@ -1,0 +1,191 @@
+"""What auditors read: events, checkpoints, proofs (contract section 5). Each read is itself an
+`audit.read` event, written in the transaction of the read (an export records its event and
+commits it before the first row is sent)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from idservice.audit import entry, treestore
+from idservice.audit.events import AuditEvent, RequestContext
+from idservice.audit.recorder import record
+from idservice.auth.principal import Principal
+from idservice.db.types import Conn
+from idservice.errors import InvalidField, NotFound
+from idservice.pin.format import is_well_formed
+from idservice.queries import audit as q
+
+__all__ = ["MAX_LIMIT", "EventFilter", "checkpoint", "checkpoints", "consistency_proof",
+           "export", "get_event", "inclusion_proof", "parse_filter", "search"]
+
+MAX_LIMIT = 1000
+_ACTOR_TYPES = ("operator", "client", "anonymous")
+_FIRST = -1  # keyset start: before index 0
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    pin: str | None = None
+    actor_type: str | None = None
+    actor_id: str | None = None
+    action: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def args(self) -> tuple[Any, ...]:
+        return (self.pin, self.actor_type, self.actor_id, self.action, self.since, self.until)
+
+    def describe(self) -> dict[str, Any]:
+        return {k: (v.isoformat() if isinstance(v, datetime) else v)
+                for k, v in asdict(self).items() if v is not None}
+
+
+def _time(value: str | None, field: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidField("must be an RFC 3339 date-time", field=field) from None
+    if parsed.tzinfo is None:
+        raise InvalidField("must be an RFC 3339 date-time with a time zone", field=field)
+    return parsed
+
+
+def parse_filter(pin: str | None = None, actor: str | None = None, action: str | None = None,
+                 since: str | None = None, until: str | None = None) -> EventFilter:
+    if pin is not None and not is_well_formed(pin):
+        raise InvalidField("must be a well-formed PIN: 12 ASCII digits", field="pin")
+    actor_type = actor_id = None
+    if actor is not None:
+        kind, sep, ident = actor.partition(":")
+        if sep and kind in _ACTOR_TYPES:
+            actor_type, actor_id = kind, ident
+        else:
+            actor_id = actor
+        if not actor_id:
+            raise InvalidField("must be ID or TYPE:ID", field="actor")
+    return EventFilter(pin, actor_type, actor_id, action, _time(since, "since"),
+                       _time(until, "until"))
+
+
+def _cursor(after: str | None) -> int:
+    if after is None:
+        return _FIRST
+    if not (after.isascii() and after.isdigit()) or len(after) > 18:
+        raise InvalidField("not a cursor this service returned", field="after")
+    return int(after)
+
+
+async def _audit(conn: Conn, rctx: RequestContext, what: str, outcome: str = "ok",
+                 pin: str | None = None, **details: Any) -> None:
+    await record(conn, rctx, [AuditEvent("audit.read", outcome, pin=pin,
+                                         details={"what": what, **details})])
+
+
+async def search(pool: asyncpg.Pool, principal: Principal, rctx: RequestContext,
+                 flt: EventFilter, limit: int, after: str | None) -> dict[str, Any]:
+    principal.require_role("auditor")
+    start = _cursor(after)
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(q.SEARCH, *flt.args(), start, limit)
+        await _audit(conn, rctx, "events", pin=flt.pin, filters=flt.describe(), count=len(rows))
+    events = [entry.render_row(r) for r in rows]
+    more = len(events) == limit
+    return {"events": events, "next": str(events[-1]["index"]) if more and events else None}
+
+
+async def get_event(pool: asyncpg.Pool, principal: Principal, rctx: RequestContext,
+                    index: int) -> dict[str, Any]:
+    principal.require_role("auditor")
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(q.ENTRY, index)
+        await _audit(conn, rctx, "event", "ok" if row else "not_found", index=index)
+    if row is None:
+        raise NotFound(f"no sequenced audit event {index}")
+    return entry.render_row(row)
+
+
+async def export(pool: asyncpg.Pool, principal: Principal, rctx: RequestContext,
+                 flt: EventFilter, fmt: str) -> AsyncIterator[dict[str, Any]]:
+    """Record the export, then return an iterator over every matching event (one snapshot)."""
+    principal.require_role("auditor")
+    async with pool.acquire() as conn, conn.transaction():
+        await _audit(conn, rctx, "export", pin=flt.pin, filters=flt.describe(), format=fmt)
+    return _export_rows(pool, flt)
+
+
+async def _export_rows(pool: asyncpg.Pool, flt: EventFilter,
+                       page: int = MAX_LIMIT) -> AsyncIterator[dict[str, Any]]:
+    async with pool.acquire() as conn, \
+            conn.transaction(isolation="repeatable_read", readonly=True):
+        start = _FIRST
+        while True:
+            rows = await conn.fetch(q.SEARCH, *flt.args(), start, page)
+            for row in rows:
+                yield entry.render_row(row)
+            if len(rows) < page:
+                return
+            start = int(rows[-1]["index"])
+
+
+async def checkpoint(pool: asyncpg.Pool, principal: Principal, rctx: RequestContext) -> str:
+    principal.require_role("auditor")
+    async with pool.acquire() as conn, conn.transaction():
+        notes = await conn.fetch(q.LAST_CHECKPOINT)
+        await _audit(conn, rctx, "checkpoint", "ok" if notes else "not_found")
+    if not notes:
+        raise NotFound("no checkpoint has been signed yet")
+    note: str = notes[0]["note"]
+    return note
+
+
+async def checkpoints(pool: asyncpg.Pool, principal: Principal, rctx: RequestContext,
+                      since: int, limit: int) -> list[str]:
+    principal.require_role("auditor")
+    async with pool.acquire() as conn, conn.transaction():
+        notes = await treestore.checkpoints(conn, since, limit)
+        await _audit(conn, rctx, "checkpoints", since=since, count=len(notes))
+    return notes
+
+
+def _b64(hashes: list[bytes]) -> list[str]:
+    return [base64.b64encode(h).decode() for h in hashes]
+
+
+async def inclusion_proof(pool: asyncpg.Pool, principal: Principal, rctx: RequestContext,
+                          index: int, tree_size: int | None) -> dict[str, Any]:
+    principal.require_role("auditor")
+    async with pool.acquire() as conn, conn.transaction():
+        if tree_size is None:
+            last = await conn.fetchrow(q.LAST_CHECKPOINT)
+            tree_size = int(last["tree_size"]) if last else 0
+        size = await treestore.integrated_size(conn)
+        if not 0 < tree_size <= size:
+            raise InvalidField(f"must be 1 .. {size} (the integrated tree size)",
+                               field="tree_size")
+        if not 0 <= index < tree_size:
+            raise InvalidField(f"must be 0 .. {tree_size - 1}", field="index")
+        hashes = await treestore.inclusion(conn, index, tree_size)
+        await _audit(conn, rctx, "inclusion_proof", index=index, tree_size=tree_size)
+    return {"leaf_index": index, "tree_size": tree_size, "hashes": _b64(hashes)}
+
+
+async def consistency_proof(pool: asyncpg.Pool, principal: Principal, rctx: RequestContext,
+                            first: int, second: int) -> dict[str, Any]:
+    principal.require_role("auditor")
+    async with pool.acquire() as conn, conn.transaction():
+        size = await treestore.integrated_size(conn)
+        if not 0 <= second <= size:
+            raise InvalidField(f"must be 0 .. {size} (the integrated tree size)", field="second")
+        if not 0 <= first <= second:
+            raise InvalidField("must be 0 .. second", field="first")
+        hashes = await treestore.consistency(conn, first, second)
+        await _audit(conn, rctx, "consistency_proof", first=first, second=second)
+    return {"first": first, "second": second, "hashes": _b64(hashes)}

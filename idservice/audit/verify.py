@@ -1,0 +1,225 @@
+"""Full verification of the audit log: rows, tree and signed checkpoints (contract section 5).
+
+Storage sits behind `AuditSource` (the database or the HTTP API, `sources.py`); this module only
+computes. One pass over the rows in index order, O(log n) memory:
+
+1. Every checkpoint's signature is checked with the trusted key; a checkpoint that fails is
+   reported and not used.
+2. Indexes must be 0, 1, 2, ... without gaps. Each row's leaf hash is recomputed from the event
+   (`entry.leaf_hash`) and the tree is rebuilt (`merkle.CompactRange`); at every signed size the
+   recomputed root must be the signed root. Successive checkpoints are thereby consistent: both
+   roots come from the same prefix of rows (stronger than a consistency proof). Trusted
+   checkpoints kept outside the database are checked the same way, and the source's consistency
+   proof from each trusted checkpoint to the newest signed one must verify.
+3. Where the source has the integrated leaf hashes (database), a root mismatch is pinned to the
+   exact row: if the stored leaves reproduce the signed root they are authentic, and the first
+   row whose recomputed hash differs is the altered one. If the stored tree was rewritten too,
+   the first index no valid checkpoint vouches for is reported.
+4. Rows must cover every signed size and the integrated tree (a cut tail is named).
+
+`verify_log` raises `AuditVerificationError` listing the problems, the first index first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from idservice.audit import entry, merkle
+from idservice.audit.checkpoints import CheckpointError, NoteVerifier
+from idservice.audit.merkle import CompactRange, ProofError
+
+__all__ = ["AuditSource", "AuditVerificationError", "Problem", "Report", "verify_log"]
+
+
+class AuditSource(Protocol):
+    async def checkpoints(self) -> list[str]:
+        """Every signed checkpoint note, oldest first."""
+
+    def events(self) -> AsyncIterator[list[dict[str, Any]]]:
+        """Batches of events (as the API renders them) in index order, from index 0."""
+
+    async def leaf_hashes(self, start: int, end: int) -> dict[int, bytes] | None:
+        """Integrated leaf hashes for [start, end), or None if the source has none."""
+
+    async def integrated_size(self) -> int | None:
+        """Size of the integrated tree, or None if unknown."""
+
+    async def consistency(self, first: int, second: int) -> list[bytes]:
+        """The source's consistency proof between two tree sizes."""
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    index: int
+    message: str
+
+
+class AuditVerificationError(Exception):
+    def __init__(self, problems: Sequence[Problem], report: Report) -> None:
+        self.problems = sorted(problems, key=lambda p: p.index)
+        self.report = report
+        first = self.problems[0]
+        super().__init__(f"first bad index {first.index}: {first.message}")
+
+    @property
+    def first(self) -> Problem:
+        return self.problems[0]
+
+
+@dataclass
+class Report:
+    rows: int = 0
+    checkpoints: int = 0
+    proven_size: int = 0
+    trusted: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Target:
+    label: str
+    root: bytes
+
+
+def _claimed_size(note: str) -> int | None:
+    lines = note.split("\n")
+    return int(lines[1]) if len(lines) > 2 and lines[1].isdigit() else None
+
+
+class _Pass:
+    """State of the single pass over the rows."""
+
+    def __init__(self, targets: dict[int, list[_Target]]) -> None:
+        self.targets = targets
+        self.problems: list[Problem] = []
+        self.rows = CompactRange()
+        self.stored = CompactRange()
+        self.stored_complete = True  # every row so far had a stored leaf
+        self.first_diff: int | None = None
+        self.proven = 0
+        self.stopped = False
+
+    def add(self, index: int, leaf: bytes, stored: bytes | None) -> None:
+        if index != self.rows.size:
+            expected = self.rows.size
+            what = (f"index {expected} is missing (the next row has index {index})"
+                    if index > expected else f"index {index} appears again after {expected - 1}")
+            self._stop(Problem(expected, what))
+            return
+        self.rows.append(leaf)
+        if stored is None:
+            self.stored_complete = False
+        elif self.stored_complete:
+            self.stored.append(stored)
+            if stored != leaf and self.first_diff is None:
+                self.first_diff = index
+        size = self.rows.size
+        if size in self.targets:
+            self._check(size)
+
+    def _stop(self, problem: Problem) -> None:
+        self.problems.append(problem)
+        self.stopped = True
+
+    def _check(self, size: int) -> None:
+        recomputed = self.rows.root()
+        for target in self.targets[size]:
+            if recomputed == target.root:
+                continue
+            if (self.stored_complete and self.stored.root() == target.root
+                    and self.first_diff is not None):
+                self._stop(Problem(self.first_diff, f"row {self.first_diff} is not the event "
+                                   f"signed in {target.label}: its leaf hash differs from the "
+                                   "integrated one"))
+            else:
+                self._stop(Problem(self.proven, f"rows {self.proven}..{size - 1} do not "
+                                   f"reproduce the root of {target.label}, and the stored tree "
+                                   f"does not either; index {self.proven} is the first one "
+                                   "no valid checkpoint vouches for"))
+            return
+        if self.first_diff is not None:
+            self.problems.append(Problem(self.first_diff, f"stored leaf hash {self.first_diff} "
+                                         "differs from its row, though the rows reproduce the "
+                                         "signed root: the tree store was altered"))
+            self.first_diff = None
+        self.proven = size
+
+
+async def verify_log(source: AuditSource, verifier: NoteVerifier, trusted: Sequence[str] = (),
+                     progress: Callable[[int], None] | None = None) -> Report:
+    report = Report()
+    problems: list[Problem] = []
+    targets: dict[int, list[_Target]] = {}
+    bad: list[tuple[int | None, str]] = []
+    valid: list[int] = []
+    for note in await source.checkpoints():
+        report.checkpoints += 1
+        try:
+            cp = verifier.verify(note)
+        except CheckpointError as exc:
+            bad.append((_claimed_size(note), str(exc)))
+            continue
+        valid.append(cp.size)
+        targets.setdefault(cp.size, []).append(_Target(f"the checkpoint of size {cp.size}",
+                                                       cp.root))
+    for size, why in bad:
+        below = [v for v in valid if size is not None and v < size]
+        problems.append(Problem(max(below, default=0),
+                                f"checkpoint of size {size}: {why}"))
+    trusted_roots: dict[int, bytes] = {}
+    for note in trusted:
+        try:
+            cp = verifier.verify(note)
+        except CheckpointError as exc:
+            problems.append(Problem(0, f"trusted checkpoint: {exc}"))
+            continue
+        trusted_roots[cp.size] = cp.root
+        report.trusted.append(cp.size)
+        targets.setdefault(cp.size, []).append(
+            _Target(f"the trusted checkpoint of size {cp.size}", cp.root))
+
+    state = _Pass(targets)
+    async for batch in source.events():
+        if not batch:
+            continue
+        stored = await source.leaf_hashes(int(batch[0]["index"]), int(batch[-1]["index"]) + 1)
+        for event in batch:
+            index = int(event["index"])
+            state.add(index, entry.leaf_hash(event), stored.get(index) if stored else None)
+            if state.stopped:
+                break
+        if progress is not None:
+            progress(len(batch))
+        if state.stopped:
+            break
+    problems.extend(state.problems)
+    rows = report.rows = state.rows.size
+    report.proven_size = state.proven
+
+    if not state.stopped:
+        for size in sorted(s for s in targets if s > rows):
+            problems.append(Problem(rows, f"the rows end before index {rows} but "
+                                    f"{targets[size][0].label} covers {size} events"))
+        integrated = await source.integrated_size()
+        if integrated is not None and integrated > rows:
+            problems.append(Problem(rows, f"{integrated} events were integrated into the tree "
+                                    f"but the rows end before index {rows}"))
+        if state.first_diff is not None:
+            problems.append(Problem(state.first_diff, f"row {state.first_diff} differs from "
+                                    "its integrated leaf hash (not yet in a checkpoint)"))
+    if not problems and valid and trusted_roots:
+        newest = max(valid)
+        newest_root = targets[newest][0].root
+        for size, trusted_root in trusted_roots.items():
+            if size > newest:
+                continue
+            try:
+                merkle.verify_consistency(size, newest, trusted_root, newest_root,
+                                          await source.consistency(size, newest))
+            except ProofError as exc:
+                problems.append(Problem(size, f"no valid consistency proof from the trusted "
+                                        f"checkpoint {size} to checkpoint {newest}: {exc}"))
+    if problems:
+        raise AuditVerificationError(problems, report)
+    return report

@@ -1,0 +1,116 @@
+"""The operator registry (officers, auditors, admins with USB-token certificates): add, list,
+disable (`idservice operators ...`), and how a certificate identifies its operator.
+
+An operator is mapped by the SHA-256 of its certificate or by issuer (RFC 4514 string) and
+serial (lowercase hex), as Keycloak's X.509 authenticator does. Access tokens carry
+`cnf.x5t#S256` (RFC 8705 section 3.1: base64url SHA-256 of the DER certificate).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from idservice.auth.client_registry import ClientRegistryError, parse_jurisdiction, parse_roles
+from idservice.db.types import Conn
+from idservice.queries import officers as q
+
+__all__ = [
+    "CertificateIdentity",
+    "OperatorRegistryError",
+    "add_operator",
+    "certificate_identity",
+    "disable_operator",
+    "list_operators",
+    "parse_jurisdiction",
+    "parse_roles",
+    "revoked_operator_thumbprints",
+    "x5t_s256",
+]
+
+_ID = re.compile(r"[^A-Za-z0-9._-]+")
+
+OperatorRegistryError = ClientRegistryError
+
+
+@dataclass(frozen=True)
+class CertificateIdentity:
+    sha256: str  # hex
+    issuer: str  # RFC 4514
+    serial: str  # lowercase hex
+
+
+def certificate_identity(cert: x509.Certificate) -> CertificateIdentity:
+    return CertificateIdentity(
+        sha256=hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest(),
+        issuer=cert.issuer.rfc4514_string(),
+        serial=format(cert.serial_number, "x"),
+    )
+
+
+def x5t_s256(cert_der: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(cert_der).digest()).rstrip(b"=").decode()
+
+
+def _default_id(cert: x509.Certificate, identity: CertificateIdentity) -> str:
+    names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    base = _ID.sub("-", str(names[0].value) if names else "operator").strip("-._")[:40]
+    return f"{base or 'operator'}-{identity.sha256[:8]}"
+
+
+async def add_operator(conn: Conn, *, cert_pem: bytes, name: str, roles: list[str],
+                       jurisdiction: str, operator_id: str | None = None) -> str:
+    """Register the certificate's holder; returns the operator id."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError as exc:
+        raise OperatorRegistryError("--cert is not a PEM certificate") from exc
+    identity = certificate_identity(cert)
+    new_id = operator_id or _default_id(cert, identity)
+    try:
+        await conn.execute(q.INSERT_OPERATOR, new_id, name, identity.sha256, identity.issuer,
+                           identity.serial, cert.public_bytes(Encoding.PEM).decode(), roles,
+                           jurisdiction)
+    except asyncpg.UniqueViolationError as exc:
+        raise OperatorRegistryError(
+            "an operator with this id or certificate is already registered") from exc
+    except asyncpg.CheckViolationError as exc:
+        raise OperatorRegistryError(f"invalid operator: {exc.constraint_name}") from exc
+    return new_id
+
+
+async def list_operators(conn: Conn) -> list[dict[str, Any]]:
+    return [
+        {"id": r["id"], "name": r["name"], "roles": list(r["roles"]),
+         "jurisdiction": r["jurisdiction"], "enabled": r["enabled"],
+         "cert_sha256": r["cert_sha256"], "cert_issuer": r["cert_issuer"],
+         "cert_serial": r["cert_serial"], "created_at": r["created_at"].isoformat()}
+        for r in await conn.fetch(q.LIST_OPERATORS)
+    ]
+
+
+async def disable_operator(conn: Conn, operator_id: str) -> bool:
+    return await conn.fetchval(q.DISABLE_OPERATOR, operator_id) is not None
+
+
+async def revoked_operator_thumbprints(conn: Conn, revoked: frozenset[tuple[str, str]]
+                                       ) -> frozenset[str]:
+    """`cnf.x5t#S256` of enabled operators whose (issuer, serial) a CRL lists as revoked."""
+    if not revoked:
+        return frozenset()
+    found: set[str] = set()
+    for row in await conn.fetch(q.OPERATOR_CERTIFICATES):
+        if (row["cert_issuer"], row["cert_serial"]) in revoked:
+            try:
+                cert = x509.load_pem_x509_certificate(row["cert_pem"].encode())
+            except ValueError:
+                continue
+            found.add(x5t_s256(cert.public_bytes(Encoding.DER)))
+    return frozenset(found)

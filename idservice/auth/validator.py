@@ -1,0 +1,116 @@
+"""Officer login validation (contract 3.1), built once from settings and run as an ordered list
+of checks, Web eID style: each check is one module under `auth/checks/` raising one error type.
+
+Order: nonce (consumed first) -> token format -> certificate decodes -> purpose (keyUsage, EKU)
+-> policies -> validity now -> path to a trust anchor + issuing-CA allow-list -> revocation ->
+signature -> operator mapped and enabled. The configuration is frozen when the validator is
+built, so a bad trust-anchor file stops start-up instead of failing logins later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from idservice.auth.checks.base import LoginAttempt, LoginCheck, ValidatorConfig
+from idservice.auth.checks.certificate import CertificateCheck
+from idservice.auth.checks.nonce import NonceCheck
+from idservice.auth.checks.operator import OperatorCheck
+from idservice.auth.checks.policies import PolicyCheck
+from idservice.auth.checks.purpose import PurposeCheck
+from idservice.auth.checks.revocation import CrlSource, RevocationCheck
+from idservice.auth.checks.signature import SignatureCheck
+from idservice.auth.checks.token_format import TokenFormatCheck
+from idservice.auth.checks.trust import TrustCheck
+from idservice.auth.checks.validity import ValidityCheck
+from idservice.auth.ocsp import OcspClient
+from idservice.clock import Clock
+from idservice.db.types import Conn
+from idservice.logging import get_logger
+from idservice.settings import Settings, split_list
+
+__all__ = ["LoginValidator", "OfficerPkiFiles", "load_certificates"]
+
+_log = get_logger(__name__)
+
+
+def load_certificates(paths: Sequence[str]) -> list[x509.Certificate]:
+    certs: list[x509.Certificate] = []
+    for path in paths:
+        try:
+            certs.extend(x509.load_pem_x509_certificates(Path(path).read_bytes()))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot read PEM certificates from {path}: {exc}") from exc
+    return certs
+
+
+class OfficerPkiFiles:
+    """The trust anchors and issuing CAs named by the settings, read once."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.trust_anchors = load_certificates(split_list(settings.trust_anchors))
+        self.issuing_cas = load_certificates(split_list(settings.issuing_cas))
+
+    @property
+    def all_cas(self) -> list[x509.Certificate]:
+        return [*self.trust_anchors, *self.issuing_cas]
+
+
+def _asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
+    return asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER))
+
+
+class LoginValidator:
+    def __init__(self, checks: Sequence[LoginCheck], clock: Clock) -> None:
+        self.checks = tuple(checks)
+        self._clock = clock
+
+    @classmethod
+    def from_settings(cls, settings: Settings, pki: OfficerPkiFiles, crls: CrlSource,
+                      clock: Clock) -> LoginValidator:
+        config = ValidatorConfig(
+            origin=settings.origin,
+            trust_anchors=tuple(_asn1(c) for c in pki.trust_anchors),
+            issuing_cas=tuple(_asn1(c) for c in pki.issuing_cas),
+            allowed_issuer_sha256=frozenset(
+                hashlib.sha256(c.public_bytes(Encoding.DER)).hexdigest()
+                for c in pki.issuing_cas) or None,
+            required_policies=frozenset(split_list(settings.cert_policies)),
+            clock_skew=timedelta(seconds=settings.clock_skew_seconds),
+        )
+        if not config.trust_anchors:
+            _log.warning("officer_login_without_trust_anchors",
+                         hint="set IDSERVICE_TRUST_ANCHORS; every officer login is refused")
+        if settings.revocation == "ocsp-then-crl":
+            _log.warning("revocation_policy_ocsp_then_crl",
+                         hint="a fresh CRL is used when OCSP gives no usable answer")
+        ocsp = OcspClient(timeout=settings.ocsp_timeout_seconds, skew=config.clock_skew,
+                          max_age=timedelta(seconds=settings.ocsp_max_age_seconds))
+        return cls([
+            NonceCheck(clock),
+            TokenFormatCheck(),
+            CertificateCheck(),
+            PurposeCheck(),
+            PolicyCheck(config.required_policies),
+            ValidityCheck(config.clock_skew),
+            TrustCheck(config),
+            RevocationCheck(config, crls, ocsp, policy=settings.revocation),
+            SignatureCheck(config.origin),
+            OperatorCheck(),
+        ], clock)
+
+    def attempt(self, conn: Conn, nonce: str, raw_token: Mapping[str, Any]) -> LoginAttempt:
+        return LoginAttempt(conn=conn, nonce=nonce, raw_token=raw_token, now=self._clock.now())
+
+    async def validate(self, attempt: LoginAttempt) -> LoginAttempt:
+        """Run every check in order; the first failure raises its `LoginFailed` subtype."""
+        for check in self.checks:
+            await check.run(attempt)
+        return attempt

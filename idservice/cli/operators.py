@@ -1,0 +1,88 @@
+"""`idservice operators add|list|disable` (contract 6.2): officers, auditors and admins who log
+in with their USB-token certificate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from idservice.auth.operators import (
+    OperatorRegistryError,
+    add_operator,
+    disable_operator,
+    list_operators,
+    parse_jurisdiction,
+    parse_roles,
+)
+from idservice.cli.common import console, fail, run, service_connection, settings
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Operators (officers, auditors, admins with USB tokens).",
+                  no_args_is_help=True)
+
+
+@app.command("add")
+def add(
+    cert: Annotated[Path, typer.Option(help="the operator's PEM certificate (from the token)",
+                                       exists=True, dir_okay=False)],
+    name: Annotated[str, typer.Option(help="display name")],
+    roles: Annotated[str, typer.Option(help="comma-separated: officer, auditor, admin")],
+    jurisdiction: Annotated[str, typer.Option(help="3-digit province code or *")],
+    operator_id: Annotated[str | None, typer.Option(
+        "--id", help="operator id (default: from the certificate's CN and fingerprint)")] = None,
+) -> None:
+    """Register an operator by certificate."""
+    try:
+        role_list, jur = parse_roles(roles), parse_jurisdiction(jurisdiction)
+    except OperatorRegistryError as exc:
+        raise fail(str(exc), 2) from exc
+    if not name.strip():
+        raise fail("--name must not be empty", 2)
+
+    async def main() -> str:
+        async with service_connection(settings()) as conn:
+            return await add_operator(conn, cert_pem=cert.read_bytes(), name=name.strip(),
+                                      roles=role_list, jurisdiction=jur,
+                                      operator_id=operator_id)
+
+    try:
+        new_id = run(main)
+    except OperatorRegistryError as exc:
+        raise fail(str(exc)) from exc
+    console.print(f"operator [bold]{new_id}[/bold] added: roles {','.join(role_list)}, "
+                  f"jurisdiction {jur}")
+
+
+@app.command("list")
+def list_(as_json: Annotated[bool, typer.Option("--json", help="JSON array")] = False) -> None:
+    """List registered operators."""
+
+    async def main() -> list[dict[str, object]]:
+        async with service_connection(settings()) as conn:
+            return await list_operators(conn)
+
+    operators = run(main)
+    if as_json:
+        typer.echo(json.dumps(operators, ensure_ascii=False, indent=2))
+        return
+    for o in operators:
+        state = "enabled" if o["enabled"] else "disabled"
+        console.print(f"{o['id']}\t{o['name']}\t{','.join(o['roles'])}\t"  # type: ignore[arg-type]
+                      f"{o['jurisdiction']}\t{state}", markup=False)
+
+
+@app.command("disable")
+def disable(operator_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+    """Disable an operator: logins are refused at once, live tokens stop within seconds."""
+
+    async def main() -> bool:
+        async with service_connection(settings()) as conn:
+            return await disable_operator(conn, operator_id)
+
+    if not run(main):
+        raise fail(f"no operator {operator_id}")
+    console.print(f"operator [bold]{operator_id}[/bold] disabled")

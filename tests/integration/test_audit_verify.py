@@ -1,0 +1,289 @@
+"""`idservice audit verify` recomputes the tree from the rows and checks every checkpoint; every
+kind of tampering by a database superuser is detected and the right index named (contract 5).
+
+Tampering happens in a fresh database per test (never the shared session one): events are
+written there with the recorder, sequenced, integrated and checkpointed by the real code, then
+altered as the superuser with the append-only triggers disabled.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+
+from hsm.async_keystore import AsyncKeyStore
+from hsm.keystore import KeyStore
+from hsm.softhsm import SoftHsmToken
+from idservice.audit.checkpoints import CheckpointSigner, NoteVerifier
+from idservice.audit.events import Actor, AuditEvent, RequestContext
+from idservice.audit.integrator import checkpoint_once, integrate_once
+from idservice.audit.recorder import record
+from idservice.audit.sequencer import sequence_once
+from idservice.audit.sources import DatabaseSource
+from idservice.audit.verify import AuditVerificationError, Report, verify_log
+from idservice.db.migrate import migrate
+from idservice.db.pool import connect, create_pool
+from idservice.db.roles import DatabaseUrls, url_for
+from idservice.settings import Settings
+from tests.integration.test_audit_log_api import flush
+from tests.support.bodies import issue_body
+from tests.support.server import ServerThread
+
+IDSERVICE = [sys.executable, "-m", "idservice.cli"]
+ORIGIN = "tamper.test/idservice/audit"
+BATCHES, PER_BATCH = 6, 5  # checkpoints at 5, 10, ..., 30
+
+
+def _cli(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "IDSERVICE_DATA_DIR": str(settings.data_dir),
+                "IDSERVICE_ORIGIN": settings.origin, **env}
+    return subprocess.run([*IDSERVICE, *args], env=full_env, capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+# -- the session database, through the CLI ----------------------------------------------------
+
+def test_cli_verifies_the_service_database_and_its_api(
+    settings: Settings, server: ServerThread, registrar: httpx.Client,
+    officer_token: Callable[..., str], tmp_path: Path,
+) -> None:
+    for _ in range(3):
+        registrar.post("/v1/pins", json=issue_body("052"))
+    flush(server)
+    printed = _cli(settings, "audit", "checkpoints")
+    assert printed.returncode == 0, printed.stderr
+    trusted = tmp_path / "trusted.txt"
+    trusted.write_text(printed.stdout)
+    assert printed.stdout.count("\u2014 ") >= 1
+
+    result = _cli(settings, "audit", "verify", "--trusted-checkpoint", str(trusted))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("OK:")
+
+    since = _cli(settings, "audit", "checkpoints", "--since", "10000000")
+    assert since.returncode == 0 and since.stdout == ""
+
+    token = officer_token("*", roles=("auditor",))
+    over_http = _cli(settings, "audit", "verify", "--server", server.base_url,
+                     "--trusted-checkpoint", str(trusted), IDSERVICE_ACCESS_TOKEN=token)
+    assert over_http.returncode == 0, over_http.stderr
+    no_token = _cli(settings, "audit", "verify", "--server", server.base_url,
+                    IDSERVICE_ACCESS_TOKEN="")
+    assert no_token.returncode == 2 and "IDSERVICE_ACCESS_TOKEN" in no_token.stderr
+
+
+# -- tampering in a fresh database ------------------------------------------------------------
+
+@dataclass
+class Log:
+    urls: DatabaseUrls
+    superuser: str
+    pool: asyncpg.Pool
+    signer: CheckpointSigner
+    verifier: NoteVerifier
+    notes: list[str]
+
+    async def sql(self, *statements: str) -> None:
+        conn = await asyncpg.connect(self.superuser)
+        try:
+            for table in ("audit_event", "audit_log", "audit_node", "audit_tree",
+                          "audit_checkpoint"):
+                await conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER ALL")
+            for statement in statements:
+                await conn.execute(statement)
+            for table in ("audit_event", "audit_log", "audit_node", "audit_tree",
+                          "audit_checkpoint"):
+                await conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER ALL")
+        finally:
+            await conn.close()
+
+    async def verify(self, verifier: NoteVerifier | None = None,
+                     trusted: tuple[str, ...] = ()) -> Report:
+        conn = await connect(self.urls.auditor)
+        try:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                return await verify_log(DatabaseSource(conn, batch=7), verifier or self.verifier,
+                                        trusted)
+        finally:
+            await conn.close()
+
+    async def failure(self, **kwargs: object) -> AuditVerificationError:
+        with pytest.raises(AuditVerificationError) as caught:
+            await self.verify(**kwargs)  # type: ignore[arg-type]
+        return caught.value
+
+
+@pytest.fixture(scope="module")
+def tamper_token(softhsm_token_factory: Callable[[str], SoftHsmToken]) -> SoftHsmToken:
+    return softhsm_token_factory("audit-tamper")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def tamper_keystore(tamper_token: SoftHsmToken) -> AsyncIterator[AsyncKeyStore]:
+    store = AsyncKeyStore(KeyStore(tamper_token.module_path, tamper_token.token_label,
+                                   tamper_token.user_pin))
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def _write(pool: asyncpg.Pool, batch: int) -> None:
+    ctx = RequestContext(Actor("operator", f"officer-{batch}"), f"req-{batch}", "10.1.2.3")
+    async with pool.acquire() as conn, conn.transaction():
+        await record(conn, ctx, [AuditEvent("person.read", "found", pin=f"05224{batch}{i:06d}",
+                                            purpose="kiểm tra", details={"i": i, "b": batch})
+                                 for i in range(PER_BATCH)])
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def log(fresh_database: DatabaseUrls, pg_superuser_url: str,
+              tamper_keystore: AsyncKeyStore) -> AsyncIterator[Log]:
+    await migrate(fresh_database.owner)
+    pool = await create_pool(fresh_database.service, min_size=1, max_size=3)
+    signer = CheckpointSigner(tamper_keystore, "audit-checkpoint", ORIGIN)
+    verifier = await signer.open()
+    try:
+        for batch in range(BATCHES):
+            await _write(pool, batch)
+            await sequence_once(pool)
+            assert await integrate_once(pool, wait=True) == PER_BATCH
+            assert await checkpoint_once(pool, signer, wait=True) == (batch + 1) * PER_BATCH
+        notes = [r["note"] for r in await pool.fetch(
+            "SELECT note FROM audit_checkpoint ORDER BY tree_size")]
+        superuser = url_for(pg_superuser_url,
+                            database=urlsplit(fresh_database.service).path.lstrip("/"))
+        yield Log(fresh_database, superuser, pool, signer, verifier, notes)
+    finally:
+        await pool.close()
+
+
+EVENT_OF = "(SELECT event_id FROM audit_log WHERE index = {})"
+
+
+async def test_untouched_log_verifies(log: Log) -> None:
+    report = await log.verify(trusted=(log.notes[2],))
+    assert (report.rows, report.checkpoints, report.proven_size) == (30, 6, 30)
+    assert report.trusted == [15]
+
+
+async def test_edited_field_is_named(log: Log) -> None:
+    await log.sql(f"UPDATE audit_event SET outcome = 'not_found' WHERE id = {EVENT_OF.format(12)}")
+    error = await log.failure()
+    assert error.first.index == 12
+    assert "row 12 is not the event signed in the checkpoint of size 15" in error.first.message
+
+
+async def test_deleted_row_is_named(log: Log) -> None:
+    await log.sql("DELETE FROM audit_log WHERE index = 12")
+    error = await log.failure()
+    assert error.first.index == 12 and "index 12 is missing" in error.first.message
+
+
+async def test_forged_row_inserted_in_the_middle_is_named(log: Log) -> None:
+    await log.sql(
+        "UPDATE audit_log SET index = index + 1000 WHERE index >= 12",
+        "UPDATE audit_log SET index = index - 999 WHERE index >= 1000",
+        "INSERT INTO audit_event (id, txid, at, actor_type, actor_id, action, pin, outcome) "
+        "OVERRIDING SYSTEM VALUE VALUES (100000, pg_current_xact_id(), now(), 'operator', "
+        "'forger', 'person.read', '052240000001', 'found')",
+        "INSERT INTO audit_log (index, event_id, txid) VALUES (12, 100000, pg_current_xact_id())",
+    )
+    error = await log.failure()
+    assert error.first.index == 12 and "not the event signed" in error.first.message
+
+
+async def test_swapped_rows_are_named(log: Log) -> None:
+    a, b = [r["event_id"] for r in await log.pool.fetch(
+        "SELECT event_id FROM audit_log WHERE index IN (12, 17) ORDER BY index")]
+    await log.sql("UPDATE audit_log SET event_id = -1 WHERE index = 12",
+                  f"UPDATE audit_log SET event_id = {a} WHERE index = 17",
+                  f"UPDATE audit_log SET event_id = {b} WHERE index = 12")
+    error = await log.failure()
+    assert error.first.index == 12 and "not the event signed" in error.first.message
+
+
+async def test_truncated_tail_is_named(log: Log) -> None:
+    await log.sql("DELETE FROM audit_log WHERE index >= 22")
+    error = await log.failure()
+    assert error.first.index == 22 and "rows end before index 22" in error.first.message
+
+
+async def test_rows_cut_after_the_last_checkpoint_are_named(log: Log) -> None:
+    await _write(log.pool, 9)
+    await sequence_once(log.pool)
+    await integrate_once(log.pool, wait=True)  # integrated to 35, last checkpoint still 30
+    await log.sql("DELETE FROM audit_log WHERE index >= 33")
+    error = await log.failure()
+    assert error.first.index == 33 and "35 events were integrated" in error.first.message
+
+
+async def test_rewritten_tree_and_checkpoints_under_another_key_are_detected(
+    log: Log, tamper_keystore: AsyncKeyStore,
+) -> None:
+    """The smart forger: edits row 12, rebuilds the stored tree from the last checkpoint that
+    does not cover it (10) and re-signs every later checkpoint with a key of its own."""
+    await log.sql(
+        f"UPDATE audit_event SET outcome = 'not_found' WHERE id = {EVENT_OF.format(12)}",
+        "DELETE FROM audit_node WHERE ((idx + 1) << level) > 10",
+        "DELETE FROM audit_checkpoint WHERE tree_size > 10",
+        "DELETE FROM audit_tree WHERE size > 10",
+    )
+    forger = CheckpointSigner(tamper_keystore, "forger", ORIGIN)
+    await forger.open()
+    assert await integrate_once(log.pool, wait=True) == 20
+    assert await checkpoint_once(log.pool, forger, wait=True) == 30
+
+    error = await log.failure()
+    # Nothing can pin the edit closer than "after the last checkpoint that still verifies".
+    assert error.first.index == 10 <= 12 < 15
+    assert "checkpoint of size 30" in error.first.message
+    assert "not signed by the key" in error.first.message
+    with_trusted = await log.failure(trusted=(log.notes[-1],))
+    assert with_trusted.first.index == 10
+    assert any("trusted checkpoint of size 30" in p.message for p in with_trusted.problems)
+    # An auditor who took the forger's key from the database still has the trusted copy.
+    fooled = await log.failure(verifier=forger.verifier, trusted=(log.notes[-1],))
+    assert fooled.first.index == 0
+    assert any(p.message.startswith("trusted checkpoint: ") for p in fooled.problems)
+
+
+async def test_altered_stored_leaf_is_named(log: Log) -> None:
+    await log.sql("UPDATE audit_node SET hash = sha256(hash) WHERE level = 0 AND idx = 7")
+    error = await log.failure()
+    assert error.first.index == 7 and "tree store was altered" in error.first.message
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> Iterator[Callable[[NoteVerifier], Path]]:
+    def write(verifier: NoteVerifier) -> Path:
+        path = tmp_path / "audit-key.pem"
+        path.write_text(verifier.public_pem())
+        return path
+
+    yield write
+
+
+async def test_cli_names_the_first_bad_index(log: Log, settings: Settings,
+                                             key_file: Callable[[NoteVerifier], Path]) -> None:
+    env = {"IDSERVICE_DATABASE_URL": log.urls.auditor,
+           "IDSERVICE_ORIGIN": "http://tamper.test"}
+    key = str(key_file(log.verifier))
+    ok = _cli(settings, "audit", "verify", "--key", key, **env)
+    assert ok.returncode == 0, ok.stderr
+    await log.sql(f"UPDATE audit_event SET details = '{{\"i\": 99}}' WHERE id = "
+                  f"{EVENT_OF.format(21)}")
+    bad = _cli(settings, "audit", "verify", "--key", key, **env)
+    assert bad.returncode == 1
+    assert "first bad index 21" in bad.stderr
