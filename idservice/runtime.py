@@ -10,13 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from hsm.keystore import KeyStore
 from hsm.softhsm import ensure_softhsm_token, load_or_create_pins
 from idservice.db.embedded import EmbeddedPostgres
 from idservice.db.migrate import migrate
 from idservice.db.roles import ensure_database
 from idservice.settings import Settings
 
-__all__ = ["DatabaseTarget", "HsmTarget", "resolve_database", "resolve_hsm"]
+__all__ = [
+    "DatabaseTarget",
+    "HsmTarget",
+    "ensure_service_keys",
+    "resolve_database",
+    "resolve_hsm",
+]
 
 DEV_TOKEN_LABEL = "idservice"
 
@@ -42,6 +49,21 @@ class DatabaseTarget:
         """Stop the embedded cluster if (and only if) this process started it."""
         if self.embedded is not None:
             self.embedded.stop()
+
+
+def ensure_service_keys(settings: Settings) -> None:
+    """Create the service's signing keys (access tokens, audit checkpoints) if missing, once,
+    before any worker starts: N workers racing to generate the same label would leave the
+    token with duplicate keys or fail start-up. In production the keys come from the key
+    ceremony and this only finds them."""
+    target = resolve_hsm(settings)
+    store = KeyStore(target.module_path, target.token_label, target.user_pin)
+    store.open()
+    try:
+        store.ensure_key(settings.jwt_key_label, "EC_P256")
+        store.ensure_key(settings.audit_key_label, "EC_P256")
+    finally:
+        store.close()
 
 
 def resolve_hsm(settings: Settings) -> HsmTarget:

@@ -16,7 +16,13 @@ from idservice.cli.common import console
 from idservice.db.pool import connect
 from idservice.demo import demo_pki_settings, ensure_demo_client, register_demo_operators
 from idservice.devpki import DemoPki, ensure_demo_pki
-from idservice.runtime import DatabaseTarget, resolve_database, resolve_hsm
+from idservice.logging import configure_logging
+from idservice.runtime import (
+    DatabaseTarget,
+    ensure_service_keys,
+    resolve_database,
+    resolve_hsm,
+)
 from idservice.settings import Settings, get_settings
 
 __all__ = ["serve_app"]
@@ -74,6 +80,7 @@ def serve_app(*, host: str, port: int, workers: int, dev: bool) -> None:
     # becomes SystemExit, so the `finally` below still stops the embedded cluster we started.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     cfg = get_settings()
+    configure_logging(cfg.log_level)
     if dev and cfg.origin == "http://127.0.0.1:8000" and (host, port) != ("127.0.0.1", 8000):
         cfg = cfg.model_copy(update={"origin": f"http://{host}:{port}"})
         os.environ["IDSERVICE_ORIGIN"] = cfg.origin
@@ -87,6 +94,7 @@ def serve_app(*, host: str, port: int, workers: int, dev: bool) -> None:
             os.environ.update({f"IDSERVICE_{k.upper()}": v for k, v in pki_settings.items()})
             asyncio.run(_register_demo_client(cfg, db, pki))
             _print_dev_banner(cfg, db, host, port, pki)
+        ensure_service_keys(cfg)
         log_config = None  # our structlog JSON lines, not uvicorn's text format
         if workers == 1:
             uvicorn.run(create_app(cfg, database=db), host=host, port=port,

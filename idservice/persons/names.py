@@ -27,6 +27,8 @@ def check_text(value: str, *, max_length: int = MAX_NAME_LENGTH) -> str:
         raise ValueError("must not be empty")
     if len(value) > max_length:
         raise ValueError(f"must be at most {max_length} characters")
+    if value.isprintable():  # C-speed fast path: no Cc/Cf/Cs/Co/Cn/Zl/Zp characters at all
+        return value
     for ch in value:
         if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
             raise ValueError(f"must not contain control or invisible characters (U+{ord(ch):04X})")
