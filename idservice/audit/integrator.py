@@ -11,8 +11,6 @@ work at a time. It never runs on the request path.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -21,6 +19,7 @@ import asyncpg
 from idservice.audit import entry
 from idservice.audit.checkpoints import CheckpointSigner
 from idservice.audit.merkle import CompactRange
+from idservice.background import PeriodicTask
 from idservice.db.types import Conn
 from idservice.logging import get_logger
 from idservice.queries import audit as q
@@ -102,17 +101,13 @@ class Integrator:
         self._interval = interval
         self._checkpoint_interval = checkpoint_interval
         self._batch = batch
-        self._task: asyncio.Task[None] | None = None
+        self._loop = PeriodicTask("audit-integrator", interval, self.run_once)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="audit-integrator")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
     async def flush(self) -> int | None:
         """Integrate everything sequenced now and sign a checkpoint of it (tests, shutdown)."""
@@ -124,14 +119,3 @@ class Integrator:
         while await integrate_once(self._pool, self._batch) == self._batch:
             pass
         await checkpoint_once(self._pool, self._signer, self._checkpoint_interval)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # keep integrating through DB or HSM outages
-                _log.warning("audit_integrator_error", error=type(exc).__name__,
-                             detail=str(exc)[:200])
-            await asyncio.sleep(self._interval)

@@ -7,17 +7,13 @@ the others return at once. Sequencing is off the request path; it only lags by `
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 import asyncpg
 
-from idservice.logging import get_logger
+from idservice.background import PeriodicTask
 from idservice.queries import audit as q
 
 __all__ = ["Sequencer", "sequence_once"]
 
-_log = get_logger(__name__)
 
 
 async def sequence_once(pool: asyncpg.Pool, max_rows: int = 10_000) -> int:
@@ -33,25 +29,13 @@ async def sequence_once(pool: asyncpg.Pool, max_rows: int = 10_000) -> int:
 class Sequencer:
     def __init__(self, pool: asyncpg.Pool, interval: float = 0.2) -> None:
         self._pool = pool
-        self._interval = interval
-        self._task: asyncio.Task[None] | None = None
+        self._loop = PeriodicTask("audit-sequencer", interval, self.run_once)
+
+    async def run_once(self) -> int:
+        return await sequence_once(self._pool)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="audit-sequencer")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await sequence_once(self._pool)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # keep sequencing alive through DB restarts
-                _log.warning("audit_sequencer_error", error=type(exc).__name__)
-            await asyncio.sleep(self._interval)
+        await self._loop.stop()

@@ -19,6 +19,7 @@ import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from idservice.background import PeriodicTask
 from idservice.logging import get_logger
 
 __all__ = ["CrlCache", "load_crl"]
@@ -44,7 +45,7 @@ class CrlCache:
         self._by_source: dict[str, x509.CertificateRevocationList] = {}
         self._der: list[bytes] = []
         self._revoked: frozenset[tuple[str, str]] = frozenset()
-        self._task: asyncio.Task[None] | None = None
+        self._loop: PeriodicTask | None = None
 
     def crls(self) -> Sequence[bytes]:
         return self._der
@@ -85,23 +86,14 @@ class CrlCache:
         return False
 
     def start(self, on_refresh: Callable[[], Awaitable[None]] | None = None) -> None:
-        self._task = asyncio.create_task(self._run(on_refresh), name="crl-refresh")
+        async def step() -> None:
+            await self.refresh()
+            if on_refresh is not None:
+                await on_refresh()
+
+        self._loop = PeriodicTask("crl-refresh", self._interval, step, sleep_first=True)
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self, on_refresh: Callable[[], Awaitable[None]] | None) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.refresh()
-                if on_refresh is not None:
-                    await on_refresh()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                _log.warning("crl_refresh_failed", error=type(exc).__name__)
+        if self._loop is not None:
+            await self._loop.stop()

@@ -8,21 +8,18 @@ A logout in this process takes effect here at once.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import UTC, datetime
 
 import asyncpg
 
 from idservice.auth.principal import Principal
+from idservice.background import PeriodicTask
 from idservice.db.types import Conn
 from idservice.errors import Unauthenticated
-from idservice.logging import get_logger
 from idservice.queries import auth as q
 
 __all__ = ["RevocationState"]
 
-_log = get_logger(__name__)
 
 
 class RevocationState:
@@ -33,7 +30,8 @@ class RevocationState:
         self._disabled: frozenset[tuple[str, str]] = frozenset()
         self._revoked_certs: frozenset[str] = frozenset()  # x5t#S256 of revoked certificates
         self._since = datetime(1970, 1, 1, tzinfo=UTC)
-        self._task: asyncio.Task[None] | None = None
+        self._rounds = 0
+        self._loop = PeriodicTask("revocation-poller", interval, self._poll, sleep_first=True)
         self.last_refresh: datetime | None = None
 
     def check(self, principal: Principal) -> None:
@@ -69,27 +67,14 @@ class RevocationState:
         self.last_refresh = datetime.now(UTC)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="revocation-poller")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
-    async def _run(self) -> None:
-        purge_every = max(1, int(600 / self._interval))
-        rounds = 0
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.refresh()
-                rounds += 1
-                if rounds % purge_every == 0:
-                    await self._pool.execute(q.PURGE_REVOKED)
-                    await self._pool.execute(q.PURGE_JTIS)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                _log.warning("revocation_refresh_failed", error=type(exc).__name__)
+    async def _poll(self) -> None:
+        await self.refresh()
+        self._rounds += 1
+        if self._rounds % max(1, int(600 / self._interval)) == 0:  # about every 10 minutes
+            await self._pool.execute(q.PURGE_REVOKED)
+            await self._pool.execute(q.PURGE_JTIS)
