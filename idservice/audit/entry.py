@@ -7,6 +7,7 @@ the object an auditor sees.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -15,7 +16,7 @@ import rfc8785
 
 from idservice.audit import merkle
 
-__all__ = ["EVENT_FIELDS", "format_at", "leaf_hash", "render_row"]
+__all__ = ["EVENT_FIELDS", "canonical_json", "format_at", "leaf_hash", "render_row"]
 
 EVENT_FIELDS = ("index", "at", "actor", "action", "pin", "purpose", "outcome", "request_id",
                 "source_ip", "details")
@@ -48,7 +49,39 @@ def render_row(row: Row) -> dict[str, Any]:
 
 
 
+_MAX_SAFE_INT = 2**53  # rfc8785 refuses integers of this magnitude or more
+
+
+def _json_equals_jcs(value: Any) -> bool:
+    """True when `json.dumps(sort_keys, compact, ensure_ascii=False)` yields RFC 8785 bytes.
+
+    They agree on strings (same escapes: \\b \\t \\n \\f \\r short, other controls as
+    lowercase \\u00xx, nothing else escaped), on true/false/null and on integers that are
+    exact doubles; they can differ on floats, on integers beyond 2^53 and on key order when a
+    key has characters outside the BMP (JCS sorts UTF-16 code units). Audit events are strings,
+    small integers and ASCII keys, so the C-speed encoder almost always applies; anything else
+    goes to the `rfc8785` library.
+    """
+    if isinstance(value, str | bool) or value is None:
+        return True
+    if isinstance(value, int):
+        return -_MAX_SAFE_INT < value < _MAX_SAFE_INT
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and k.isascii() and _json_equals_jcs(v)
+                   for k, v in value.items())
+    if isinstance(value, list):
+        return all(_json_equals_jcs(v) for v in value)
+    return False
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 (JCS) canonical JSON of `value`."""
+    if _json_equals_jcs(value):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False).encode()
+    return rfc8785.dumps(value)
+
+
 def leaf_hash(event: Mapping[str, Any]) -> bytes:
     """RFC 9162 leaf hash of the event's RFC 8785 canonical JSON (only the contract's fields)."""
-    canonical = rfc8785.dumps({name: event[name] for name in EVENT_FIELDS})
-    return merkle.leaf_hash(canonical)
+    return merkle.leaf_hash(canonical_json({name: event[name] for name in EVENT_FIELDS}))

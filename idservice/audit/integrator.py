@@ -116,6 +116,10 @@ class Integrator:
         return await checkpoint_once(self._pool, self._signer, wait=True)
 
     async def run_once(self) -> None:
-        while await integrate_once(self._pool, self._batch) == self._batch:
-            pass
-        await checkpoint_once(self._pool, self._signer, self._checkpoint_interval)
+        """Integrate what is sequenced; sign between batches too, so a long backlog still gets
+        a checkpoint every `checkpoint_interval` seconds (contract: at least every 10 s)."""
+        while True:
+            added = await integrate_once(self._pool, self._batch)
+            await checkpoint_once(self._pool, self._signer, self._checkpoint_interval)
+            if added < self._batch:
+                return

@@ -26,7 +26,7 @@ from hsm.keystore import KeyStore
 from hsm.softhsm import SoftHsmToken
 from idservice.audit.checkpoints import CheckpointSigner, NoteVerifier
 from idservice.audit.events import Actor, AuditEvent, RequestContext
-from idservice.audit.integrator import checkpoint_once, integrate_once
+from idservice.audit.integrator import Integrator, checkpoint_once, integrate_once
 from idservice.audit.recorder import record
 from idservice.audit.sequencer import sequence_once
 from idservice.audit.sources import DatabaseSource
@@ -287,3 +287,25 @@ async def test_cli_names_the_first_bad_index(log: Log, settings: Settings,
     bad = _cli(settings, "audit", "verify", "--key", key, **env)
     assert bad.returncode == 1
     assert "first bad index 21" in bad.stderr
+
+
+async def test_backlog_gets_checkpoints_while_it_is_integrated(
+    fresh_database: DatabaseUrls, tamper_keystore: AsyncKeyStore
+) -> None:
+    """Integrating a backlog of several batches signs between batches, not only at the end:
+    the contract wants a checkpoint at least every 10 s while events arrive."""
+    await migrate(fresh_database.owner)
+    pool = await create_pool(fresh_database.service, min_size=1, max_size=3)
+    try:
+        for batch in range(4):
+            await _write(pool, batch)
+        await sequence_once(pool)
+        signer = CheckpointSigner(tamper_keystore, "audit-checkpoint", ORIGIN)
+        await signer.open()
+        integrator = Integrator(pool, signer, checkpoint_interval=0.0, batch=PER_BATCH)
+        await integrator.run_once()
+        sizes = [r[0] for r in await pool.fetch(
+            "SELECT tree_size FROM audit_checkpoint ORDER BY tree_size")]
+    finally:
+        await pool.close()
+    assert sizes == [PER_BATCH * (b + 1) for b in range(4)]
