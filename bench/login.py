@@ -24,7 +24,10 @@ Method (one run, everything started and removed by the script, see bench/_harnes
    server answers after the full check list of contract 3.1 (nonce consumed in PostgreSQL,
    path validation and CRL check with pyhanko-certvalidator, signature, operator lookup),
    an audit event in its own transaction, and an ES256 access token signed in SoftHSM.
+   Each client reuses its certificate, so after its first login the path validation is a
+   hit of the validation cache (`--validation-cache-seconds 0`: validate every time).
    Rate = 200 answers / measured seconds after a warm-up; every answer must be 200.
+   The load average before and after is reported: the machine may be shared.
 4. Ratio = logins/s / single-core verify/s (target >= 0.25); the ratio to the whole-machine
    verify/s is shown too. CPU seconds per part (server, PostgreSQL, this process = load
    generator, the rest of the machine) are read from /proc around the measured phase.
@@ -58,7 +61,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from bench._harness import BENCH_DIR, REPO, VENV_BIN, Stack, _percentiles_ms, log
+from bench._harness import (
+    BENCH_DIR,
+    REPO,
+    VENV_BIN,
+    Stack,
+    _percentiles_ms,
+    log,
+    py_spy_start,
+    summarise_profile,
+)
 from idservice.auth.webeid import auth_token, signed_data
 from idservice.devpki import new_ca, officer_certificate, pki_name
 
@@ -251,6 +263,28 @@ async def login_load(stack: Stack, officers: list[Officer], seconds: float,
     return result, cpu
 
 
+def profile(stack: Stack, officers: list[Officer], seconds: int) -> dict[str, Any]:
+    """py-spy (`--gil`: Python CPU time) on the server while the login load runs again."""
+    assert stack.server is not None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    raw = RESULTS_DIR / f"profile-login-{stamp}.txt"
+    RESULTS_DIR.mkdir(exist_ok=True)
+    spy = py_spy_start(stack.server.pid, seconds, raw)
+    time.sleep(1.0)  # let py-spy attach to every worker
+    result, _ = asyncio.run(login_load(stack, officers, max(1.0, seconds - 2.0), 0.0))
+    try:
+        spy.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        spy.terminate()
+        spy.wait(timeout=30)
+    if not raw.exists():
+        return {"error": f"py-spy wrote nothing (exit {spy.returncode})"}
+    summary = summarise_profile(raw)
+    summary["raw_stacks"] = str(raw.relative_to(REPO))
+    summary["logins_while_profiled"] = result.ok
+    return summary
+
+
 # -- report --------------------------------------------------------------------------------
 
 
@@ -259,7 +293,8 @@ def render(report: dict[str, Any]) -> str:
     cores = ", ".join(f"{k} {c:.2f}" for k, c in report["cpu"]["cores"].items())
     return "\n".join([
         f"officer login benchmark ({report['clients']} clients, {report['workers']} worker(s), "
-        f"{report['seconds']} s measured, revocation={report['revocation']})",
+        f"{report['seconds']} s measured, revocation={report['revocation']}, "
+        f"validation cache {report['validation_cache_seconds']} s)",
         f"  raw P-256 verify/s   : {v['single_core_per_s']:,} (1 core), "
         f"{v['all_cores_per_s']:,} ({v['processes']} processes)",
         f"  full logins/s        : {lg['per_s']:,.1f}  ({lg['ok']} logins; failures: "
@@ -271,6 +306,8 @@ def render(report: dict[str, Any]) -> str:
         f"; {report['ratio_all_cores']:.4f} of all-cores verify/s",
         f"  access token         : {report['access_token_header']}",
         f"  cores used           : {cores}; machine busy {report['cpu']['machine_busy_pct']}%",
+        f"  load average 1/5/15  : before {report['loadavg_1_5_15']['before']}, "
+        f"after {report['loadavg_1_5_15']['after']} ({os.cpu_count()} cores)",
     ])
 
 
@@ -281,19 +318,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--verify-seconds", type=float, default=3.0)
+    parser.add_argument("--validation-cache-seconds", type=float, default=None,
+                        help="IDSERVICE_VALIDATION_CACHE_SECONDS for the server (default: the "
+                             "service's default, 60; 0 = every login validates its path)")
+    parser.add_argument("--profile-seconds", type=int, default=0,
+                        help="after the measured run, sample the server with py-spy while "
+                             "the same load runs this long (0 = off)")
     parser.add_argument("--keep", action="store_true", help="keep the data dir")
     args = parser.parse_args(argv)
 
     with Stack(keep=args.keep) as stack:
         pki_env, officers = write_pki(stack.data_dir / "bench-pki", args.clients)
         stack.env.update(pki_env)
+        if args.validation_cache_seconds is not None:
+            stack.env["IDSERVICE_VALIDATION_CACHE_SECONDS"] = str(args.validation_cache_seconds)
         stack.start_cluster()
         stack.start_server(args.workers)
         register_operators(stack, officers)
         log("baseline: raw P-256 verify")
         verify = verify_rates(args.verify_seconds)
         log(f"logins: {args.clients} clients, {args.warmup} s warm-up, {args.seconds} s")
+        load_before = os.getloadavg()
         result, cpu = asyncio.run(login_load(stack, officers, args.seconds, args.warmup))
+        load_after = os.getloadavg()
         assert result.latencies is not None and result.failures is not None
         per_s = result.ok / args.seconds
         header = (jwt.get_unverified_header(result.sample_token)
@@ -302,15 +349,21 @@ def main(argv: list[str] | None = None) -> int:
             "at": datetime.now(UTC).isoformat(), "clients": args.clients,
             "workers": args.workers, "seconds": args.seconds,
             "revocation": pki_env["IDSERVICE_REVOCATION"], "verify": verify,
+            "validation_cache_seconds": stack.env.get("IDSERVICE_VALIDATION_CACHE_SECONDS",
+                                                      "default (60)"),
             "logins": {"ok": result.ok, "per_s": round(per_s, 1),
                        "failures": dict(result.failures),
                        "latency_ms": _percentiles_ms(sorted(result.latencies))},
             "ratio": per_s / verify["single_core_per_s"],
             "ratio_all_cores": per_s / verify["all_cores_per_s"],
             "access_token_header": header, "cpu": cpu,
+            "loadavg_1_5_15": {"before": [round(x, 2) for x in load_before],
+                               "after": [round(x, 2) for x in load_after]},
         }
         if result.ok == 0:
             log("no successful login; server log tail:\n" + stack.log_tail())
+        if args.profile_seconds > 0:
+            report["profile"] = profile(stack, officers, args.profile_seconds)
     print(render(report))
     RESULTS_DIR.mkdir(exist_ok=True)
     out = RESULTS_DIR / f"login-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"

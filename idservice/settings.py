@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     owner_database_url: str | None = None
     data_dir: Path = Path("./var")
     origin: str = "http://127.0.0.1:8000"
+    agent_url: str = "http://127.0.0.1:8765"  # the officer's signing agent, for the web UI
 
     pkcs11_module: str | None = None
     pkcs11_token_label: str | None = None
@@ -54,6 +55,12 @@ class Settings(BaseSettings):
     crl_refresh_seconds: float = Field(default=30.0, gt=0, le=3600)
     ocsp_timeout_seconds: float = Field(default=3.0, gt=0, le=30)  # per OCSP request
     ocsp_max_age_seconds: int = Field(default=120, ge=10, le=86_400)  # thisUpdate (Web eID: 2 min)
+    # How long a successful path validation (with CRLs) is reused for the same certificate
+    # (0 = off); never past a CRL's nextUpdate or a certificate's notAfter.
+    validation_cache_seconds: float = Field(default=60.0, ge=0, le=60)
+    # How often the OCSP status of the certificates behind live officer tokens is asked again;
+    # live tokens stop when it is revoked, or has gone unconfirmed for two of these periods.
+    ocsp_recheck_seconds: float = Field(default=30.0, gt=0, le=30)
 
     token_ttl: int = Field(default=900, ge=60, le=86_400)
     token_issuer: str = "idservice"
@@ -72,12 +79,12 @@ class Settings(BaseSettings):
     revocation_poll_interval: float = Field(default=5.0, gt=0, le=30)
     log_level: str = "INFO"
 
-    @field_validator("origin")
+    @field_validator("origin", "agent_url")
     @classmethod
     def _origin_has_no_path(cls, value: str) -> str:
         value = value.rstrip("/")
         if not value.startswith(("http://", "https://")) or "/" in value.split("://", 1)[1]:
-            raise ValueError("origin must be scheme://host[:port] without a path")
+            raise ValueError("must be scheme://host[:port] without a path")
         return value
 
     @property

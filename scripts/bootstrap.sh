@@ -6,8 +6,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-debs=(softhsm2 opensc)
-[ "${IDSERVICE_WITH_BROWSER:-0}" = 1 ] && debs+=(chromium)
+# chromium: the auditor UI's end-to-end test drives it headless (Playwright, executable_path).
+debs=(softhsm2 opensc chromium)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
@@ -25,6 +25,7 @@ from idservice.audit.events import Actor, AuditEvent
 from idservice.audit.recorder import record
 from idservice.auth.challenge import new_challenge
 from idservice.auth.checks.base import LoginAttempt
+from idservice.auth.live_certs import track_live_certificate
 from idservice.auth.login_errors import LoginFailed
 from idservice.auth.operators import certificate_identity, x5t_s256
 from idservice.db.types import Conn
@@ -107,7 +108,10 @@ async def officer_token(request: Request, svc: Svc) -> JSONResponse:
             await record(conn, anonymous_context(request, Actor("operator", operator.id)), [
                 AuditEvent("auth.login", "success", details={
                     "method": _METHOD, "jti": issued.claims["jti"],
-                    "cert_sha256": hashlib.sha256(cert_der).hexdigest()})])
+                    "cert_sha256": attempt.cert_sha256})])
+            await track_live_certificate(  # OCSP re-checks it while the token lives
+                conn, attempt.cert, cert_der, attempt.cert_sha256,
+                datetime.fromtimestamp(issued.claims["exp"], UTC))
     return JSONResponse(
         {"access_token": issued.token, "token_type": "Bearer", "expires_in": issued.expires_in,
          "operator": {"id": operator.id, "name": operator.name, "roles": sorted(operator.roles),

@@ -21,8 +21,9 @@ from idservice.errors import InvalidField, NotFound
 from idservice.pin.format import is_well_formed
 from idservice.queries import audit as q
 
-__all__ = ["MAX_LIMIT", "EventFilter", "checkpoint", "checkpoints", "consistency_proof",
-           "export", "get_event", "inclusion_proof", "parse_filter", "search"]
+__all__ = ["MAX_LIMIT", "EventFilter", "checkpoint", "checkpoint_status", "checkpoints",
+           "consistency_proof", "export", "get_event", "inclusion_proof", "parse_filter",
+           "search"]
 
 MAX_LIMIT = 1000
 _ACTOR_TYPES = ("operator", "client", "anonymous")
@@ -144,6 +145,20 @@ async def checkpoint(pool: asyncpg.Pool, principal: Principal, rctx: RequestCont
         raise NotFound("no checkpoint has been signed yet")
     note: str = notes[0]["note"]
     return note
+
+
+async def checkpoint_status(pool: asyncpg.Pool, principal: Principal,
+                            rctx: RequestContext) -> dict[str, Any]:
+    """The latest checkpoint (note and signing time) and the newest recorded verification
+    (`audit.verify` event, or None): the auditor UI's status page, one `audit.read` event."""
+    principal.require_role("auditor")
+    async with pool.acquire() as conn, conn.transaction():
+        last = await conn.fetchrow(q.LAST_CHECKPOINT)
+        verification = await conn.fetchrow(q.LAST_VERIFICATION)
+        await _audit(conn, rctx, "checkpoint_status", "ok" if last else "not_found")
+    return {"note": last["note"] if last else None,
+            "created_at": last["created_at"] if last else None,
+            "verification": entry.render_row(verification) if verification else None}
 
 
 async def checkpoints(pool: asyncpg.Pool, principal: Principal, rctx: RequestContext,

@@ -44,6 +44,7 @@ class CrlCache:
         self._timeout = timeout
         self._by_source: dict[str, x509.CertificateRevocationList] = {}
         self._der: list[bytes] = []
+        self.version = 0  # bumped whenever the set of CRLs changes (validation cache key)
         self._revoked: frozenset[tuple[str, str]] = frozenset()
         self._loop: PeriodicTask | None = None
 
@@ -71,7 +72,10 @@ class CrlCache:
                 except (OSError, ValueError, httpx.HTTPError) as exc:
                     _log.warning("crl_load_failed", source=source, error=type(exc).__name__,
                                  kept_previous=source in self._by_source)
-        self._der = [crl.public_bytes(Encoding.DER) for crl in self._by_source.values()]
+        der = [crl.public_bytes(Encoding.DER) for crl in self._by_source.values()]
+        if der != self._der:
+            self._der = der
+            self.version += 1
         self._revoked = frozenset(
             (crl.issuer.rfc4514_string(), format(entry.serial_number, "x"))
             for crl in self._by_source.values() if self._signed_by_our_ca(crl)

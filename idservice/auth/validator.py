@@ -5,6 +5,10 @@ Order: nonce (consumed first) -> token format -> certificate decodes -> purpose 
 -> policies -> validity now -> path to a trust anchor + issuing-CA allow-list -> revocation ->
 signature -> operator mapped and enabled. The configuration is frozen when the validator is
 built, so a bad trust-anchor file stops start-up instead of failing logins later.
+
+Path validation runs once per login (path and CRLs together, in the trust check); a successful
+result is reused for the same certificate a short while (`auth/validation_cache.py`,
+`IDSERVICE_VALIDATION_CACHE_SECONDS`). Everything else runs on every login.
 """
 
 from __future__ import annotations
@@ -19,18 +23,20 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from idservice.auth.checks._pkix import CrlSource, PathValidator
 from idservice.auth.checks.base import LoginAttempt, LoginCheck, ValidatorConfig
 from idservice.auth.checks.certificate import CertificateCheck
 from idservice.auth.checks.nonce import NonceCheck
 from idservice.auth.checks.operator import OperatorCheck
 from idservice.auth.checks.policies import PolicyCheck
 from idservice.auth.checks.purpose import PurposeCheck
-from idservice.auth.checks.revocation import CrlSource, RevocationCheck
+from idservice.auth.checks.revocation import RevocationCheck
 from idservice.auth.checks.signature import SignatureCheck
 from idservice.auth.checks.token_format import TokenFormatCheck
 from idservice.auth.checks.trust import TrustCheck
 from idservice.auth.checks.validity import ValidityCheck
 from idservice.auth.ocsp import OcspClient
+from idservice.auth.validation_cache import ValidationCache
 from idservice.clock import Clock
 from idservice.db.types import Conn
 from idservice.logging import get_logger
@@ -68,9 +74,14 @@ def _asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
 
 
 class LoginValidator:
-    def __init__(self, checks: Sequence[LoginCheck], clock: Clock) -> None:
+    def __init__(self, checks: Sequence[LoginCheck], clock: Clock,
+                 trust: TrustCheck | None = None,
+                 revocation: RevocationCheck | None = None) -> None:
         self.checks = tuple(checks)
         self._clock = clock
+        # The trust and revocation checks, also used outside logins (auth/live_certs.py).
+        self.trust = trust
+        self.revocation = revocation
 
     @classmethod
     def from_settings(cls, settings: Settings, pki: OfficerPkiFiles, crls: CrlSource,
@@ -93,6 +104,10 @@ class LoginValidator:
                          hint="a fresh CRL is used when OCSP gives no usable answer")
         ocsp = OcspClient(timeout=settings.ocsp_timeout_seconds, skew=config.clock_skew,
                           max_age=timedelta(seconds=settings.ocsp_max_age_seconds))
+        paths = PathValidator(config, crls, ValidationCache(
+            timedelta(seconds=settings.validation_cache_seconds)))
+        trust = TrustCheck(paths)
+        revocation = RevocationCheck(paths, ocsp, policy=settings.revocation)
         return cls([
             NonceCheck(clock),
             TokenFormatCheck(),
@@ -100,11 +115,11 @@ class LoginValidator:
             PurposeCheck(),
             PolicyCheck(config.required_policies),
             ValidityCheck(config.clock_skew),
-            TrustCheck(config),
-            RevocationCheck(config, crls, ocsp, policy=settings.revocation),
+            trust,
+            revocation,
             SignatureCheck(config.origin),
             OperatorCheck(),
-        ], clock)
+        ], clock, trust, revocation)
 
     def attempt(self, conn: Conn, nonce: str, raw_token: Mapping[str, Any]) -> LoginAttempt:
         return LoginAttempt(conn=conn, nonce=nonce, raw_token=raw_token, now=self._clock.now())

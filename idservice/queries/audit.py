@@ -33,7 +33,7 @@ SELECT index, at, actor_type, actor_id, action, pin, purpose, outcome, request_i
 TREE_APPEND = "SELECT audit_tree_append($1, $2, $3, $4, $5, $6, $7)"
 
 LAST_CHECKPOINT = """
-SELECT tree_size, note, clock_timestamp() - created_at AS age
+SELECT tree_size, note, created_at, clock_timestamp() - created_at AS age
   FROM audit_checkpoint ORDER BY tree_size DESC LIMIT 1
 """
 
@@ -76,3 +76,11 @@ SELECT index, at, actor_type, actor_id, action, pin, purpose, outcome, request_i
 """
 
 MAX_INDEX = "SELECT max(index) FROM audit_log"
+
+# The newest recorded in-service verification (the auditor UI's "Verify now", an `audit.verify`
+# event); uses audit_event_action.
+LAST_VERIFICATION = """
+SELECT index, at, actor_type, actor_id, action, pin, purpose, outcome, request_id, source_ip,
+       details
+  FROM audit_entry WHERE action = 'audit.verify' ORDER BY index DESC LIMIT 1
+"""

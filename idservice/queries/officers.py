@@ -30,3 +30,39 @@ UPDATE operator SET enabled = false, changed_at = clock_timestamp() WHERE id = $
 """
 
 OPERATOR_CERTIFICATES = "SELECT cert_issuer, cert_serial, cert_pem FROM operator WHERE enabled"
+
+# Certificates behind live officer tokens, re-checked by OCSP (auth/live_certs.py).
+TRACK_LIVE_CERT = """
+INSERT INTO officer_live_cert (cert_sha256, cert_der, live_until, last_good_at, checked_at)
+VALUES ($1, $2, $3, now(), now())
+ON CONFLICT (cert_sha256) DO UPDATE SET
+  live_until = greatest(officer_live_cert.live_until, excluded.live_until),
+  last_good_at = now(), checked_at = now(), revoked_at = NULL
+"""
+
+CLAIM_LIVE_CERTS = """
+UPDATE officer_live_cert SET checked_at = now()
+WHERE cert_sha256 IN (
+  SELECT cert_sha256 FROM officer_live_cert
+  WHERE live_until > now() AND revoked_at IS NULL
+    AND (checked_at IS NULL OR checked_at <= now() - make_interval(secs => $1))
+  ORDER BY checked_at NULLS FIRST
+  LIMIT $2
+  FOR UPDATE SKIP LOCKED)
+RETURNING cert_sha256, cert_der
+"""
+
+LIVE_CERTS_GOOD = "UPDATE officer_live_cert SET last_good_at = now() WHERE cert_sha256 = ANY($1)"
+
+LIVE_CERTS_REVOKED = """
+UPDATE officer_live_cert SET revoked_at = coalesce(revoked_at, now()) WHERE cert_sha256 = ANY($1)
+"""
+
+# Revoked, or its status unconfirmed for longer than the grace period (fail closed).
+BLOCKED_LIVE_CERTS = """
+SELECT cert_sha256 FROM officer_live_cert
+WHERE live_until > now()
+  AND (revoked_at IS NOT NULL OR last_good_at < now() - make_interval(secs => $1))
+"""
+
+PURGE_LIVE_CERTS = "DELETE FROM officer_live_cert WHERE live_until < now() - interval '1 hour'"

@@ -11,21 +11,35 @@ import base64
 import hashlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
+from pydantic import SecretStr
 
+from hsm.client import sign_with_token
+from idservice.app import create_app
 from idservice.auth.operators import x5t_s256
 from idservice.auth.webeid import auth_token, signed_data
+from idservice.runtime import DatabaseTarget
+from idservice.settings import Settings
+from tests.support.fixtures_hsm import SoftHsmDir
+from tests.support.officer_pki import POLICY_OID, CertKind
 from tests.support.officer_server import (
     OfficerLoginEnv,
     b64,
     officer_env_fixture,  # noqa: F401 - the fixture
 )
-from tests.support.officer_tokens import sign_with_pkcs11_tool
+from tests.support.officer_tokens import (
+    RsaOfficerToken,
+    provision_rsa,
+    sign_with_pkcs11_tool,
+    write_certificate,
+)
+from tests.support.server import ServerThread, free_port
 
 
 def _problem(response, code: str) -> dict:
@@ -54,7 +68,7 @@ def b64_decode(value: str) -> bytes:
     return base64.b64decode(value, validate=True)
 
 
-def test_good_certificate_logs_in_and_token_is_bound_to_it(
+def test_good_es256_login_200_token_bound_to_certificate(
         officer_env: OfficerLoginEnv, service_db: Callable) -> None:
     cert = officer_env.cert("good")
     operator_id = officer_env.register(cert, roles=("officer", "auditor"), jurisdiction="052")
@@ -64,6 +78,7 @@ def test_good_certificate_logs_in_and_token_is_bound_to_it(
     assert body["token_type"] == "Bearer" and body["expires_in"] == 900
     assert body["operator"] == {"id": operator_id, "name": "Test Officer",
                                 "roles": ["auditor", "officer"], "jurisdiction": "052"}
+    assert officer_env.signed_token(cert, "x" * 44)["algorithm"] == "ES256"
     claims = jwt.decode(body["access_token"], options={"verify_signature": False})
     assert claims["sub"] == operator_id and claims["kind"] == "operator"
     assert claims["jur"] == "052" and claims["roles"] == ["auditor", "officer"]
@@ -78,7 +93,7 @@ def test_good_certificate_logs_in_and_token_is_bound_to_it(
     assert [r["outcome"] for r in login_events] == ["success"]
 
 
-def test_nonce_is_single_use_second_use_nonce_not_found(officer_env: OfficerLoginEnv) -> None:
+def test_replayed_nonce_nonce_not_found(officer_env: OfficerLoginEnv) -> None:
     cert = officer_env.cert("good")
     officer_env.register(cert)
     nonce = officer_env.challenge()
@@ -102,38 +117,110 @@ def test_expired_nonce_nonce_expired(officer_env: OfficerLoginEnv, service_db: C
                                                                     nonce)), "nonce_expired")
 
 
+def test_malformed_base64_token_parse(officer_env: OfficerLoginEnv) -> None:
+    nonce = officer_env.challenge()
+    token = officer_env.signed_token(officer_env.cert("good"), nonce)
+    _problem(officer_env.post_token(nonce, token | {"signature": "not base64!"}), "token_parse")
+
+
+def test_malformed_der_token_parse(officer_env: OfficerLoginEnv) -> None:
+    nonce = officer_env.challenge()
+    token = officer_env.signed_token(officer_env.cert("good"), nonce)
+    der = b"\x30\x03\x02\x01\x01"  # valid DER, not a certificate
+    _problem(officer_env.post_token(nonce, token | {"unverifiedCertificate": b64(der)}),
+             "token_parse")
+
+
+def test_malformed_json_body_malformed_request(officer_env: OfficerLoginEnv) -> None:
+    """Not JSON at all: contract section 1 (`400 malformed_request`), no nonce consumed."""
+    nonce = officer_env.challenge()
+    response = httpx.post(f"{officer_env.origin}/v1/auth/token",
+                          content=b'{"nonce": "' + nonce.encode() + b'", "auth_token": {',
+                          headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "malformed_request"
+    token = officer_env.signed_token(officer_env.cert("good"), nonce)
+    _problem(officer_env.post_token(nonce, token), "operator_unknown")  # nonce still there
+
+
+def test_malformed_token_json_token_parse(officer_env: OfficerLoginEnv) -> None:
+    """Valid JSON whose `auth_token` does not have the web-eid:1.0 shape."""
+    nonce = officer_env.challenge()
+    token = officer_env.signed_token(officer_env.cert("good"), nonce)
+    _problem(officer_env.post_token(nonce, token | {"signature": {"r": 1, "s": 2}}),
+             "token_parse")
+
+
+def test_10kb_token_token_parse(officer_env: OfficerLoginEnv) -> None:
+    """Over Web eID's 10,000-character token limit (well under the 64 KiB body cap, so not
+    413): refused as a parse error before anything else is looked at."""
+    cert = officer_env.cert("good")
+    officer_env.register(cert)
+    nonce = officer_env.challenge()
+    token = officer_env.signed_token(cert, nonce)  # otherwise a good token
+    padded = token | {"appVersion": "1." + "0" * (10 * 1024)}
+    response = officer_env.post_token(nonce, padded)
+    assert "longer than 10000" in _problem(response, "token_parse")["detail"]
+
+
 @pytest.mark.parametrize("mutate", [
     lambda t: t | {"format": "web-eid:0.9"},
     lambda t: t | {"algorithm": "HS256"},
     lambda t: t | {"unverifiedCertificate": "not base64!"},
-    lambda t: t | {"unverifiedCertificate": b64(b"\x30\x03\x02\x01\x01")},
     lambda t: t | {"signature": 42},
     lambda t: t | {"extra": "field"},
     lambda t: {k: v for k, v in t.items() if k != "signature"},
-], ids=["format", "algorithm", "cert-not-base64", "cert-not-x509", "signature-not-string",
-        "unknown-field", "missing-signature"])
-def test_malformed_token_token_parse(officer_env: OfficerLoginEnv, mutate: Callable) -> None:
+], ids=["format", "algorithm", "cert-not-base64", "signature-not-string", "unknown-field",
+        "missing-signature"])
+def test_malformed_token_variants_token_parse(officer_env: OfficerLoginEnv,
+                                              mutate: Callable) -> None:
     nonce = officer_env.challenge()
     token = mutate(officer_env.signed_token(officer_env.cert("good"), nonce))
     _problem(officer_env.post_token(nonce, token), "token_parse")
 
 
-@pytest.mark.parametrize(("kind", "code"), [
-    ("expired", "cert_expired"),
-    ("not_yet_valid", "cert_not_yet_valid"),
-    ("wrong_eku", "cert_wrong_purpose"),
-    ("no_digital_signature", "cert_wrong_purpose"),
-    ("missing_policy", "cert_policy"),
-    ("untrusted", "cert_untrusted"),
-    ("root_issued", "cert_untrusted"),
-])
-def test_certificate_refused_with_its_code_and_audited(
-        officer_env: OfficerLoginEnv, service_db: Callable, kind: str, code: str) -> None:
-    cert = officer_env.cert(kind)  # type: ignore[arg-type]
+def _refused_and_audited(officer_env: OfficerLoginEnv, service_db: Callable, kind: CertKind,
+                         code: str) -> None:
+    cert = officer_env.cert(kind)
     operator_id = officer_env.register(cert)  # registered, so the refusal is the certificate's
     _problem(officer_env.login(cert), code)
     event = _last_event(service_db, operator_id)
     assert event["action"] == "auth.login_failed" and event["outcome"] == code
+
+
+def test_expired_cert_expired(officer_env: OfficerLoginEnv, service_db: Callable) -> None:
+    _refused_and_audited(officer_env, service_db, "expired", "cert_expired")
+
+
+def test_not_yet_valid_cert_not_yet_valid(officer_env: OfficerLoginEnv,
+                                          service_db: Callable) -> None:
+    _refused_and_audited(officer_env, service_db, "not_yet_valid", "cert_not_yet_valid")
+
+
+def test_untrusted_root_cert_untrusted(officer_env: OfficerLoginEnv,
+                                       service_db: Callable) -> None:
+    _refused_and_audited(officer_env, service_db, "untrusted", "cert_untrusted")
+
+
+def test_issuing_ca_not_in_allow_list_cert_untrusted(officer_env: OfficerLoginEnv,
+                                                     service_db: Callable) -> None:
+    """A valid path to the configured root, but issued by a CA not in IDSERVICE_ISSUING_CAS."""
+    _refused_and_audited(officer_env, service_db, "root_issued", "cert_untrusted")
+
+
+def test_key_usage_without_digital_signature_cert_wrong_purpose(
+        officer_env: OfficerLoginEnv, service_db: Callable) -> None:
+    _refused_and_audited(officer_env, service_db, "no_digital_signature", "cert_wrong_purpose")
+
+
+def test_eku_without_client_auth_cert_wrong_purpose(officer_env: OfficerLoginEnv,
+                                                    service_db: Callable) -> None:
+    _refused_and_audited(officer_env, service_db, "wrong_eku", "cert_wrong_purpose")
+
+
+def test_missing_required_policy_cert_policy(officer_env: OfficerLoginEnv,
+                                             service_db: Callable) -> None:
+    _refused_and_audited(officer_env, service_db, "missing_policy", "cert_policy")
 
 
 def test_certificate_without_eku_is_accepted(officer_env: OfficerLoginEnv) -> None:
@@ -142,7 +229,7 @@ def test_certificate_without_eku_is_accepted(officer_env: OfficerLoginEnv) -> No
     assert officer_env.login(cert).status_code == 200
 
 
-def test_revoked_certificate_cert_revoked(officer_env: OfficerLoginEnv) -> None:
+def test_revoked_by_crl_cert_revoked(officer_env: OfficerLoginEnv) -> None:
     cert = officer_env.cert("revoked")
     officer_env.register(cert)
     officer_env.publish_crls()
@@ -163,7 +250,7 @@ def test_stale_crl_revocation_unavailable(officer_env: OfficerLoginEnv) -> None:
     assert officer_env.login(cert).status_code == 200
 
 
-def test_signature_for_another_origin_signature_invalid(officer_env: OfficerLoginEnv) -> None:
+def test_signature_over_another_origin_signature_invalid(officer_env: OfficerLoginEnv) -> None:
     cert = officer_env.cert("good")
     officer_env.register(cert)
     nonce = officer_env.challenge()
@@ -171,13 +258,31 @@ def test_signature_for_another_origin_signature_invalid(officer_env: OfficerLogi
     _problem(officer_env.post_token(nonce, token), "signature_invalid")
 
 
+def test_signature_over_another_nonce_signature_invalid(officer_env: OfficerLoginEnv) -> None:
+    cert = officer_env.cert("good")
+    officer_env.register(cert)
+    signed_for, presented = officer_env.challenge(), officer_env.challenge()
+    token = officer_env.signed_token(cert, signed_for)
+    _problem(officer_env.post_token(presented, token), "signature_invalid")
+
+
+def test_algorithm_not_matching_key_signature_invalid(officer_env: OfficerLoginEnv) -> None:
+    """ES384 named for a P-256 key (the signature itself is a good ES256 one)."""
+    cert = officer_env.cert("good")
+    officer_env.register(cert)
+    nonce = officer_env.challenge()
+    token = officer_env.signed_token(cert, nonce) | {"algorithm": "ES384"}
+    _problem(officer_env.post_token(nonce, token), "signature_invalid")
+
+
 @pytest.mark.parametrize("mutate", [
     lambda t: t | {"signature": b64(b"\x00" * 64)},
     lambda t: t | {"signature": b64(b"\x01" * 63)},
-    lambda t: t | {"algorithm": "ES384"},
     lambda t: t | {"algorithm": "RS256"},
-], ids=["zero", "short", "wrong-curve", "rsa-for-ec-key"])
-def test_bad_signature_signature_invalid(officer_env: OfficerLoginEnv, mutate: Callable) -> None:
+    lambda t: t | {"algorithm": "PS256"},
+], ids=["zero", "short", "rs256-for-ec-key", "ps256-for-ec-key"])
+def test_bad_signature_variants_signature_invalid(officer_env: OfficerLoginEnv,
+                                                  mutate: Callable) -> None:
     cert = officer_env.cert("good")
     officer_env.register(cert)
     nonce = officer_env.challenge()
@@ -185,7 +290,7 @@ def test_bad_signature_signature_invalid(officer_env: OfficerLoginEnv, mutate: C
              "signature_invalid")
 
 
-def test_unregistered_certificate_operator_unknown_audits_fingerprint(
+def test_unknown_operator_operator_unknown_audits_fingerprint(
         officer_env: OfficerLoginEnv, service_db: Callable) -> None:
     cert = officer_env.cert("good", name="Nobody Registered")
     _problem(officer_env.login(cert), "operator_unknown")
@@ -207,15 +312,25 @@ def _wait_for_401(officer_env: OfficerLoginEnv, token: str, limit: float = 10.0)
     raise AssertionError("token still accepted")
 
 
-def test_disabled_operator_refused_and_live_token_stops(
+def test_disabled_operator_operator_disabled(officer_env: OfficerLoginEnv,
+                                            service_db: Callable) -> None:
+    cert = officer_env.cert("good")
+    operator_id = officer_env.register(cert)
+    service_db("UPDATE operator SET enabled = false WHERE id = $1", operator_id)
+    _problem(officer_env.login(cert), "operator_disabled")
+
+
+def test_token_used_after_operator_disabled_unauthenticated(
         officer_env: OfficerLoginEnv, service_db: Callable) -> None:
     cert = officer_env.cert("good")
     operator_id = officer_env.register(cert)
     response = officer_env.login(cert)
     assert response.status_code == 200, response.text
     service_db("UPDATE operator SET enabled = false WHERE id = $1", operator_id)
-    _problem(officer_env.login(cert), "operator_disabled")
     assert _wait_for_401(officer_env, response.json()["access_token"]) < 60
+    with officer_env.server.client(response.json()["access_token"]) as client:
+        refused = client.get("/v1/persons/052000000002", params={"purpose": "probe"})
+    assert refused.json()["code"] == "unauthenticated"
 
 
 def test_revoking_certificate_stops_live_token(officer_env: OfficerLoginEnv) -> None:
@@ -228,7 +343,7 @@ def test_revoking_certificate_stops_live_token(officer_env: OfficerLoginEnv) -> 
     assert _wait_for_401(officer_env, response.json()["access_token"]) < 60
 
 
-def test_pkcs11_tool_signature_logs_in(officer_env: OfficerLoginEnv, tmp_path) -> None:
+def test_pkcs11_tool_es256_login_200(officer_env: OfficerLoginEnv, tmp_path) -> None:
     """An independent client (OpenSC pkcs11-tool, host-side SHA-256 + CKM_ECDSA) is accepted."""
     cert = officer_env.cert("good")
     officer_env.register(cert)
@@ -239,3 +354,74 @@ def test_pkcs11_tool_signature_logs_in(officer_env: OfficerLoginEnv, tmp_path) -
     response = officer_env.post_token(
         nonce, auth_token(cert.public_bytes(Encoding.DER), "ES256", signature))
     assert response.status_code == 200, response.text
+
+
+@pytest.fixture(scope="module")
+def rsa_officer(officer_env: OfficerLoginEnv, softhsm_token_factory: Callable,
+                tmp_path_factory: pytest.TempPathFactory) -> RsaOfficerToken:
+    """A second USB token whose key is RSA-2048, generated on it by pkcs11-tool."""
+    workdir = tmp_path_factory.mktemp("officer-rsa")
+    officer = provision_rsa(softhsm_token_factory(f"officer-rsa-{secrets.token_hex(3)}"),
+                            workdir)
+    write_certificate(officer, officer_env.pki.officer_cert(officer.public_key, "rsa holder"),
+                      workdir)
+    return officer
+
+
+def test_good_rsa_pss_login_200(officer_env: OfficerLoginEnv,
+                                rsa_officer: RsaOfficerToken) -> None:
+    """PS256 (RSASSA-PSS, MGF1-SHA256, 32-byte salt) by the token (CKM_SHA256_RSA_PKCS_PSS)."""
+    cert = officer_env.pki.officer_cert(rsa_officer.public_key, "RSA officer")
+    officer_env.register(cert)
+    nonce = officer_env.challenge()
+    signed = sign_with_token(
+        rsa_officer.token.module_path, rsa_officer.token.token_label,
+        rsa_officer.token.user_pin, lambda alg: signed_data(officer_env.origin, nonce, alg),
+        algorithm="PS256")
+    assert signed.algorithm == "PS256" and len(signed.signature) == 256
+    response = officer_env.post_token(
+        nonce, auth_token(cert.public_bytes(Encoding.DER), "PS256", signed.signature))
+    assert response.status_code == 200, response.text
+    claims = jwt.decode(response.json()["access_token"], options={"verify_signature": False})
+    assert claims["cnf"] == {"x5t#S256": x5t_s256(cert.public_bytes(Encoding.DER))}
+
+
+@pytest.fixture(scope="module")
+def no_crl_env(officer_env: OfficerLoginEnv, settings: Settings, database: DatabaseTarget,
+               softhsm_dir: SoftHsmDir, softhsm_token_factory: Callable
+               ) -> Iterator[OfficerLoginEnv]:
+    """A server on the same PKI whose IDSERVICE_CRLS has the root's CRL only: nothing
+    covers officer certificates (which name no OCSP responder)."""
+    files = officer_env.pki.write(officer_env.pki_dir)
+    service_token = softhsm_token_factory("officer-nocrl-svc")
+    port = free_port()
+    no_crl_settings = settings.model_copy(update={
+        "pkcs11_module": service_token.module_path,
+        "pkcs11_token_label": service_token.token_label,
+        "pkcs11_pin": SecretStr(softhsm_dir.user_pin), "jwt_key_label": "officer-nocrl-es256",
+        "origin": f"http://127.0.0.1:{port}", "cert_policies": POLICY_OID,
+        **files, "crls": str(officer_env.pki_dir / "root.crl")})
+    thread = ServerThread(create_app(no_crl_settings, database=database), port).start()
+    yield OfficerLoginEnv(thread, officer_env.pki, officer_env.pki_dir, officer_env.officer,
+                          database)
+    thread.stop()
+
+
+def test_no_revocation_data_revocation_unavailable(no_crl_env: OfficerLoginEnv) -> None:
+    cert = no_crl_env.cert("good")
+    no_crl_env.register(cert)
+    _problem(no_crl_env.login(cert), "revocation_unavailable")
+
+
+def test_revoked_after_caching_refused_after_crl_refresh_cert_revoked(
+        officer_env: OfficerLoginEnv) -> None:
+    """The path validation of the first login is cached; a CRL refresh that lists the
+    certificate makes the next login validate again and refuse it."""
+    cert = officer_env.cert("good")
+    officer_env.register(cert)
+    assert officer_env.login(cert).status_code == 200
+    assert officer_env.login(cert).status_code == 200  # (served from the cache)
+    officer_env.pki.issuing.revoked.append(cert.serial_number)
+    officer_env.publish_crls()
+    time.sleep(0.8)  # the CRL cache re-reads its files every 0.2 s
+    _problem(officer_env.login(cert), "cert_revoked")

@@ -8,14 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from hsm.pkcs11_tool import KEY_ID, ensure_ec_key, pkcs11_tool
 from hsm.pkcs11_tool import write_certificate as write_token_certificate
 from hsm.softhsm import SoftHsmToken
 
-__all__ = ["KEY_ID", "OfficerToken", "pkcs11_tool", "provision", "sign_with_pkcs11_tool",
-           "write_certificate"]
+__all__ = ["KEY_ID", "OfficerToken", "RsaOfficerToken", "pkcs11_tool", "provision",
+           "provision_rsa", "sign_with_pkcs11_tool", "write_certificate"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,27 @@ def provision(token: SoftHsmToken, workdir: Path) -> OfficerToken:
     return OfficerToken(token, ensure_ec_key(token))
 
 
-def write_certificate(officer: OfficerToken, cert: x509.Certificate, workdir: Path) -> None:
+@dataclass(frozen=True)
+class RsaOfficerToken:
+    token: SoftHsmToken
+    public_key: rsa.RSAPublicKey
+
+
+def provision_rsa(token: SoftHsmToken, workdir: Path) -> RsaOfficerToken:
+    """Generate an RSA-2048 key on the token (CKA_ID 01) and return its public key."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    pkcs11_tool(token, "--keypairgen", "--key-type", "rsa:2048", "--id", KEY_ID,
+                "--label", "authkey-rsa")
+    out = workdir / f"{token.token_label}-pub.der"
+    pkcs11_tool(token, "--read-object", "--type", "pubkey", "--id", KEY_ID,
+                "--output-file", str(out))
+    key = load_der_public_key(out.read_bytes())
+    assert isinstance(key, rsa.RSAPublicKey)
+    return RsaOfficerToken(token, key)
+
+
+def write_certificate(officer: OfficerToken | RsaOfficerToken, cert: x509.Certificate,
+                      workdir: Path) -> None:
     write_token_certificate(officer.token, cert)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -12,7 +13,8 @@ from cryptography import x509
 
 from idservice.db.types import Conn
 
-__all__ = ["LoginAttempt", "LoginCheck", "MappedOperator", "ParsedToken", "ValidatorConfig"]
+__all__ = ["CrlOutcome", "LoginAttempt", "LoginCheck", "MappedOperator", "ParsedToken",
+           "ValidatorConfig"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,14 @@ class MappedOperator:
     jurisdiction: str
 
 
+@dataclass(frozen=True)
+class CrlOutcome:
+    """The CRL part of the trust check's single validation, for the revocation check to
+    report in its turn: `error` None means fresh CRLs say not revoked."""
+
+    error: Exception | None
+
+
 @dataclass
 class LoginAttempt:
     """The state one login accumulates as it passes the checks, in order."""
@@ -53,6 +63,7 @@ class LoginAttempt:
     certificate: x509.Certificate | None = None
     asn1_certificate: asn1_x509.Certificate | None = None
     path: Sequence[asn1_x509.Certificate] = field(default_factory=tuple)
+    crl_outcome: CrlOutcome | None = None  # set by the trust check for CRL-checked certificates
     operator: MappedOperator | None = None
 
     @property
@@ -66,6 +77,10 @@ class LoginAttempt:
         if self.certificate is None:
             raise RuntimeError("certificate check has not run")
         return self.certificate
+
+    @property
+    def cert_sha256(self) -> str:
+        return hashlib.sha256(self.parsed.certificate_der).hexdigest()
 
     @property
     def asn1_cert(self) -> asn1_x509.Certificate:

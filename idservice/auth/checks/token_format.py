@@ -1,9 +1,13 @@
-"""Check 2: the token is a web-eid:1.0 object with exactly the expected, well-formed fields."""
+"""Check 2: the token is a web-eid:1.0 object with exactly the expected, well-formed fields,
+at most 10,000 characters as compact JSON (Web eID's `AuthTokenValidator` TOKEN_MAX_LENGTH:
+"Auth token is too long" is a parse error there too; the 64 KiB body cap of the endpoint,
+413, is far above it)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 
 from idservice.auth.checks.base import LoginAttempt, ParsedToken
 from idservice.auth.login_errors import TokenParse
@@ -15,6 +19,7 @@ _REQUIRED = ("format", "unverifiedCertificate", "algorithm", "signature")
 _KNOWN = frozenset((*_REQUIRED, "appVersion"))
 _MAX_CERT_B64 = 16 * 1024
 _MAX_SIGNATURE_B64 = 2048
+MAX_TOKEN_CHARS = 10_000  # Web eID's TOKEN_MAX_LENGTH
 
 
 def _b64(value: str, field: str, limit: int) -> bytes:
@@ -34,6 +39,12 @@ class TokenFormatCheck:
 
     async def run(self, attempt: LoginAttempt) -> None:
         raw = attempt.raw_token
+        try:
+            size = len(json.dumps(raw, separators=(",", ":"), ensure_ascii=False))
+        except (TypeError, ValueError) as exc:
+            raise TokenParse("auth_token is not a JSON object") from exc
+        if size > MAX_TOKEN_CHARS:
+            raise TokenParse(f"auth_token is longer than {MAX_TOKEN_CHARS} characters")
         unknown = sorted(set(raw) - _KNOWN)
         if unknown:
             raise TokenParse(f"unknown field auth_token.{unknown[0]}")
