@@ -30,6 +30,7 @@ from idservice.auth.tokens import AccessTokenIssuer, AccessTokenVerifier, TokenK
 from idservice.clock import Clock, SystemClock
 from idservice.db.pool import create_pool
 from idservice.logging import configure_logging, get_logger
+from idservice.metrics import MetricsRefresher
 from idservice.persons.context import PersonsContext
 from idservice.pin.allocator import AllocatorConfig
 from idservice.pin.provinces import ProvinceTable
@@ -87,6 +88,10 @@ def create_app(
                                     interval=settings.audit_integrator_interval,
                                     checkpoint_interval=settings.audit_checkpoint_interval)
             integrator.start()
+            metrics = MetricsRefresher(pool, officer_login.crls, clock,
+                                       interval=settings.metrics_refresh_seconds,
+                                       top_buckets=settings.metrics_top_buckets)
+            metrics.start()
             app.state.services = Services(
                 settings=settings,
                 clock=clock,
@@ -106,12 +111,14 @@ def create_app(
                 officer_login=officer_login.validator,
                 audit_signer=audit_signer,
                 audit_integrator=integrator,
+                crls=officer_login.crls,
             )
             _log.info("started", origin=settings.origin, embedded_db=db.embedded is not None)
             try:
                 yield
             finally:
                 await ui_routes.stop_background(app)
+                await metrics.stop()
                 await integrator.stop()
                 await sequencer.stop()
                 await revocation.stop()

@@ -9,6 +9,7 @@ import asyncpg
 from hsm.async_keystore import AsyncKeyStore
 from idservice.audit.checkpoints import CheckpointSigner
 from idservice.audit.integrator import Integrator
+from idservice.auth.crl_cache import CrlCache
 from idservice.auth.revocation import RevocationState
 from idservice.auth.tokens import AccessTokenIssuer, AccessTokenVerifier, TokenKey
 from idservice.auth.validator import LoginValidator
@@ -33,3 +34,4 @@ class Services:
     officer_login: LoginValidator | None = None
     audit_signer: CheckpointSigner | None = None
     audit_integrator: Integrator | None = None
+    crls: CrlCache | None = None  # officer login's CRLs (/readyz, /metrics)

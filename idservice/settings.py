@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     audit_checkpoint_interval: float = Field(default=2.0, ge=0, le=9)  # contract: <= 10 s
     revocation_poll_interval: float = Field(default=5.0, gt=0, le=30)
     log_level: str = "INFO"
+    # /metrics: how often each process re-reads the database facts (fullest PIN buckets, audit
+    # lag) and its pool/CRL gauges; how many of the fullest buckets are reported.
+    metrics_refresh_seconds: float = Field(default=10.0, gt=0, le=300)
+    metrics_top_buckets: int = Field(default=10, ge=1, le=1000)
 
     @field_validator("origin", "agent_url")
     @classmethod

@@ -7,7 +7,10 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 # chromium: the auditor UI's end-to-end test drives it headless (Playwright, executable_path).
-debs=(softhsm2 opensc chromium)
+# nginx, docker-compose: tests/deploy checks deploy/ with `nginx -t` and `docker-compose config`.
+# postgresql: Debian's server; the suite's second run (IDSERVICE_TEST_PG=debian) and the
+# failover test (tests/ha) create their own clusters with its binaries, not its `main` cluster.
+debs=(softhsm2 opensc chromium nginx docker-compose postgresql)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -17,7 +20,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
   echo "bootstrap: installing Debian packages: ${missing[*]}" >&2
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  # Only the nginx binary is wanted: keep its package from starting a server on port 80
+  # (policy-rc.d, Debian's way to install without starting services), unless one is in place.
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod 0755 "$policy"
+  fi
+  status=0
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null || status=$?
+  [ -z "$policy" ] || $sudo rm -f "$policy"
+  [ "$status" -eq 0 ] || exit "$status"
 fi
 
 stamp=.venv/.installed

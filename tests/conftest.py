@@ -15,13 +15,24 @@ import pytest
 from idservice.app import create_app
 from idservice.auth.assertion import client_token_form
 from idservice.auth.client_registry import add_client
+from idservice.db.migrate import migrate
 from idservice.db.pool import connect
 from idservice.runtime import DatabaseTarget, resolve_database, resolve_hsm
 from idservice.settings import Settings
+from tests.support.debian_pg import EmbeddedServer, PgServer
 from tests.support.pki import new_client_key
 from tests.support.server import ServerThread, free_port
 
 pytest_plugins = ["tests.support.fixtures_hsm", "tests.support.fixtures_db"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "embedded_only: tests of the embedded PostgreSQL itself (EmbeddedPostgres, "
+        "`idservice dev`, a fresh data dir); deselected when IDSERVICE_TEST_PG=debian")
+    config.addinivalue_line(
+        "markers", "ha: builds its own Debian PostgreSQL primary and standby whatever "
+        "IDSERVICE_TEST_PG says; run once (in the embedded run)")
 
 
 @pytest.fixture(scope="session")
@@ -30,16 +41,27 @@ def server_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def settings(data_dir: Path, server_port: int) -> Settings:
+def settings(data_dir: Path, server_port: int, pg_server: PgServer) -> Settings:
+    """Embedded: nothing configured, the data dir's cluster. Debian: URLs with credentials, as
+    in production (`IDSERVICE_DATABASE_URL`, `IDSERVICE_OWNER_DATABASE_URL`)."""
+    configured: dict[str, str] = {}
+    if not isinstance(pg_server, EmbeddedServer):
+        urls = asyncio.run(pg_server.ensure_database())
+        configured = {"database_url": urls.service, "owner_database_url": urls.owner}
     return Settings(data_dir=data_dir, origin=f"http://127.0.0.1:{server_port}",
                     log_level="WARNING", sequencer_interval=0.05,
-                    revocation_poll_interval=0.5)
+                    revocation_poll_interval=0.5, **configured)
 
 
 @pytest.fixture(scope="session")
-def database(settings: Settings, embedded_pg: object) -> Iterator[DatabaseTarget]:
-    """The migrated database of the session, in the session cluster (`embedded_pg`)."""
-    target = asyncio.run(resolve_database(settings))
+def database(settings: Settings, pg_server: PgServer) -> Iterator[DatabaseTarget]:
+    """The migrated database of the session, in the session cluster (`pg_server`)."""
+    if isinstance(pg_server, EmbeddedServer):
+        target = asyncio.run(resolve_database(settings))
+    else:
+        urls = asyncio.run(pg_server.ensure_database())
+        asyncio.run(migrate(urls.owner))
+        target = DatabaseTarget(urls.service, urls.owner, urls.auditor, None)
     yield target
     target.close()
 

@@ -16,6 +16,15 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from idservice.api.deps import Caller, Svc, request_context
+from idservice.api.openapi import (
+    AuditEventDoc,
+    CheckpointsDoc,
+    ConsistencyProofDoc,
+    EventsPageDoc,
+    InclusionProofDoc,
+    problem_doc,
+    stream_response_doc,
+)
 from idservice.audit import reads
 from idservice.audit.checkpoints import NoteVerifier
 from idservice.audit.entry import EVENT_FIELDS
@@ -26,8 +35,11 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["audit"])
 
+# Indexes and sizes are recorded in `audit.read` details, which must stay RFC 8785 (I-JSON)
+# integers for the Merkle leaf: at most 2^53 - 1.
+MAX_INDEX = 2**53 - 1
 _Text = Annotated[str | None, Query(max_length=200)]
-_Index = Annotated[int, Query(ge=0, le=2**62)]
+_Index = Annotated[int, Query(ge=0, le=MAX_INDEX)]
 
 
 def _filter(pin: str | None, actor: str | None, action: str | None, since: str | None,
@@ -35,7 +47,7 @@ def _filter(pin: str | None, actor: str | None, action: str | None, since: str |
     return reads.parse_filter(pin=pin, actor=actor, action=action, since=since, until=until)
 
 
-@router.get("/v1/audit/events")
+@router.get("/v1/audit/events", responses={200: {"model": EventsPageDoc}})
 async def list_events(
     request: Request, svc: Svc, caller: Caller, pin: _Text = None, actor: _Text = None,
     action: _Text = None, since: _Text = None, until: _Text = None,
@@ -47,9 +59,10 @@ async def list_events(
                               after)
 
 
-@router.get("/v1/audit/events/{index}")
+@router.get("/v1/audit/events/{index}",
+            responses={200: {"model": AuditEventDoc}, **problem_doc(404)})
 async def get_event(request: Request, svc: Svc, caller: Caller,
-                    index: Annotated[int, Path(ge=0, le=2**62)]) -> dict[str, Any]:
+                    index: Annotated[int, Path(ge=0, le=MAX_INDEX)]) -> dict[str, Any]:
     caller.require_role("auditor")
     return await reads.get_event(svc.pool, caller, request_context(request, caller), index)
 
@@ -79,7 +92,12 @@ async def _render(rows: AsyncIterator[dict[str, Any]], fmt: str) -> AsyncIterato
                 + b"\n"
 
 
-@router.get("/v1/audit/export")
+_EXPORT_DOC = stream_response_doc(AuditEventDoc, "application/x-ndjson",
+                                  "events, one per line (NDJSON) or as CSV")
+_EXPORT_DOC[200]["content"]["text/csv"] = {"schema": {"type": "string"}}
+
+
+@router.get("/v1/audit/export", response_class=StreamingResponse, responses=_EXPORT_DOC)
 async def export_events(
     request: Request, svc: Svc, caller: Caller,
     format: Literal["csv", "ndjson"] = "ndjson",
@@ -93,17 +111,19 @@ async def export_events(
     return StreamingResponse(_render(rows, format), media_type=media)
 
 
-@router.get("/v1/audit/checkpoint", response_class=PlainTextResponse)
+@router.get("/v1/audit/checkpoint", response_class=PlainTextResponse,
+            responses={200: {"description": "C2SP signed note", "content": {
+                "text/plain": {"schema": {"type": "string"}}}}, **problem_doc(404)})
 async def latest_checkpoint(request: Request, svc: Svc, caller: Caller) -> PlainTextResponse:
     caller.require_role("auditor")
     note = await reads.checkpoint(svc.pool, caller, request_context(request, caller))
     return PlainTextResponse(note, media_type="text/plain; charset=utf-8")
 
 
-@router.get("/v1/audit/checkpoints")
+@router.get("/v1/audit/checkpoints", responses={200: {"model": CheckpointsDoc}})
 async def list_checkpoints(
     request: Request, svc: Svc, caller: Caller,
-    since: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    since: Annotated[int, Query(ge=0, le=MAX_INDEX)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000,
 ) -> dict[str, Any]:
     """Extension: every signed checkpoint from tree size `since` on, oldest first."""
@@ -119,7 +139,9 @@ def _verifier(svc: Services) -> NoteVerifier:
     return svc.audit_signer.verifier
 
 
-@router.get("/v1/audit/key", response_class=Response)
+@router.get("/v1/audit/key", response_class=Response, responses={200: {
+    "description": "PEM public key", "content": {
+        "application/x-pem-file": {"schema": {"type": "string"}}}}})
 async def checkpoint_key(svc: Svc) -> Response:
     """The public key that signs checkpoints (PEM; public, so no token is needed). The signed
     note key name is in the `Idservice-Note-Key-Name` header."""
@@ -128,16 +150,17 @@ async def checkpoint_key(svc: Svc) -> Response:
                     headers={"Idservice-Note-Key-Name": verifier.name})
 
 
-@router.get("/v1/audit/proofs/inclusion")
+@router.get("/v1/audit/proofs/inclusion", responses={200: {"model": InclusionProofDoc}})
 async def inclusion_proof(request: Request, svc: Svc, caller: Caller, index: _Index,
-                          tree_size: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+                          tree_size: Annotated[int | None, Query(ge=1, le=MAX_INDEX)] = None,
                           ) -> dict[str, Any]:
     caller.require_role("auditor")
     return await reads.inclusion_proof(svc.pool, caller, request_context(request, caller),
                                        index, tree_size)
 
 
-@router.get("/v1/audit/proofs/consistency")
+@router.get("/v1/audit/proofs/consistency",
+            responses={200: {"model": ConsistencyProofDoc}})
 async def consistency_proof(request: Request, svc: Svc, caller: Caller, first: _Index,
                             second: _Index) -> dict[str, Any]:
     caller.require_role("auditor")

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from idservice.api.bodies import read_body
 from idservice.api.deps import Caller, Svc, anonymous_context, request_context
+from idservice.api.openapi import ClientTokenDoc, OAuthErrorDoc
 from idservice.audit.events import Actor, AuditEvent
 from idservice.audit.recorder import record
 from idservice.auth.clients import (
@@ -45,6 +46,9 @@ def _oauth_error(error: ClientAuthError) -> JSONResponse:
                            "client_assertion": {"type": "string"},
                            "client_id": {"type": "string"},
                            "scope": {"type": "string"}}}}}}},
+    responses={200: {"model": ClientTokenDoc},
+               400: {"model": OAuthErrorDoc, "description": "RFC 6749 invalid_request, ..."},
+               401: {"model": OAuthErrorDoc, "description": "RFC 6749 invalid_client"}},
 )
 async def client_token(request: Request, svc: Svc) -> JSONResponse:
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from idservice.api.bodies import json_body
 from idservice.api.deps import Svc, anonymous_context
+from idservice.api.openapi import ChallengeDoc, OfficerTokenDoc, problem_doc
 from idservice.audit.events import Actor, AuditEvent
 from idservice.audit.recorder import record
 from idservice.auth.challenge import new_challenge
@@ -47,7 +48,7 @@ class TokenRequest(BaseModel):
     auth_token: dict[str, Any]
 
 
-@router.post("/v1/auth/challenge")
+@router.post("/v1/auth/challenge", responses={200: {"model": ChallengeDoc}})
 async def challenge(svc: Svc) -> JSONResponse:
     async with svc.pool.acquire() as conn:
         issued = await new_challenge(conn, svc.clock)
@@ -81,7 +82,8 @@ async def _failure_actor(conn: Conn, attempt: LoginAttempt) -> tuple[Actor, dict
 
 
 @router.post("/v1/auth/token", openapi_extra={"requestBody": {"required": True, "content": {
-    "application/json": {"schema": TokenRequest.model_json_schema()}}}})
+    "application/json": {"schema": TokenRequest.model_json_schema()}}}},
+    responses={200: {"model": OfficerTokenDoc}, **problem_doc(401)})
 async def officer_token(request: Request, svc: Svc) -> JSONResponse:
     body = await json_body(request, TokenRequest, 64 * 1024)
     validator = svc.officer_login

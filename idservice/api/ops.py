@@ -1,4 +1,7 @@
-"""Operations endpoints (contract section 6): health, readiness, metrics, JWKS."""
+"""Operations endpoints (contract section 6): health, readiness, metrics, JWKS.
+
+/readyz checks the database, the HSM and, when officer login has CRLs configured, that every
+CRL source has a CRL within its nextUpdate (**extension**: the reason is in `checks.crl`)."""
 
 from __future__ import annotations
 
@@ -6,9 +9,11 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from idservice.api.deps import Svc
+from idservice.api.openapi import ReadinessDoc
+from idservice.metrics import CONTENT_TYPE_LATEST, HSM_ERRORS, exposition
+from idservice.services import Services
 
 __all__ = ["router"]
 
@@ -20,7 +25,10 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={
+    200: {"model": ReadinessDoc,
+          "description": "database and HSM reachable; officer-login CRLs (if any) fresh"},
+    503: {"model": ReadinessDoc, "description": "not ready: `checks` names what is down"}})
 async def readyz(svc: Svc) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
@@ -33,14 +41,37 @@ async def readyz(svc: Svc) -> JSONResponse:
         checks["hsm"] = "ok"
     except Exception as exc:
         checks["hsm"] = f"unavailable: {type(exc).__name__}"
+        HSM_ERRORS.labels("readyz").inc()
+    crl = _crl_check(svc)
+    if crl is not None:
+        checks["crl"] = crl
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
                         status_code=200 if ready else 503)
 
 
-@router.get("/metrics")
+def _crl_check(svc: Services) -> str | None:
+    """With CRLs configured for officer login, each source must have a CRL loaded whose
+    nextUpdate has not passed (otherwise logins needing it fail `revocation_unavailable`);
+    None when no CRL is configured."""
+    if svc.crls is None or not svc.crls.sources:
+        return None
+    now = svc.clock.now()
+    problems = []
+    for status in svc.crls.status():
+        if status.this_update is None:
+            problems.append(f"{status.source}: no CRL loaded")
+        elif status.next_update is not None and status.next_update <= now:
+            problems.append(f"{status.source}: stale, nextUpdate "
+                            f"{status.next_update.isoformat()} has passed")
+    return "ok" if not problems else "stale: " + "; ".join(problems)
+
+
+@router.get("/metrics", response_class=Response, responses={200: {
+    "description": "Prometheus text format",
+    "content": {"text/plain": {"schema": {"type": "string"}}}}})
 async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/.well-known/jwks.json")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from idservice.api.bodies import json_body
 from idservice.api.deps import Caller, Svc, request_context
-from idservice.api.openapi import json_body_doc
+from idservice.api.openapi import PersonDoc, PersonSearchDoc, json_body_doc, problem_doc
 from idservice.errors import InvalidField
 from idservice.persons import access, corrections
 from idservice.persons.models import CorrectionRequest
@@ -18,11 +18,13 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["persons"])
 
-Purpose = Annotated[str | None, Query(max_length=2000, description="why the record is accessed")]
+Purpose = Annotated[str | None, Query(max_length=2000, description="why the record is accessed",
+                                     examples=["case 42/2024"])]
+PinPath = Annotated[str, Path(examples=["052324000001"])]
 
 
-@router.get("/v1/persons/{pin}")
-async def read_person(request: Request, svc: Svc, caller: Caller, pin: str,
+@router.get("/v1/persons/{pin}", responses={200: {"model": PersonDoc}, **problem_doc(404)})
+async def read_person(request: Request, svc: Svc, caller: Caller, pin: PinPath,
                       purpose: Purpose = None) -> dict[str, Any]:
     return await access.read(svc.persons, caller, request_context(request, caller), pin, purpose)
 
@@ -38,7 +40,7 @@ def _date(value: str | None, field: str) -> date | None:
         raise InvalidField("must be a date YYYY-MM-DD", field=field) from None
 
 
-@router.get("/v1/persons")
+@router.get("/v1/persons", responses={200: {"model": PersonSearchDoc}})
 async def search_persons(
     request: Request,
     svc: Svc,
@@ -58,8 +60,11 @@ async def search_persons(
     return {"persons": records, "count": len(records), "limit": access.SEARCH_LIMIT}
 
 
-@router.post("/v1/persons/{pin}/corrections", openapi_extra=json_body_doc(CorrectionRequest))
-async def correct_person(request: Request, svc: Svc, caller: Caller, pin: str) -> dict[str, Any]:
+@router.post("/v1/persons/{pin}/corrections", openapi_extra=json_body_doc(CorrectionRequest, {
+                 "changes": {"place_of_birth": "Quy Nhơn"}, "reason": "typo"}),
+             responses={200: {"model": PersonDoc}, **problem_doc(404, 409)})
+async def correct_person(request: Request, svc: Svc, caller: Caller,
+                         pin: PinPath) -> dict[str, Any]:
     caller.require_role("officer")
     req = await json_body(request, CorrectionRequest, svc.settings.max_body_bytes)
     return await corrections.correct(svc.persons, caller, request_context(request, caller),

@@ -14,7 +14,16 @@ from starlette.types import Receive, Scope, Send
 
 from idservice.api.bodies import check_media_type, json_body, parse_model
 from idservice.api.deps import Caller, Svc, request_context
-from idservice.api.openapi import json_body_doc, ndjson_body_doc
+from idservice.api.openapi import (
+    ISSUE_EXAMPLE,
+    BatchLineDoc,
+    IssuedDoc,
+    VerifyResultDoc,
+    json_body_doc,
+    ndjson_body_doc,
+    problem_doc,
+    stream_response_doc,
+)
 from idservice.api.problems import DB_UNAVAILABLE
 from idservice.audit.events import RequestContext
 from idservice.errors import PayloadTooLarge, ProblemError, Unavailable
@@ -31,8 +40,11 @@ router = APIRouter(tags=["pins"])
 _log = get_logger(__name__)
 
 
-@router.post("/v1/pins", status_code=201, openapi_extra=json_body_doc(IssueRequest),
-             responses={200: {"description": "replay of an earlier identical registration"}})
+@router.post("/v1/pins", status_code=201, openapi_extra=json_body_doc(IssueRequest, ISSUE_EXAMPLE),
+             responses={201: {"model": IssuedDoc, "description": "issued"},
+                        200: {"model": IssuedDoc,
+                              "description": "replay of an earlier identical registration"},
+                        **problem_doc(409)})
 async def issue_pin(request: Request, svc: Svc, caller: Caller) -> JSONResponse:
     caller.require_role("registrar")
     req = await json_body(request, IssueRequest, svc.settings.max_body_bytes)
@@ -42,7 +54,9 @@ async def issue_pin(request: Request, svc: Svc, caller: Caller) -> JSONResponse:
     return JSONResponse(outcome.body(), status_code=201 if outcome.created else 200)
 
 
-@router.post("/v1/pins/verify", openapi_extra=json_body_doc(VerifyRequest))
+@router.post("/v1/pins/verify", openapi_extra=json_body_doc(VerifyRequest, {
+    "pin": "052324000001", "full_name": "Nguyễn Thị Minh Anh", "date_of_birth": "2024-03-02"}),
+             responses={200: {"model": VerifyResultDoc}})
 async def verify_pin(request: Request, svc: Svc, caller: Caller) -> dict[str, bool]:
     caller.require_role("registrar", "officer")
     req = await json_body(request, VerifyRequest, svc.settings.max_body_bytes)
@@ -159,10 +173,10 @@ async def _run_batch(
         queue.put_nowait(None)
 
 
-@router.post("/v1/pins:batch", openapi_extra=ndjson_body_doc(IssueRequest),
-             response_class=JSONResponse,
-             responses={200: {"content": {"application/x-ndjson": {}},
-                              "description": "one result object per input line"}})
+@router.post("/v1/pins:batch", openapi_extra=ndjson_body_doc(IssueRequest, ISSUE_EXAMPLE),
+             response_class=Response,
+             responses=stream_response_doc(BatchLineDoc, "application/x-ndjson",
+                                           "one result object per input line"))
 async def issue_batch(request: Request, svc: Svc, caller: Caller) -> _NdjsonStream:
     caller.require_role("registrar", "admin")
     check_media_type(request, "application/x-ndjson", "application/jsonl", "application/json-lines")

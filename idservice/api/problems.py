@@ -19,13 +19,14 @@ from idservice.errors import (
     Unavailable,
 )
 from idservice.logging import get_logger
+from idservice.metrics import HSM_ERRORS
 
 __all__ = ["install_handlers", "problem_response"]
 
 _log = get_logger(__name__)
 
 # Errors that mean "the database is not there right now", not "the request was wrong".
-DB_UNAVAILABLE: tuple[type[BaseException], ...] = (
+DB_UNAVAILABLE: tuple[type[Exception], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
@@ -33,6 +34,8 @@ DB_UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.ReadOnlySQLTransactionError,
+    # a multi-host URL (target_session_attrs=read-write) while no host is the primary yet
+    asyncpg.exceptions.TargetServerAttributeNotMatched,
     ConnectionError,
     OSError,
     TimeoutError,
@@ -77,12 +80,23 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(HsmError)
     async def _hsm(_: Request, exc: HsmError) -> JSONResponse:
         _log.error("hsm_error", error=type(exc).__name__)
+        HSM_ERRORS.labels("request").inc()
         return problem_response(Unavailable("the HSM is unavailable; nothing was done"))
 
     @app.exception_handler(ClientDisconnect)
     async def _gone(_: Request, exc: ClientDisconnect) -> JSONResponse:
         _log.info("client_disconnected")
         return problem_response(MalformedRequest("client disconnected before the body ended"))
+
+    async def _db_unavailable(_: Request, exc: Exception) -> JSONResponse:
+        _log.error("database_unavailable", error=type(exc).__name__)
+        return problem_response(Unavailable("the database is unavailable; nothing was done"))
+
+    # Registered per class (not only under Exception below) so an outage is answered inside the
+    # app like any other problem: Starlette re-raises what reaches the catch-all handler, and
+    # the server would log a full traceback for every request while the database is away.
+    for db_error in DB_UNAVAILABLE:
+        app.add_exception_handler(db_error, _db_unavailable)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -63,6 +63,9 @@ def parse_filter(pin: str | None = None, actor: str | None = None, action: str |
                  since: str | None = None, until: str | None = None) -> EventFilter:
     if pin is not None and not is_well_formed(pin):
         raise InvalidField("must be a well-formed PIN: 12 ASCII digits", field="pin")
+    for field, value in (("actor", actor), ("action", action)):
+        if value is not None and not value.isprintable():
+            raise InvalidField("must not contain control or invisible characters", field=field)
     actor_type = actor_id = None
     if actor is not None:
         kind, sep, ident = actor.partition(":")

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -22,7 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from idservice.background import PeriodicTask
 from idservice.logging import get_logger
 
-__all__ = ["CrlCache", "load_crl"]
+__all__ = ["CrlCache", "CrlStatus", "load_crl"]
 
 _log = get_logger(__name__)
 _MAX_CRL_BYTES = 16 * 1024 * 1024
@@ -33,6 +35,14 @@ def load_crl(data: bytes) -> x509.CertificateRevocationList:
     if data.lstrip().startswith(b"-----BEGIN"):
         return x509.load_pem_x509_crl(data)
     return x509.load_der_x509_crl(data)
+
+
+@dataclass(frozen=True)
+class CrlStatus:
+    """What is loaded from one source (None: nothing yet), for /readyz and /metrics."""
+    source: str
+    this_update: datetime | None
+    next_update: datetime | None
 
 
 class CrlCache:
@@ -50,6 +60,20 @@ class CrlCache:
 
     def crls(self) -> Sequence[bytes]:
         return self._der
+
+    @property
+    def sources(self) -> Sequence[str]:
+        return self._sources
+
+    def status(self) -> list[CrlStatus]:
+        out = []
+        for source in self._sources:
+            crl = self._by_source.get(source)  # (an empty CRL is falsy: len() = entries)
+            if crl is None:
+                out.append(CrlStatus(source, None, None))
+            else:
+                out.append(CrlStatus(source, crl.last_update_utc, crl.next_update_utc))
+        return out
 
     def revoked(self) -> frozenset[tuple[str, str]]:
         """(issuer RFC 4514, serial hex) revoked by a CRL signed by one of our CAs."""

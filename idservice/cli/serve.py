@@ -17,6 +17,7 @@ from idservice.db.pool import connect
 from idservice.demo import demo_pki_settings, ensure_demo_client, register_demo_operators
 from idservice.devpki import DemoPki, ensure_demo_pki
 from idservice.logging import configure_logging
+from idservice.metrics import prepare_multiprocess_dir
 from idservice.runtime import (
     DatabaseTarget,
     ensure_service_keys,
@@ -100,7 +101,10 @@ def serve_app(*, host: str, port: int, workers: int, dev: bool) -> None:
             uvicorn.run(create_app(cfg, database=db), host=host, port=port,
                         log_config=log_config, access_log=False, proxy_headers=False)
         else:
-            # Workers find the same embedded cluster through the data dir (or the URLs).
+            # Workers find the same embedded cluster through the data dir (or the URLs), and
+            # count into files under a fresh <data dir>/prometheus, so that every scrape sums
+            # over all workers (idservice/metrics.py).
+            prepare_multiprocess_dir(cfg.data_dir)
             uvicorn.run("idservice.app:create_app_from_env", factory=True, host=host, port=port,
                         workers=workers, log_config=log_config, access_log=False)
     finally:

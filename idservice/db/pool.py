@@ -5,17 +5,79 @@
 - `application_name` identifies the process in pg_stat_activity and the server log. It is sent
   as a startup parameter, not with SET in `init`: the pool runs RESET ALL whenever a connection
   is released, which would undo a SET after the first use.
+- A connection that fails at the connection level (server gone, killed, shutting down, or the
+  protocol left mid-operation by such a failure) is terminated on the spot, so the pool never
+  hands it out again and opens a fresh one on the next acquire: after a failover (the primary
+  killed, a standby promoted, a multi-host URL with `target_session_attrs=read-write`) requests
+  fail fast with 503 `unavailable` during the outage and succeed once the new primary answers.
+  asyncpg alone can return such a connection to the pool still "open" with an operation
+  pending (MagicStack/asyncpg#1069), and every later use of it fails.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import asyncpg
 
-__all__ = ["DEFAULT_APPLICATION_NAME", "connect", "create_pool"]
+from idservice.logging import get_logger
+
+__all__ = ["DEFAULT_APPLICATION_NAME", "ServiceConnection", "connect", "create_pool"]
 
 DEFAULT_APPLICATION_NAME = "idservice"
+
+_log = get_logger(__name__)
+
+# Failures after which a connection's state is unknown: it must not be used again.
+_BROKEN: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+    OSError,
+)
+
+
+class ServiceConnection(asyncpg.Connection):
+    """asyncpg's connection, closed for good after a connection-level failure."""
+
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
+        try:
+            return await super().execute(query, *args, timeout=timeout)
+        except _BROKEN as exc:
+            replacement = self._discard(exc)
+            if replacement is exc:
+                raise
+            raise replacement from exc
+
+    async def _execute(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super()._execute(*args, **kwargs)  # type: ignore[misc]
+        except _BROKEN as exc:
+            replacement = self._discard(exc)
+            if replacement is exc:
+                raise
+            raise replacement from exc
+
+    def _discard(self, exc: BaseException) -> BaseException:
+        """Terminate this connection; the error to raise instead of `exc`.
+
+        An `InterfaceError` while the connection is still open is our misuse (e.g. two
+        operations at once), not an outage, and a `TimeoutError` (an OSError) leaves a usable
+        connection: both are re-raised as they are. A protocol left in an impossible state
+        (`InternalClientError`) is reported as the lost connection it is."""
+        if isinstance(exc, asyncpg.InterfaceError | TimeoutError) and not self.is_closed():
+            return exc  # misuse, or a statement timeout asyncpg already cancelled: still usable
+        if not self.is_closed():
+            _log.warning("db_connection_discarded", error=type(exc).__name__)
+        self.terminate()
+        if isinstance(exc, asyncpg.InternalClientError):
+            return asyncpg.ConnectionDoesNotExistError(
+                f"connection discarded after a protocol failure ({exc})")
+        return exc
 
 
 async def create_pool(
@@ -32,6 +94,7 @@ async def create_pool(
         max_size=max_size,
         init=_init_connection,
         reset=_rollback_if_open,
+        connection_class=ServiceConnection,
         server_settings={"application_name": application_name},
     )
 

@@ -9,9 +9,12 @@ import sys
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from idservice.db._pgproc import bin_path, read_pid_file, server_user
 from idservice.db.embedded import EmbeddedPostgres
+
+pytestmark = pytest.mark.embedded_only  # the embedded cluster itself (fixtures_db.py)
 
 # A separate process using the data dir, as the CLI does next to a running `idservice dev`.
 _CHILD = """

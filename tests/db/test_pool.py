@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+
+import asyncpg
+
 from idservice.db.pool import connect, create_pool
 from idservice.db.roles import DatabaseUrls
 
@@ -37,3 +41,24 @@ async def test_connect_has_same_codecs(database_urls: DatabaseUrls) -> None:
         assert await conn.fetchval("SELECT current_user") == "idservice_audit"
     finally:
         await conn.close()
+
+
+async def test_pool_replaces_a_connection_whose_server_went_away(
+    database_urls: DatabaseUrls, pg_superuser_url: str
+) -> None:
+    """A backend killed under the pool (a crash, a failover) costs one failed call, never a
+    connection that keeps failing: the broken one is discarded and the next call reconnects."""
+    pool = await create_pool(database_urls.service, min_size=1, max_size=1)
+    try:
+        pid = await pool.fetchval("SELECT pg_backend_pid()")
+        admin = await asyncpg.connect(pg_superuser_url)
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1, 5000)", pid)
+        finally:
+            await admin.close()
+        with contextlib.suppress(asyncpg.PostgresConnectionError, asyncpg.AdminShutdownError,
+                                 asyncpg.InterfaceError, OSError):
+            await pool.fetchval("SELECT 1")  # may fail once (or see the EOF first and reconnect)
+        assert await pool.fetchval("SELECT pg_backend_pid()") != pid
+    finally:
+        await pool.close()

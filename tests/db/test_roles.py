@@ -12,14 +12,32 @@ import pytest
 
 from idservice.db.embedded import EmbeddedPostgres
 from idservice.db.roles import DatabaseUrls, ensure_database, url_for
+from tests.support.debian_pg import (
+    DebianCluster,
+    EmbeddedServer,
+    PgServer,
+    make_cluster_dir,
+    remove_cluster_dir,
+    selected_server,
+)
+from tests.support.server import free_port
 
 
 @pytest.fixture
-def fresh_cluster_url(pg_scratch_dir: Path) -> Iterator[str]:
-    """A brand-new cluster where none of our roles exist yet."""
-    server = EmbeddedPostgres(pg_scratch_dir)
-    yield server.ensure_running()
-    server.stop()
+def fresh_cluster(pg_scratch_dir: Path) -> Iterator[PgServer]:
+    """A brand-new cluster of the selected kind where none of our roles exist yet."""
+    if selected_server() == "embedded":
+        server = EmbeddedServer(EmbeddedPostgres(pg_scratch_dir))
+        yield server
+        server.stop()
+        return
+    directory = make_cluster_dir("idservice-test-roles-")
+    cluster = DebianCluster(directory, free_port())
+    try:
+        yield cluster.init().start()
+    finally:
+        cluster.stop()
+        remove_cluster_dir(directory)
 
 
 async def _whoami(url: str) -> tuple[str, str]:
@@ -39,17 +57,19 @@ async def test_urls_log_in_as_each_role(database_urls: DatabaseUrls) -> None:
 
 
 async def test_ensure_database_twice_is_idempotent(
-    pg_superuser_url: str, database_urls: DatabaseUrls
+    pg_server: PgServer, pg_superuser_url: str, database_urls: DatabaseUrls
 ) -> None:
-    assert await ensure_database(pg_superuser_url) == database_urls
+    # (credentials: Debian's server wants the roles' passwords in the URLs)
+    assert await pg_server.credentials(await ensure_database(pg_superuser_url)) == database_urls
 
 
-async def test_concurrent_calls_on_new_cluster_both_succeed(fresh_cluster_url: str) -> None:
+async def test_concurrent_calls_on_new_cluster_both_succeed(fresh_cluster: PgServer) -> None:
     first, second = await asyncio.gather(
-        ensure_database(fresh_cluster_url), ensure_database(fresh_cluster_url)
+        ensure_database(fresh_cluster.superuser_url), ensure_database(fresh_cluster.superuser_url)
     )
     assert first == second
-    assert await _whoami(first.service) == ("idservice_app", "idservice")
+    urls = await fresh_cluster.credentials(first)
+    assert await _whoami(urls.service) == ("idservice_app", "idservice")
 
 
 async def test_concurrent_calls_for_new_database_both_succeed(pg_superuser_url: str) -> None:
@@ -81,7 +101,9 @@ async def test_roles_are_least_privilege(
             " SELECT format('%s>%s', r.rolname, m.rolname) AS edge"
             " FROM pg_auth_members am JOIN pg_roles r ON r.oid = am.roleid"
             " JOIN pg_roles m ON m.oid = am.member"
-            " WHERE am.inherit_option AND m.rolname LIKE 'idservice%') AS e"
+            # inherit_option is per membership since PostgreSQL 16; before, per member role
+            " WHERE coalesce((to_jsonb(am) ->> 'inherit_option')::boolean, m.rolinherit)"
+            " AND m.rolname LIKE 'idservice%') AS e"
         )
         owner = await conn.fetchval(
             "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'idservice'"
@@ -146,13 +168,14 @@ def test_url_for_swaps_user_and_database_and_drops_password() -> None:
 
 
 async def test_create_on_public_granted_to_public_is_revoked(
-    pg_superuser_url: str, fresh_database: DatabaseUrls
+    pg_server: PgServer, pg_superuser_url: str, fresh_database: DatabaseUrls
 ) -> None:
     name = urlsplit(fresh_database.owner).path.lstrip("/")
     conn = await asyncpg.connect(url_for(pg_superuser_url, database=name))
     try:
         await conn.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")  # pre-15 default
-        assert await ensure_database(pg_superuser_url, database=name) == fresh_database
+        again = await ensure_database(pg_superuser_url, database=name)
+        assert await pg_server.credentials(again) == fresh_database
         assert not await conn.fetchval(
             "SELECT has_schema_privilege('idservice_app', 'public', 'CREATE')"
         )

@@ -37,6 +37,7 @@ from idservice.db.roles import DatabaseUrls, url_for
 from idservice.settings import Settings
 from tests.integration.test_audit_log_api import flush
 from tests.support.bodies import issue_body
+from tests.support.fixtures_db import cli_env
 from tests.support.server import ServerThread
 
 IDSERVICE = [sys.executable, "-m", "idservice.cli"]
@@ -45,8 +46,7 @@ BATCHES, PER_BATCH = 6, 5  # checkpoints at 5, 10, ..., 30
 
 
 def _cli(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "IDSERVICE_DATA_DIR": str(settings.data_dir),
-                "IDSERVICE_ORIGIN": settings.origin, **env}
+    full_env = {**os.environ, **cli_env(settings), **env}
     return subprocess.run([*IDSERVICE, *args], env=full_env, capture_output=True, text=True,
                           timeout=120, check=False)
 

@@ -37,9 +37,9 @@ from idservice.audit.recorder import record
 from idservice.cli.agent import token_signer
 from idservice.db.migrate import migrate
 from idservice.db.pool import connect
-from idservice.db.roles import ensure_database
 from idservice.runtime import DatabaseTarget
 from idservice.settings import Settings
+from tests.support.debian_pg import PgServer
 from tests.support.fixtures_hsm import SoftHsmDir
 from tests.support.officer_pki import POLICY_OID, OfficerPki
 from tests.support.officer_server import OfficerLoginEnv
@@ -110,12 +110,13 @@ async def _seed(service_url: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def ui_env(settings: Settings, pg_superuser_url: str, softhsm_dir: SoftHsmDir,
+def ui_env(settings: Settings, pg_server: PgServer, pg_superuser_url: str,
+           softhsm_dir: SoftHsmDir,
            softhsm_token_factory: Callable, tmp_path_factory: pytest.TempPathFactory,
            ) -> Iterator[UiEnv]:
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run scripts/bootstrap.sh"
     name = f"test_ui_{uuid.uuid4().hex[:10]}"
-    urls = asyncio.run(ensure_database(pg_superuser_url, database=name))
+    urls = asyncio.run(pg_server.ensure_database(name))
     asyncio.run(migrate(urls.owner))
     database = DatabaseTarget(service_url=urls.service, owner_url=urls.owner,
                               auditor_url=urls.auditor, embedded=None)

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from idservice.settings import Settings
 from tests.support.bodies import issue_body
+from tests.support.fixtures_db import cli_env
 from tests.support.pki import new_client_key
 from tests.support.server import ServerThread
 
@@ -20,8 +21,7 @@ IDSERVICE = [sys.executable, "-m", "idservice.cli"]
 
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "IDSERVICE_DATA_DIR": str(settings.data_dir),
-           "IDSERVICE_ORIGIN": settings.origin}
+    env = {**os.environ, **cli_env(settings)}
     return subprocess.run([*IDSERVICE, *args], env=env, capture_output=True, text=True,
                           timeout=120, check=False)
 

@@ -25,6 +25,8 @@ from cryptography import x509
 from idservice.auth.crl_cache import load_crl
 from tests.support.server import free_port
 
+pytestmark = pytest.mark.embedded_only  # the embedded cluster itself (fixtures_db.py)
+
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "idservice.cli"]
 

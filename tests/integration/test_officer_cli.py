@@ -12,6 +12,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from idservice.settings import Settings
+from tests.support.fixtures_db import cli_env
 from tests.support.officer_server import (
     OfficerLoginEnv,
     officer_env_fixture,  # noqa: F401 - the fixture
@@ -22,8 +23,7 @@ IDSERVICE = [sys.executable, "-m", "idservice.cli"]
 
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "IDSERVICE_DATA_DIR": str(settings.data_dir),
-           "IDSERVICE_ORIGIN": settings.origin}
+    env = {**os.environ, **cli_env(settings)}
     return subprocess.run([*IDSERVICE, *args], env=env, capture_output=True, text=True,
                           timeout=120, check=False)
 

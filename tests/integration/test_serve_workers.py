@@ -18,6 +18,8 @@ import pytest
 
 from tests.support.server import free_port
 
+pytestmark = pytest.mark.embedded_only  # the embedded cluster itself (fixtures_db.py)
+
 
 @pytest.fixture
 def fresh_dir() -> Iterator[Path]:

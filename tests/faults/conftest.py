@@ -1,0 +1,47 @@
+"""Fault tests run their servers on databases of their own: a server with its own SoftHSM token
+signs audit checkpoints with its own key, which must not land in the session database (whose
+audit log the audit tests verify against the session server's key)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from idservice.auth.client_registry import add_client
+from idservice.db.migrate import migrate
+from idservice.db.pool import connect
+from idservice.db.roles import DatabaseUrls
+from idservice.runtime import DatabaseTarget
+
+
+@pytest.fixture
+def own_database(fresh_database: DatabaseUrls) -> DatabaseTarget:
+    """A new, migrated database (dropped after the test)."""
+    asyncio.run(migrate(fresh_database.owner))
+    return DatabaseTarget(fresh_database.service, fresh_database.owner, fresh_database.auditor,
+                          None)
+
+
+def fetch(url: str, sql: str, *args: object) -> list[Any]:
+    async def main() -> list[Any]:
+        conn = await connect(url)
+        try:
+            return list(await conn.fetch(sql, *args))
+        finally:
+            await conn.close()
+
+    return asyncio.run(main())
+
+
+def register_client(url: str, client_id: str, cert_pem: bytes, jurisdiction: str = "052") -> None:
+    async def main() -> None:
+        conn = await connect(url)
+        try:
+            await add_client(conn, client_id=client_id, cert_pem=cert_pem,
+                             roles=["registrar"], jurisdiction=jurisdiction)
+        finally:
+            await conn.close()
+
+    asyncio.run(main())
