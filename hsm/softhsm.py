@@ -42,6 +42,7 @@ __all__ = [
     "SoftHsmToken",
     "active_softhsm_dir",
     "ensure_softhsm_token",
+    "file_lock",
     "find_softhsm_module",
     "generate_so_pin",
     "generate_user_pin",
@@ -173,7 +174,8 @@ def _activate_conf(conf: Path) -> None:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive flock on `path` (created if missing): serialises set-up across processes."""
     with path.open("a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
@@ -218,7 +220,7 @@ def ensure_softhsm_token(
     module_path = find_softhsm_module()
     base_dir = base_dir.resolve()
     base_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with _locked(base_dir / ".init.lock"):
+    with file_lock(base_dir / ".init.lock"):
         conf = _write_conf(base_dir)
         _activate_conf(conf)
         env = {**os.environ, "SOFTHSM2_CONF": str(conf)}

@@ -12,11 +12,9 @@ start (they list `revoked1`'s certificate), so they are never stale in dev.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +32,13 @@ from cryptography.hazmat.primitives.serialization import (
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from hsm.pkcs11_tool import ensure_ec_key, write_certificate
-from hsm.softhsm import SoftHsmToken, ensure_softhsm_token, generate_so_pin, generate_user_pin
+from hsm.softhsm import (
+    SoftHsmToken,
+    ensure_softhsm_token,
+    file_lock,
+    generate_so_pin,
+    generate_user_pin,
+)
 
 __all__ = [
     "DEFAULT_EKU",
@@ -214,16 +218,6 @@ def _write_public(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _ensure_ca(directory: Path, stem: str, name: str, issuer: Ca | None, now: datetime,
                crl_path: Path) -> Ca:
     key_path, cert_path = directory / f"{stem}.key.pem", directory / f"{stem}.pem"
@@ -260,7 +254,7 @@ def ensure_demo_pki(data_dir: Path, *, softhsm_dir: Path | None = None,
     pki_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     softhsm_dir = (softhsm_dir or data_dir / "softhsm").resolve()
     root_crl, officer_crl = pki_dir / "root.crl", pki_dir / "officer-ca.crl"
-    with _locked(pki_dir / ".lock"):
+    with file_lock(pki_dir / ".lock"):
         root = _ensure_ca(pki_dir, "root", "idservice Demo Root CA", None, now, root_crl)
         issuing = _ensure_ca(pki_dir, "officer-ca", "idservice Demo Officer CA", root, now,
                              officer_crl)
