@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./var")
     origin: str = "http://127.0.0.1:8000"
     agent_url: str = "http://127.0.0.1:8765"  # the officer's signing agent, for the web UI
+    # Proxies whose X-Forwarded-For is believed for `source_ip` in the audit log (nginx on the
+    # same host overwrites the header); any other client's header is ignored.
+    forwarded_allow_ips: str = "127.0.0.1"
 
     pkcs11_module: str | None = None
     pkcs11_token_label: str | None = None

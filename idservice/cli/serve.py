@@ -99,13 +99,15 @@ def serve_app(*, host: str, port: int, workers: int, dev: bool) -> None:
         log_config = None  # our structlog JSON lines, not uvicorn's text format
         if workers == 1:
             uvicorn.run(create_app(cfg, database=db), host=host, port=port,
-                        log_config=log_config, access_log=False, proxy_headers=False)
+                        log_config=log_config, access_log=False, proxy_headers=True,
+                        forwarded_allow_ips=cfg.forwarded_allow_ips)
         else:
             # Workers find the same embedded cluster through the data dir (or the URLs), and
             # count into files under a fresh <data dir>/prometheus, so that every scrape sums
             # over all workers (idservice/metrics.py).
             prepare_multiprocess_dir(cfg.data_dir)
             uvicorn.run("idservice.app:create_app_from_env", factory=True, host=host, port=port,
-                        workers=workers, log_config=log_config, access_log=False)
+                        workers=workers, log_config=log_config, access_log=False,
+                        proxy_headers=True, forwarded_allow_ips=cfg.forwarded_allow_ips)
     finally:
         db.close()
