@@ -18,6 +18,7 @@ __all__ = [
     "PinSpaceExhaustedError",
     "ProblemError",
     "PurposeRequired",
+    "RateLimited",
     "RegistrationConflict",
     "Unauthenticated",
     "Unavailable",
@@ -92,3 +93,13 @@ class PurposeRequired(ProblemError):
 
 class Unavailable(ProblemError):
     status, code, title = 503, "unavailable", "Service unavailable"
+
+
+class RateLimited(ProblemError):
+    """Extension: too many authentication requests (`auth/rate_limit.py`); 429 + Retry-After."""
+
+    status, code, title = 429, "rate_limited", "Too many requests"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 60) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     audit_key_label: str = "idservice-audit-checkpoint"
     audit_integrator_interval: float = Field(default=0.5, gt=0, le=5)
     audit_checkpoint_interval: float = Field(default=2.0, ge=0, le=9)  # contract: <= 10 s
+    # Requests per minute to each authentication endpoint per client id / source IP, counted
+    # across all processes in the database (0 = off; auth/rate_limit.py).
+    auth_rate_limit: int = Field(default=600, ge=0)
     revocation_poll_interval: float = Field(default=5.0, gt=0, le=30)
     log_level: str = "INFO"
     # /metrics: how often each process re-reads the database facts (fullest PIN buckets, audit

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from idservice.api.bodies import read_body
 from idservice.api.deps import Caller, Svc, anonymous_context, request_context
-from idservice.api.openapi import ClientTokenDoc, OAuthErrorDoc
+from idservice.api.openapi import ClientTokenDoc, OAuthErrorDoc, problem_doc
 from idservice.audit.events import Actor, AuditEvent
 from idservice.audit.recorder import record
 from idservice.auth.clients import (
@@ -18,6 +18,7 @@ from idservice.auth.clients import (
     claimed_client_id,
     verify_client_assertion,
 )
+from idservice.auth.rate_limit import check_rate_limit
 from idservice.errors import PayloadTooLarge
 
 __all__ = ["router"]
@@ -48,7 +49,8 @@ def _oauth_error(error: ClientAuthError) -> JSONResponse:
                            "scope": {"type": "string"}}}}}}},
     responses={200: {"model": ClientTokenDoc},
                400: {"model": OAuthErrorDoc, "description": "RFC 6749 invalid_request, ..."},
-               401: {"model": OAuthErrorDoc, "description": "RFC 6749 invalid_client"}},
+               401: {"model": OAuthErrorDoc, "description": "RFC 6749 invalid_client"},
+               **problem_doc(429)},
 )
 async def client_token(request: Request, svc: Svc) -> JSONResponse:
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -74,6 +76,7 @@ async def client_token(request: Request, svc: Svc) -> JSONResponse:
     claimed_id = form.get("client_id")
     actor = Actor("client", (claimed_id or claimed_client_id(form["client_assertion"])
                              or "unknown")[:64])
+    await check_rate_limit(svc.pool, svc.settings.auth_rate_limit, "client-token", actor.id)
     try:
         async with svc.pool.acquire() as conn, conn.transaction():
             client = await verify_client_assertion(

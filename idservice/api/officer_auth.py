@@ -29,6 +29,7 @@ from idservice.auth.checks.base import LoginAttempt
 from idservice.auth.live_certs import track_live_certificate
 from idservice.auth.login_errors import LoginFailed
 from idservice.auth.operators import certificate_identity, x5t_s256
+from idservice.auth.rate_limit import check_rate_limit
 from idservice.db.types import Conn
 from idservice.errors import Unavailable
 from idservice.queries import officers as q
@@ -48,12 +49,19 @@ class TokenRequest(BaseModel):
     auth_token: dict[str, Any]
 
 
-@router.post("/v1/auth/challenge", responses={200: {"model": ChallengeDoc}})
-async def challenge(svc: Svc) -> JSONResponse:
+@router.post("/v1/auth/challenge", responses={200: {"model": ChallengeDoc},
+                                            **problem_doc(429)})
+async def challenge(request: Request, svc: Svc) -> JSONResponse:
+    await check_rate_limit(svc.pool, svc.settings.auth_rate_limit, "challenge",
+                           _source_ip(request))
     async with svc.pool.acquire() as conn:
         issued = await new_challenge(conn, svc.clock)
     return JSONResponse({"nonce": issued.nonce, "expires_in": issued.expires_in},
                         headers=_NO_STORE)
+
+
+def _source_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 def _claimed_certificate(raw: Mapping[str, Any]) -> x509.Certificate | None:
@@ -83,8 +91,10 @@ async def _failure_actor(conn: Conn, attempt: LoginAttempt) -> tuple[Actor, dict
 
 @router.post("/v1/auth/token", openapi_extra={"requestBody": {"required": True, "content": {
     "application/json": {"schema": TokenRequest.model_json_schema()}}}},
-    responses={200: {"model": OfficerTokenDoc}, **problem_doc(401)})
+    responses={200: {"model": OfficerTokenDoc}, **problem_doc(401, 429)})
 async def officer_token(request: Request, svc: Svc) -> JSONResponse:
+    await check_rate_limit(svc.pool, svc.settings.auth_rate_limit, "token",
+                           _source_ip(request))
     body = await json_body(request, TokenRequest, 64 * 1024)
     validator = svc.officer_login
     if validator is None:

@@ -253,6 +253,7 @@ _DESCRIPTIONS = {
     403: "role or jurisdiction does not allow it", 404: "no such resource",
     409: "conflict", 413: "payload too large", 415: "unsupported media type",
     422: "a field breaks its rule", 503: "database or HSM unavailable; nothing was done",
+    429: "rate limited (IDSERVICE_AUTH_RATE_LIMIT); retry after `Retry-After` seconds",
 }
 
 

@@ -15,6 +15,7 @@ from idservice.errors import (
     MalformedRequest,
     NotFound,
     ProblemError,
+    RateLimited,
     Unauthenticated,
     Unavailable,
 )
@@ -45,6 +46,8 @@ DB_UNAVAILABLE: tuple[type[Exception], ...] = (
 def problem_response(error: ProblemError) -> JSONResponse:
     headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} \
         if isinstance(error, Unauthenticated) else None
+    if isinstance(error, RateLimited):
+        headers = {"Retry-After": str(error.retry_after)}
     return JSONResponse(error.to_problem(), status_code=error.status,
                         media_type="application/problem+json", headers=headers)
 

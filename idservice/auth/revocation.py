@@ -78,3 +78,4 @@ class RevocationState:
         if self._rounds % max(1, int(600 / self._interval)) == 0:  # about every 10 minutes
             await self._pool.execute(q.PURGE_REVOKED)
             await self._pool.execute(q.PURGE_JTIS)
+            await self._pool.execute(q.PURGE_RATE_LIMIT)

@@ -39,3 +39,14 @@ SELECT 'operator', id FROM operator WHERE NOT enabled
 """
 
 PURGE_REVOKED = "DELETE FROM revoked_token WHERE expires_at < now() - interval '1 hour'"
+
+# One hit on a fixed one-minute window; answers the count so far and the seconds left in it.
+HIT_RATE_LIMIT = """
+INSERT INTO auth_rate_limit AS r (scope, key, window_start, n)
+VALUES ($1, $2, date_trunc('minute', now()), 1)
+ON CONFLICT (scope, key, window_start) DO UPDATE SET n = r.n + 1
+RETURNING n, greatest(1, ceil(extract(epoch FROM
+    r.window_start + interval '1 minute' - clock_timestamp())))::int AS retry_after
+"""
+
+PURGE_RATE_LIMIT = "DELETE FROM auth_rate_limit WHERE window_start < now() - interval '2 minutes'"
