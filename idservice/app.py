@@ -36,15 +36,19 @@ from idservice.pin.allocator import AllocatorConfig
 from idservice.pin.provinces import ProvinceTable
 from idservice.runtime import DatabaseTarget, resolve_database, resolve_hsm
 from idservice.services import Services
-from idservice.settings import Settings, get_settings
+from idservice.settings import Settings, get_settings, split_list
 
 __all__ = ["create_app", "create_app_from_env"]
 
 _log = get_logger(__name__)
 
 
-async def open_token_key(keystore: AsyncKeyStore, label: str) -> TokenKey:
-    await keystore.ensure_key(label, "EC_P256")
+async def open_token_key(keystore: AsyncKeyStore, label: str, *, create: bool = True
+                         ) -> TokenKey:
+    """The signing key (created on first use in dev), or a retired key kept for verification
+    only (`create=False`: it must exist; a missing one stops the start)."""
+    if create:
+        await keystore.ensure_key(label, "EC_P256")
     public = await keystore.public_key(label)
     jwk = await keystore.jwk(label, "ES256")
     if not isinstance(public, EllipticCurvePublicKey):
@@ -73,6 +77,8 @@ def create_app(
         try:
             await keystore.open()
             token_key = await open_token_key(keystore, settings.jwt_key_label)
+            retired = [await open_token_key(keystore, label, create=False)
+                       for label in split_list(settings.jwt_previous_key_labels)]
             pool = await create_pool(db.service_url, min_size=settings.db_pool_min,
                                      max_size=settings.db_pool_max)
             revocation = RevocationState(pool, settings.revocation_poll_interval)
@@ -98,10 +104,12 @@ def create_app(
                 pool=pool,
                 keystore=keystore,
                 token_key=token_key,
+                retired_token_keys=retired,
                 issuer=AccessTokenIssuer(keystore, token_key, issuer=settings.token_issuer,
                                          audience=settings.token_audience,
                                          ttl=settings.token_ttl, clock=clock),
-                verifier=AccessTokenVerifier([token_key], issuer=settings.token_issuer,
+                verifier=AccessTokenVerifier([token_key, *retired],
+                                             issuer=settings.token_issuer,
                                              audience=settings.token_audience, clock=clock),
                 revocation=revocation,
                 persons=PersonsContext(pool=pool,

@@ -27,6 +27,7 @@ class Services:
     pool: asyncpg.Pool
     keystore: AsyncKeyStore
     token_key: TokenKey
+    retired_token_keys: list[TokenKey]
     issuer: AccessTokenIssuer
     verifier: AccessTokenVerifier
     revocation: RevocationState

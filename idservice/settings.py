@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     pkcs11_token_label: str | None = None
     pkcs11_pin: SecretStr | None = None
     jwt_key_label: str = "idservice-access-token-es256"
+    # Rotation with kid overlap: labels of retired signing keys whose live tokens must still
+    # verify (comma-separated); they are published in the JWKS and never sign.
+    jwt_previous_key_labels: str | None = None
 
     trust_anchors: str | None = None
     issuing_cas: str | None = None

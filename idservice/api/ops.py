@@ -76,4 +76,4 @@ async def metrics() -> Response:
 
 @router.get("/.well-known/jwks.json")
 async def jwks(svc: Svc) -> dict[str, Any]:
-    return {"keys": [svc.token_key.jwk]}
+    return {"keys": [svc.token_key.jwk, *(k.jwk for k in svc.retired_token_keys)]}
