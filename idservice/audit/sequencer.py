@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncpg
 
 from idservice.background import PeriodicTask
+from idservice.metrics import AUDIT_SEQUENCED
 from idservice.queries import audit as q
 
 __all__ = ["Sequencer", "sequence_once"]
@@ -32,7 +33,9 @@ class Sequencer:
         self._loop = PeriodicTask("audit-sequencer", interval, self.run_once)
 
     async def run_once(self) -> int:
-        return await sequence_once(self._pool)
+        sequenced = await sequence_once(self._pool)
+        AUDIT_SEQUENCED.inc(sequenced)
+        return sequenced
 
     def start(self) -> None:
         self._loop.start()

@@ -82,7 +82,8 @@ def test_metrics_expose_every_metric_after_traffic(
         samples = _samples(response.text)
         fill = samples.get(("idservice_pin_bucket_fill_ratio", (("bucket", bucket),)))
         if (names >= EXPECTED and fill is not None and fill >= 3 / 1_000_000
-                and samples.get(("idservice_db_pool_connections", ()), 0) > 0):
+                and samples.get(("idservice_db_pool_connections", ()), 0) > 0
+                and samples.get(("idservice_audit_sequenced_total", ()), 0) >= 3):
             break
         assert time.monotonic() < deadline, f"missing: {EXPECTED - names}, fill {fill}"
         time.sleep(0.2)
