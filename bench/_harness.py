@@ -35,7 +35,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,8 +50,10 @@ __all__ = [
     "BENCH_DIR",
     "REPO",
     "CpuMeter",
+    "LoopResult",
     "Stack",
     "asyncpg_insert_rate",
+    "closed_loop",
     "ensure_wrk",
     "log",
     "pgbench_insert_rate",
@@ -518,10 +520,20 @@ async def _count_rows(url: str) -> int:
         await conn.close()
 
 
-async def asyncpg_insert_rate(stack: Stack, seconds: int,
-                              connections: int = 32) -> dict[str, Any]:
-    """The same INSERT from Python (asyncpg, one event loop, `connections` connections)."""
-    url = await prepare_scratch(stack)
+@dataclass
+class LoopResult:
+    """Figures of a closed-loop run: `count` operations in `elapsed` s, sorted latencies."""
+
+    count: int
+    elapsed: float
+    latencies: list[float]
+    cpu: dict[str, Any]
+
+
+async def closed_loop(stack: Stack, url: str, connections: int, seconds: float,
+                      one: Callable[[asyncpg.Connection, int], Awaitable[object]]) -> LoopResult:
+    """`connections` asyncpg connections on one event loop, each calling `one(conn, key)` back
+    to back for `seconds` (key unique per call); the shared loop of the Python baselines."""
     conns = [await asyncpg.connect(url) for _ in range(connections)]
     latencies: list[float] = []
     loop = asyncio.get_running_loop()
@@ -532,7 +544,7 @@ async def asyncpg_insert_rate(stack: Stack, seconds: int,
         n = 0
         while loop.time() < deadline:
             t0 = time.perf_counter()
-            await conn.execute(INSERT_SQL, seed * 1_000_000_000 + n, PAYLOAD)
+            await one(conn, seed * 1_000_000_000 + n)
             latencies.append(time.perf_counter() - t0)
             n += 1
         return n
@@ -543,17 +555,28 @@ async def asyncpg_insert_rate(stack: Stack, seconds: int,
     cpu = meter.stop()
     for conn in conns:
         await conn.close()
-    total = sum(counts)
     latencies.sort()
+    return LoopResult(sum(counts), elapsed, latencies, cpu)
+
+
+async def asyncpg_insert_rate(stack: Stack, seconds: int,
+                              connections: int = 32) -> dict[str, Any]:
+    """The same INSERT from Python (asyncpg, one event loop, `connections` connections)."""
+    url = await prepare_scratch(stack)
+
+    async def one(conn: asyncpg.Connection, key: int) -> None:
+        await conn.execute(INSERT_SQL, key, PAYLOAD)
+
+    run = await closed_loop(stack, url, connections, seconds, one)
     return {
         "tool": "asyncpg",
         "connections": connections,
-        "seconds": round(elapsed, 2),
-        "commits_per_s": round(total / elapsed, 1),
-        "commits": total,
-        "latency_ms": _percentiles_ms(latencies),
+        "seconds": round(run.elapsed, 2),
+        "commits_per_s": round(run.count / run.elapsed, 1),
+        "commits": run.count,
+        "latency_ms": _percentiles_ms(run.latencies),
         "rows_in_table": await _count_rows(url),
-        "cpu": cpu,
+        "cpu": run.cpu,
     }
 
 

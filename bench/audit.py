@@ -61,6 +61,7 @@ from bench._harness import (
     VENV_BIN,
     Stack,
     _percentiles_ms,
+    closed_loop,
     log,
     pgbench_insert_rate,
     prepare_scratch,
@@ -123,33 +124,16 @@ def _plain_args(i: int, tag: str) -> tuple[Any, ...]:
 
 async def _closed_loop(stack: Stack, url: str, connections: int, seconds: float,
                        one: Any) -> dict[str, Any]:
-    conns = [await asyncpg.connect(url) for _ in range(connections)]
-    latencies: list[float] = []
-    loop = asyncio.get_running_loop()
-    meter = stack.cpu_meter().start()
-    deadline = loop.time() + seconds
+    """One transaction per call of `one`, figures as this benchmark reports them."""
 
-    async def worker(conn: asyncpg.Connection, seed: int) -> int:
-        n = 0
-        while loop.time() < deadline:
-            t0 = time.perf_counter()
-            async with conn.transaction():
-                await one(conn, seed * 100_000_000 + n)
-            latencies.append(time.perf_counter() - t0)
-            n += 1
-        return n
+    async def in_transaction(conn: asyncpg.Connection, key: int) -> None:
+        async with conn.transaction():
+            await one(conn, key)
 
-    t0 = time.perf_counter()
-    counts = await asyncio.gather(*(worker(c, i) for i, c in enumerate(conns)))
-    elapsed = time.perf_counter() - t0
-    cpu = meter.stop()
-    for conn in conns:
-        await conn.close()
-    latencies.sort()
-    total = sum(counts)
-    return {"connections": connections, "seconds": round(elapsed, 2), "events": total,
-            "per_s": round(total / elapsed, 1), "latency_ms": _percentiles_ms(latencies),
-            "cpu": cpu}
+    run = await closed_loop(stack, url, connections, seconds, in_transaction)
+    return {"connections": connections, "seconds": round(run.elapsed, 2), "events": run.count,
+            "per_s": round(run.count / run.elapsed, 1),
+            "latency_ms": _percentiles_ms(run.latencies), "cpu": run.cpu}
 
 
 async def plain_insert_rate(stack: Stack, connections: int, seconds: float) -> dict[str, Any]:

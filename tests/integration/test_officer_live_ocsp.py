@@ -10,24 +10,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from hashlib import sha256
 
 import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from pydantic import SecretStr
 
-from idservice.app import create_app
 from idservice.runtime import DatabaseTarget
 from idservice.settings import Settings
 from tests.support.fixtures_hsm import SoftHsmDir
 from tests.support.ocsp_responder import Behaviour, OcspResponder, with_ocsp_url
-from tests.support.officer_pki import POLICY_OID, OfficerPki
-from tests.support.officer_server import OfficerLoginEnv
-from tests.support.officer_tokens import provision, write_certificate
-from tests.support.server import ServerThread, free_port
+from tests.support.officer_server import OfficerLoginEnv, start_officer_env
 
 RECHECK = 1.0
 
@@ -36,23 +30,13 @@ RECHECK = 1.0
 def live_env(settings: Settings, database: DatabaseTarget, softhsm_dir: SoftHsmDir,
              softhsm_token_factory: Callable,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfficerLoginEnv]:
-    workdir = tmp_path_factory.mktemp("officer-live-pki")
-    pki = OfficerPki.build(datetime.now(UTC))
-    officer = provision(softhsm_token_factory("officer-live-usb"), workdir)
-    write_certificate(officer, pki.officer_cert(officer.public_key, "token holder"), workdir)
-    files = pki.write(workdir)
-    service_token = softhsm_token_factory("officer-live-svc")
-    port = free_port()
-    live_settings = settings.model_copy(update={
-        "pkcs11_module": service_token.module_path,
-        "pkcs11_token_label": service_token.token_label,
-        "pkcs11_pin": SecretStr(softhsm_dir.user_pin), "jwt_key_label": "officer-live-es256",
-        "origin": f"http://127.0.0.1:{port}", "cert_policies": POLICY_OID,
-        "crl_refresh_seconds": 0.2, "ocsp_recheck_seconds": RECHECK,
-        "revocation_poll_interval": 0.5, **files})
-    thread = ServerThread(create_app(live_settings, database=database), port).start()
-    yield OfficerLoginEnv(thread, pki, workdir, officer, database)
-    thread.stop()
+    env = start_officer_env(
+        settings, database, softhsm_dir, softhsm_token_factory,
+        tmp_path_factory.mktemp("officer-live-pki"), officer_token="officer-live-usb",
+        service_token="officer-live-svc", key_label="officer-live-es256",
+        ocsp_recheck_seconds=RECHECK, revocation_poll_interval=0.5)
+    yield env
+    env.server.stop()
 
 
 @pytest.fixture(scope="module")

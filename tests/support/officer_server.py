@@ -93,24 +93,34 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def start_officer_env(settings: Settings, database: DatabaseTarget, softhsm_dir: SoftHsmDir,
+                      softhsm_token_factory: Callable, workdir: Path, *, officer_token: str,
+                      service_token: str, key_label: str, **overrides: Any) -> OfficerLoginEnv:
+    """A server trusting a fresh test PKI, on its own SoftHSM token, with an officer token
+    holding a certificate of that PKI; `overrides` are extra settings for the test at hand."""
+    pki = OfficerPki.build(datetime.now(UTC))
+    officer = provision(softhsm_token_factory(officer_token), workdir)
+    write_certificate(officer, pki.officer_cert(officer.public_key, "token holder"), workdir)
+    files = pki.write(workdir)
+    service = softhsm_token_factory(service_token)
+    port = free_port()
+    env_settings = settings.model_copy(update={
+        "pkcs11_module": service.module_path, "pkcs11_token_label": service.token_label,
+        "pkcs11_pin": SecretStr(softhsm_dir.user_pin), "jwt_key_label": key_label,
+        "origin": f"http://127.0.0.1:{port}", "cert_policies": POLICY_OID,
+        "crl_refresh_seconds": 0.2, **files, **overrides})
+    thread = ServerThread(create_app(env_settings, database=database), port).start()
+    return OfficerLoginEnv(thread, pki, workdir, officer, database)
+
+
 @pytest.fixture(scope="module", name="officer_env")
 def officer_env_fixture(settings: Settings, database: DatabaseTarget, softhsm_dir: SoftHsmDir,
                 softhsm_token_factory: Callable, server: ServerThread,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfficerLoginEnv]:
-    workdir = tmp_path_factory.mktemp("officer-pki")
-    pki = OfficerPki.build(datetime.now(UTC))
-    officer = provision(softhsm_token_factory(f"officer-usb-{secrets.token_hex(3)}"), workdir)
-    write_certificate(officer, pki.officer_cert(officer.public_key, "token holder"), workdir)
-    files = pki.write(workdir)
-    service_token = softhsm_token_factory("officer-login-svc")
-    port = free_port()
-    login_settings = settings.model_copy(update={
-        "pkcs11_module": service_token.module_path,
-        "pkcs11_token_label": service_token.token_label,
-        "pkcs11_pin": SecretStr(softhsm_dir.user_pin), "jwt_key_label": "officer-login-es256",
-        "origin": f"http://127.0.0.1:{port}", "cert_policies": POLICY_OID,
-        "crl_refresh_seconds": 0.2, "clock_skew_seconds": 30, "metrics_refresh_seconds": 0.2,
-        **files})
-    thread = ServerThread(create_app(login_settings, database=database), port).start()
-    yield OfficerLoginEnv(thread, pki, workdir, officer, database)
-    thread.stop()
+    env = start_officer_env(
+        settings, database, softhsm_dir, softhsm_token_factory,
+        tmp_path_factory.mktemp("officer-pki"),
+        officer_token=f"officer-usb-{secrets.token_hex(3)}", service_token="officer-login-svc",
+        key_label="officer-login-es256", clock_skew_seconds=30, metrics_refresh_seconds=0.2)
+    yield env
+    env.server.stop()
