@@ -7,7 +7,7 @@ Reproduce (from the repo root, as root for the embedded PostgreSQL user)::
 
 Method (one run, everything started and removed by the script, see bench/_harness.py: a fresh
 data dir under /tmp, the embedded PostgreSQL started by this process, `idservice dev` with its
-default audit loops: sequencer every 0.2 s, integrator every 0.5 s, checkpoints every 2 s):
+default audit loops: sequencer every 0.2 s, integrator every 0.25 s, checkpoints every 2 s):
 
 1. Baseline, plain insert: `--connections` asyncpg connections (one event loop in this
    process), each transaction `BEGIN; INSERT one row; COMMIT` into a plain table with the
@@ -17,8 +17,10 @@ default audit loops: sequencer every 0.2 s, integrator every 0.5 s, checkpoints 
    `BEGIN; idservice.audit.recorder.record(one event); COMMIT` as the service's database role
    into `audit_event` (stamp trigger, indexes), while the server sequences, integrates and
    signs checkpoints. Ratio = write / plain insert (target >= 0.8).
-3. Integration lag at `--lag-rate` (5,000) events/s for `--lag-seconds`: the same write path,
-   paced (open loop, fixed schedule). Lag of an event = `integrated_at` of the first tree
+3. Integration lag at `--lag-rate` (5,000) events/s for `--lag-seconds`: the service's audit
+   INSERT statement as the service's role, paced by pgbench `--rate` (a C client; one asyncpg
+   event loop tops out below 5,000 commits/s here; `--lag-writer python` paces `record()`
+   itself on a fixed schedule instead). Lag of an event = `integrated_at` of the first tree
    head that contains its index (`audit_tree`, stamped by the database) minus the event's
    `at` (stamped at insert, a few ms before its commit); p50/p99/max over every paced event
    (target p99 <= 1 s). Checkpoint lag (first signed checkpoint containing it) is shown too.
@@ -28,7 +30,10 @@ default audit loops: sequencer every 0.2 s, integrator every 0.5 s, checkpoints 
    `idservice audit verify` (the CLI, reads as the auditor role, key from the HSM) is timed
    over the whole log. Baseline: raw SHA-256 of the same leaves (`0x00 || JCS(event)` of a
    sample of the generated events, prepared in memory first), projected to the number of
-   leaves plus the n-1 interior nodes; the JCS rendering rate is shown as well. Target:
+   leaves plus the n-1 interior nodes; the JCS rendering rate (render_row + rfc8785) and the
+   rate of `entry.row_leaf_hashes` (rows to leaf hashes, what the integrator and the verify
+   workers run) on one core are shown as well. `audit verify` uses one worker process per CPU.
+   Target:
    10,000,000 events verified in <= 120 s (with fewer events, projected linearly).
 
 The report goes to stdout and, as JSON, to bench/results/audit-<UTC time>.json (gitignored).
@@ -41,6 +46,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import time
@@ -56,6 +62,7 @@ import rfc8785
 
 from bench._harness import (
     BENCH_DIR,
+    PG_BIN,
     REPO,
     SCRATCH_DB,
     VENV_BIN,
@@ -70,6 +77,7 @@ from idservice.audit import entry
 from idservice.audit.events import Actor, AuditEvent, RequestContext
 from idservice.audit.recorder import record
 from idservice.db.roles import url_for
+from idservice.queries import audit as q
 
 RESULTS_DIR = BENCH_DIR / "results"
 TARGET_WRITE_RATIO = 0.8
@@ -211,6 +219,51 @@ async def paced_writes(stack: Stack, rate: float, seconds: float,
             "integrated_after_s": drained, "lag": await lag_of(stack, "lag-%"), "cpu": cpu}
 
 
+# The service's own audit INSERT (idservice.queries.audit.INSERT_EVENTS) with pgbench variables
+# in place of its parameters: one person.read event per transaction, as `record()` writes it.
+_PGBENCH_ARGS = ("'operator'", "'officer-' || (:n % 97)", "'lagpg-' || :n", "'10.0.0.1'",
+                 "ARRAY['person.read']",
+                 "ARRAY[lpad(((:n::bigint * 7919) % 1000000000000)::text, 12, '0')]",
+                 "ARRAY['bench']", "ARRAY['ok']",
+                 "ARRAY[jsonb_build_object('bench', true, 'n', :n)::text]")
+
+
+def _pgbench_script() -> str:
+    sql = q.INSERT_EVENTS
+    for i in range(len(_PGBENCH_ARGS), 0, -1):  # $10 would match $1 first the other way round
+        sql = sql.replace(f"${i}", _PGBENCH_ARGS[i - 1])
+    return "\\set n random(1, 1000000000)\n" + " ".join(sql.split()) + ";\n"
+
+
+def paced_writes_pgbench(stack: Stack, rate: float, seconds: float,
+                         clients: int) -> dict[str, Any]:
+    """Integration lag with a C client pacing the writes (pgbench --rate, Poisson schedule):
+    a single asyncpg event loop tops out below 5,000 commits/s on this machine, so it cannot
+    drive the target rate itself. Same statement and database role as the service."""
+    script = stack.data_dir / "bench_audit_lag.sql"
+    script.write_text(_pgbench_script())
+    cmd = [str(PG_BIN / "pgbench"), "-h", stack.socket_dir, "-p", str(stack.pg_port),
+           "-U", SERVICE_ROLE, "-n", "-c", str(clients), "-j", "2", "-R", str(rate),
+           "-T", str(int(seconds)), "-f", str(script), "idservice"]
+    log("pgbench: " + " ".join(cmd))
+    meter = stack.cpu_meter().start()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120,
+                          check=False)
+    cpu = meter.stop()
+    if proc.returncode != 0:
+        raise RuntimeError(f"pgbench failed ({proc.returncode}): {proc.stderr}")
+    done = re.search(r"number of transactions actually processed: (\d+)", proc.stdout)
+    sched = re.search(r"rate limit schedule lag: avg ([\d.]+) \(max ([\d.]+)\) ms", proc.stdout)
+    events = int(done.group(1)) if done else 0
+    drained = asyncio.run(wait_integrated(stack, timeout=300))
+    return {"writer": "pgbench --rate", "clients": clients, "target_per_s": rate,
+            "events": events, "seconds": seconds, "achieved_per_s": round(events / seconds, 1),
+            "schedule_lag_ms": {"avg": float(sched.group(1)), "max": float(sched.group(2))}
+            if sched else None,
+            "integrated_after_s": drained, "lag": asyncio.run(lag_of(stack, "lagpg-%")),
+            "cpu": cpu}
+
+
 async def lag_of(stack: Stack, request_ids: str) -> dict[str, Any]:
     conn = await asyncpg.connect(stack.database_url())
     try:
@@ -316,6 +369,9 @@ async def hashing_baseline(stack: Stack, sample: int, rows: int) -> dict[str, An
               FROM audit_entry WHERE index >= $1 ORDER BY index""", max(0, start))
     finally:
         await conn.close()
+    t0 = time.perf_counter()
+    entry.row_leaf_hashes(records)  # the integrator's and the verifier's path, same columns
+    pipeline_s = time.perf_counter() - t0
     rendered = []
     t0 = time.perf_counter()
     for r in records:
@@ -343,6 +399,7 @@ async def hashing_baseline(stack: Stack, sample: int, rows: int) -> dict[str, An
             "leaf_sha256_per_s": round(best), "node_sha256_per_s": round(node_rate),
             "raw_hash_seconds_for_log": round(projected, 2),
             "render_per_s": round(len(leaves) / render_s),
+            "row_leaf_hashes_per_s": round(len(records) / pipeline_s),
             "jcs_per_s": round(len(leaves) / jcs_s)}
 
 
@@ -392,7 +449,8 @@ def render(report: dict[str, Any]) -> str:
         f"{raw['raw_hash_seconds_for_log']} s for this log; verify / raw = "
         f"{report['verify_over_raw']:.1f}x",
         f"    where verify goes    : render {raw['render_per_s']:,}/s, JCS "
-        f"{raw['jcs_per_s']:,}/s (Python, per core)",
+        f"{raw['jcs_per_s']:,}/s (render_row + rfc8785); entry.row_leaf_hashes "
+        f"{raw['row_leaf_hashes_per_s']:,}/s (Python, per core)",
     ]
     return "\n".join(lines)
 
@@ -405,6 +463,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--lag-rate", type=float, default=5000.0)
     parser.add_argument("--lag-seconds", type=float, default=20.0)
+    parser.add_argument("--lag-writer", choices=("pgbench", "python"), default="pgbench",
+                        help="who paces the lag phase's writes (python: asyncpg + record())")
     parser.add_argument("--chunk", type=int, default=500_000)
     parser.add_argument("--hash-sample", type=int, default=200_000)
     parser.add_argument("--keep", action="store_true", help="keep the data dir")
@@ -421,8 +481,11 @@ def main(argv: list[str] | None = None) -> int:
         log("write path with integration running")
         write = asyncio.run(write_path_rate(stack, args.connections, args.seconds))
         log(f"  {write['per_s']:,.0f}/s; lag at {args.lag_rate:,.0f}/s for {args.lag_seconds} s")
-        lag = asyncio.run(paced_writes(stack, args.lag_rate, args.lag_seconds,
-                                       args.connections))
+        if args.lag_writer == "pgbench":
+            lag = paced_writes_pgbench(stack, args.lag_rate, args.lag_seconds, 16)
+        else:
+            lag = asyncio.run(paced_writes(stack, args.lag_rate, args.lag_seconds,
+                                           args.connections))
         log(f"  p99 {lag['lag']['integration_ms']}; generating {args.events:,} events")
         gen = asyncio.run(generate(stack, args.events, args.chunk))
         log("audit verify (CLI)")

@@ -23,6 +23,7 @@ from idservice.api.openapi import install_openapi
 from idservice.api.problems import install_handlers
 from idservice.audit.checkpoints import CheckpointSigner, origin_for
 from idservice.audit.integrator import Integrator
+from idservice.audit.partitions import PartitionKeeper
 from idservice.audit.sequencer import Sequencer
 from idservice.auth.officer_login import OfficerLogin
 from idservice.auth.revocation import RevocationState
@@ -79,17 +80,21 @@ def create_app(
             token_key = await open_token_key(keystore, settings.jwt_key_label)
             retired = [await open_token_key(keystore, label, create=False)
                        for label in split_list(settings.jwt_previous_key_labels)]
+            # Before any task starts: a missing retired key stops the start right here.
+            audit_signer = CheckpointSigner(
+                keystore, settings.audit_key_label, origin_for(settings.origin),
+                retired_labels=split_list(settings.audit_previous_key_labels))
+            await audit_signer.open()
             pool = await create_pool(db.service_url, min_size=settings.db_pool_min,
                                      max_size=settings.db_pool_max)
             revocation = RevocationState(pool, settings.revocation_poll_interval)
             await revocation.refresh()
             revocation.start()
             officer_login = await OfficerLogin.start(settings, pool, revocation, clock)
+            partitions = PartitionKeeper(pool, settings.audit_partition_months_ahead)
+            await partitions.start()
             sequencer = Sequencer(pool, settings.sequencer_interval)
             sequencer.start()
-            audit_signer = CheckpointSigner(keystore, settings.audit_key_label,
-                                            origin_for(settings.origin))
-            await audit_signer.open()
             integrator = Integrator(pool, audit_signer,
                                     interval=settings.audit_integrator_interval,
                                     checkpoint_interval=settings.audit_checkpoint_interval)
@@ -129,6 +134,7 @@ def create_app(
                 await metrics.stop()
                 await integrator.stop()
                 await sequencer.stop()
+                await partitions.stop()
                 await revocation.stop()
                 await officer_login.stop()
         finally:

@@ -98,6 +98,7 @@ class _Facts:
     sequenced: int | None = None
     integrated: int | None = None
     checkpoint_at: float | None = None  # epoch seconds of the newest checkpoint
+    partitioned_until: float | None = None  # epoch seconds where the last audit partition ends
     refreshed_at: float | None = None
 
 
@@ -126,6 +127,11 @@ class DatabaseFacts(Collector):
                 "idservice_audit_checkpoint_age_seconds",
                 "Seconds since the newest signed audit checkpoint",
                 value=max(time.time() - facts.checkpoint_at, 0.0))
+        if facts.partitioned_until is not None:
+            yield GaugeMetricFamily(
+                "idservice_audit_partition_horizon_seconds",
+                "Seconds until the last audit_event partition ends (audit writes fail after it)",
+                value=facts.partitioned_until - time.time())
         if facts.refreshed_at is not None:
             yield GaugeMetricFamily(
                 "idservice_metrics_refreshed_timestamp_seconds",
@@ -144,7 +150,8 @@ _AUDIT_SQL = """
 SELECT coalesce((SELECT index + 1 FROM audit_log ORDER BY index DESC LIMIT 1), 0) AS sequenced,
        (SELECT size FROM audit_tree ORDER BY size DESC LIMIT 1) AS integrated,
        (SELECT extract(epoch FROM created_at)::float8 FROM audit_checkpoint
-         ORDER BY tree_size DESC LIMIT 1) AS checkpoint_at
+         ORDER BY tree_size DESC LIMIT 1) AS checkpoint_at,
+       extract(epoch FROM audit_event_partitioned_until())::float8 AS partitioned_until
 """
 
 
@@ -195,6 +202,7 @@ class MetricsRefresher:
             sequenced=int(audit["sequenced"]),
             integrated=int(audit["integrated"]) if audit["integrated"] is not None else None,
             checkpoint_at=audit["checkpoint_at"],
+            partitioned_until=audit["partitioned_until"],
             refreshed_at=time.time())
 
     def refresh_process_gauges(self) -> None:

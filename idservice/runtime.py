@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from hsm.errors import KeyNotFound
 from hsm.keystore import KeyStore
 from hsm.softhsm import ensure_softhsm_token, load_or_create_pins
 from idservice.db.embedded import EmbeddedPostgres
 from idservice.db.migrate import migrate
 from idservice.db.roles import ensure_database
-from idservice.settings import Settings
+from idservice.settings import Settings, split_list
 
 __all__ = [
     "DatabaseTarget",
@@ -62,6 +63,16 @@ def ensure_service_keys(settings: Settings) -> None:
     try:
         store.ensure_key(settings.jwt_key_label, "EC_P256")
         store.ensure_key(settings.audit_key_label, "EC_P256")
+        # Retired keys are never created: a missing one is a wrong label, say so before start.
+        for variable, labels in (
+                ("IDSERVICE_JWT_PREVIOUS_KEY_LABELS", settings.jwt_previous_key_labels),
+                ("IDSERVICE_AUDIT_PREVIOUS_KEY_LABELS", settings.audit_previous_key_labels)):
+            for label in split_list(labels):
+                try:
+                    store.public_key(label)
+                except KeyNotFound as exc:
+                    raise KeyNotFound(f"{variable} names {label!r}, but the HSM has no such "
+                                      f"key ({exc}); retired keys are never generated") from exc
     finally:
         store.close()
 

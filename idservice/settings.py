@@ -80,8 +80,13 @@ class Settings(BaseSettings):
     db_pool_max: int = 40
     sequencer_interval: float = 0.2
     audit_key_label: str = "idservice-audit-checkpoint"
-    audit_integrator_interval: float = Field(default=0.5, gt=0, le=5)
+    # Rotation with key-ID overlap: labels of retired checkpoint keys (comma-separated) whose
+    # checkpoints must still verify; published in /v1/audit/keys, they never sign.
+    audit_previous_key_labels: str | None = None
+    audit_integrator_interval: float = Field(default=0.25, gt=0, le=5)
     audit_checkpoint_interval: float = Field(default=2.0, ge=0, le=9)  # contract: <= 10 s
+    # audit_event partitions (one per UTC month) kept this many months ahead of the current one.
+    audit_partition_months_ahead: int = Field(default=3, ge=1, le=120)
     # Requests per minute to each authentication endpoint per client id / source IP, counted
     # across all processes in the database (0 = off; auth/rate_limit.py).
     auth_rate_limit: int = Field(default=600, ge=0)

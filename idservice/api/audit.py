@@ -1,4 +1,4 @@
-"""Auditor routes: events, export, checkpoints, the checkpoint key, proofs (contract section 5).
+"""Auditor routes: events, export, checkpoints, the checkpoint keys, proofs (contract section 5).
 
 Every route but the public key needs the `auditor` role, and every such read is itself an
 `audit.read` event (idservice/audit/reads.py).
@@ -18,6 +18,7 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from idservice.api.deps import Caller, Svc, request_context
 from idservice.api.openapi import (
     AuditEventDoc,
+    CheckpointKeysDoc,
     CheckpointsDoc,
     ConsistencyProofDoc,
     EventsPageDoc,
@@ -26,7 +27,7 @@ from idservice.api.openapi import (
     stream_response_doc,
 )
 from idservice.audit import reads
-from idservice.audit.checkpoints import NoteVerifier
+from idservice.audit.checkpoints import NoteVerifier, key_id, public_pem
 from idservice.audit.entry import EVENT_FIELDS
 from idservice.errors import Unavailable
 from idservice.services import Services
@@ -148,6 +149,21 @@ async def checkpoint_key(svc: Svc) -> Response:
     verifier = _verifier(svc)
     return Response(verifier.public_pem(), media_type="application/x-pem-file",
                     headers={"Idservice-Note-Key-Name": verifier.name})
+
+
+@router.get("/v1/audit/keys", responses={200: {"model": CheckpointKeysDoc}})
+async def checkpoint_keys(request: Request, svc: Svc, caller: Caller) -> dict[str, Any]:
+    """Extension: every key checkpoints may be signed with, the current one first, then the
+    retired ones (`IDSERVICE_AUDIT_PREVIOUS_KEY_LABELS`) that verify older checkpoints.
+    `key_id` is the signed-note key ID in hex, as in each signature line."""
+    caller.require_role("auditor")
+    verifier = _verifier(svc)
+    keys = [{"name": verifier.name, "key_id": key_id(key).hex(),
+             "status": "current" if key is verifier.public_key else "retired",
+             "public_key_pem": public_pem(key)} for key in verifier.keys]
+    await reads.checkpoint_keys(svc.pool, caller, request_context(request, caller),
+                                [k["key_id"] for k in keys])
+    return {"keys": keys}
 
 
 @router.get("/v1/audit/proofs/inclusion", responses={200: {"model": InclusionProofDoc}})

@@ -20,6 +20,7 @@ __all__ = [
     "AuditEventDoc",
     "BatchLineDoc",
     "ChallengeDoc",
+    "CheckpointKeysDoc",
     "CheckpointsDoc",
     "ClientTokenDoc",
     "ConsistencyProofDoc",
@@ -186,6 +187,26 @@ class CheckpointsDoc(BaseModel):
     model_config = ConfigDict(title="Checkpoints")
 
     checkpoints: list[str]
+
+
+class CheckpointKeyDoc(BaseModel):
+    model_config = ConfigDict(title="CheckpointKey")
+
+    name: str = Field(description="signed-note key name (the checkpoints' origin line)")
+    key_id: str = Field(pattern=r"^[0-9a-f]{8}$",
+                        description="C2SP signed-note key ID in lowercase hex: the first 4 "
+                                    "bytes of SHA-256 of the SubjectPublicKeyInfo DER")
+    status: Literal["current", "retired"] = Field(
+        description="current signs new checkpoints; retired ones only verify older ones")
+    public_key_pem: str
+
+
+class CheckpointKeysDoc(BaseModel):
+    """Extension: every checkpoint key, the current one first."""
+
+    model_config = ConfigDict(title="CheckpointKeys")
+
+    keys: list[CheckpointKeyDoc] = Field(min_length=1)
 
 
 class InclusionProofDoc(BaseModel):

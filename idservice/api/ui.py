@@ -291,7 +291,7 @@ def _checkpoint_view(svc: Services, note: str, created_at: datetime | None) -> d
         view.update(signature_ok=False, signature=f"INVALID: {exc}")
         return view
     view.update(signature_ok=True, size=checkpoint.size,
-                signature=f"valid, signed by {verifier.name} (key ID {verifier.key_id.hex()})")
+                signature=f"valid, signed by {verifier.name} (key ID {checkpoint.key_id.hex()})")
     return view
 
 

@@ -9,14 +9,20 @@ an ASN.1 DER ECDSA signature over SHA-256 of the note text, key ID = the first 4
 SHA-256 of the public key's DER SubjectPublicKeyInfo. (SoftHSM 2.6 has no usable Ed25519, the
 signed-note default; ECDSA keeps the key in the same HSM code path as the access-token key.)
 The HSM returns raw r||s; it is DER-encoded here.
+
+Key rotation with key-ID overlap: only the current key (`IDSERVICE_AUDIT_KEY_LABEL`) signs;
+retired keys (`IDSERVICE_AUDIT_PREVIOUS_KEY_LABELS`) stay in the verifier, so checkpoints signed
+before the rotation keep verifying (each signature line names its key ID).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -25,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from hsm.async_keystore import AsyncKeyStore
+from hsm.errors import KeyNotFound
 
 __all__ = [
     "SIGNATURE_TYPE_ECDSA",
@@ -32,8 +39,10 @@ __all__ = [
     "CheckpointError",
     "CheckpointSigner",
     "NoteVerifier",
+    "key_id",
     "note_text",
     "origin_for",
+    "public_pem",
     "split_notes",
 ]
 
@@ -53,6 +62,7 @@ class Checkpoint:
     size: int
     root: bytes
     note: str
+    key_id: bytes = b""  # of the key whose signature verified (set by NoteVerifier.verify)
 
 
 def origin_for(service_origin: str) -> str:
@@ -67,10 +77,23 @@ def note_text(origin: str, size: int, root: bytes) -> str:
     return f"{origin}\n{size}\n{base64.b64encode(root).decode()}\n"
 
 
-def _key_id(public_key: ec.EllipticCurvePublicKey) -> bytes:
+def key_id(public_key: ec.EllipticCurvePublicKey) -> bytes:
+    """Signed-note key ID of an ECDSA key: the first 4 bytes of SHA-256 of its SPKI DER."""
     der = public_key.public_bytes(serialization.Encoding.DER,
                                   serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(der).digest()[:4]
+
+
+def public_pem(public_key: ec.EllipticCurvePublicKey) -> str:
+    return public_key.public_bytes(serialization.Encoding.PEM,
+                                   serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def _load_pem(pem: bytes) -> ec.EllipticCurvePublicKey:
+    key = serialization.load_pem_public_key(pem)
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise CheckpointError("the checkpoint key must be an EC P-256 public key")
+    return key
 
 
 def _split(note: str) -> tuple[str, list[str]]:
@@ -103,34 +126,61 @@ def _parse_body(body: str, note: str) -> Checkpoint:
 
 @dataclass(frozen=True)
 class NoteVerifier:
-    """Verifies checkpoints signed by one key under one name (the log's origin)."""
+    """Verifies checkpoints signed under one name (the log's origin) by its current key or by
+    one of its retired keys (a rotation must not orphan the checkpoints signed before it)."""
 
     name: str
-    public_key: ec.EllipticCurvePublicKey
+    public_key: ec.EllipticCurvePublicKey  # the current key
+    retired: tuple[ec.EllipticCurvePublicKey, ...] = ()
 
     @classmethod
     def from_pem(cls, name: str, pem: bytes) -> NoteVerifier:
-        key = serialization.load_pem_public_key(pem)
-        if not isinstance(key, ec.EllipticCurvePublicKey) or \
-                not isinstance(key.curve, ec.SECP256R1):
-            raise CheckpointError("the checkpoint key must be an EC P-256 public key")
-        return cls(name, key)
+        return cls(name, _load_pem(pem))
+
+    @classmethod
+    def from_pems(cls, name: str, pems: Sequence[bytes]) -> NoteVerifier:
+        """The first PEM is the current key, the others retired ones (duplicates dropped)."""
+        if not pems:
+            raise CheckpointError("at least one checkpoint key is needed")
+        keys = [_load_pem(pem) for pem in pems]
+        return cls(name, keys[0], tuple(keys[1:])).deduplicated()
+
+    def deduplicated(self) -> NoteVerifier:
+        """The same verifier without retired keys equal to the current one or to each other."""
+        seen = {public_pem(self.public_key)}
+        retired: list[ec.EllipticCurvePublicKey] = []
+        for key in self.retired:
+            if (pem := public_pem(key)) not in seen:
+                seen.add(pem)
+                retired.append(key)
+        return NoteVerifier(self.name, self.public_key, tuple(retired))
 
     @property
     def key_id(self) -> bytes:
-        return _key_id(self.public_key)
+        """Key ID of the current key."""
+        return key_id(self.public_key)
+
+    @property
+    def keys(self) -> tuple[ec.EllipticCurvePublicKey, ...]:
+        """Every key that verifies: the current one first, then the retired ones."""
+        return (self.public_key, *self.retired)
 
     def public_pem(self) -> str:
-        return self.public_key.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        """PEM of the current key."""
+        return public_pem(self.public_key)
 
     def verify(self, note: str) -> Checkpoint:
-        """The checkpoint if `note` carries a valid signature by this key; else CheckpointError.
+        """The checkpoint if `note` carries a valid signature by one of these keys; else
+        CheckpointError.
 
-        Signatures by other keys are ignored (signed-note); one by this name and key ID that
-        fails to verify rejects the note."""
+        Signatures by other names or key IDs are ignored (signed-note); one by this name and a
+        known key ID that fails to verify rejects the note."""
         body, signatures = _split(note)
-        key_id, verified = self.key_id, False
+        by_id: dict[bytes, list[ec.EllipticCurvePublicKey]] = {}
+        for key in self.keys:
+            by_id.setdefault(key_id(key), []).append(key)
+        verified: bytes | None = None
+        seen_ids: list[str] = []
         for line in signatures:
             if not line.startswith(_SIG_PREFIX):
                 raise CheckpointError("malformed signature line")
@@ -141,37 +191,65 @@ class NoteVerifier:
                 raise CheckpointError("signature is not base64") from exc
             if len(blob) < 5:
                 raise CheckpointError("signature is too short")
-            if name != self.name or blob[:4] != key_id:
+            if name != self.name:
                 continue
-            try:
-                self.public_key.verify(blob[4:], body.encode(), ec.ECDSA(hashes.SHA256()))
-            except InvalidSignature:
-                raise CheckpointError("checkpoint signature is invalid") from None
-            verified = True
-        if not verified:
+            candidates = by_id.get(blob[:4])
+            if not candidates:
+                seen_ids.append(blob[:4].hex())
+                continue
+            if not any(_signature_valid(key, blob[4:], body) for key in candidates):
+                raise CheckpointError("checkpoint signature is invalid")
+            verified = verified or blob[:4]
+        if verified is None:
+            retired = "".join(f" or the retired key {key_id(k).hex()}" for k in self.retired)
+            found = f" (it is signed under that name by key ID {', '.join(seen_ids)})" \
+                if seen_ids else ""
             raise CheckpointError(f"checkpoint is not signed by the key {self.name} "
-                                  f"{key_id.hex()}")
+                                  f"{self.key_id.hex()}{retired}{found}")
         checkpoint = _parse_body(body, note)
         if checkpoint.origin != self.name:
             raise CheckpointError(f"checkpoint origin {checkpoint.origin!r} is not {self.name!r}")
-        return checkpoint
+        return dataclasses.replace(checkpoint, key_id=verified)
+
+
+def _signature_valid(key: ec.EllipticCurvePublicKey, der: bytes, body: str) -> bool:
+    try:
+        key.verify(der, body.encode(), ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return False
+    return True
 
 
 class CheckpointSigner:
-    """Signs checkpoints with an HSM-held EC P-256 key (created on first use)."""
+    """Signs checkpoints with an HSM-held EC P-256 key (created on first use). Retired keys
+    (`retired_labels`) must already be on the HSM; they only join the verifier, never sign."""
 
-    def __init__(self, keystore: AsyncKeyStore, label: str, origin: str) -> None:
+    def __init__(self, keystore: AsyncKeyStore, label: str, origin: str,
+                 retired_labels: Sequence[str] = ()) -> None:
         self._keystore = keystore
         self._label = label
         self._origin = origin
+        self._retired_labels = tuple(retired_labels)
         self._verifier: NoteVerifier | None = None
+
+    async def _public(self, label: str) -> ec.EllipticCurvePublicKey:
+        public = await self._keystore.public_key(label)
+        if not isinstance(public, ec.EllipticCurvePublicKey):
+            raise CheckpointError(f"key {label} is not an EC key")
+        return public
 
     async def open(self) -> NoteVerifier:
         await self._keystore.ensure_key(self._label, "EC_P256")
-        public = await self._keystore.public_key(self._label)
-        if not isinstance(public, ec.EllipticCurvePublicKey):
-            raise CheckpointError(f"key {self._label} is not an EC key")
-        self._verifier = NoteVerifier(self._origin, public)
+        current = await self._public(self._label)
+        retired = []
+        for label in self._retired_labels:
+            try:
+                retired.append(await self._public(label))
+            except KeyNotFound as exc:
+                raise CheckpointError(
+                    f"retired checkpoint key {label!r} (IDSERVICE_AUDIT_PREVIOUS_KEY_LABELS) is "
+                    f"not on the HSM: {exc}") from exc
+        self._verifier = NoteVerifier(self._origin, current, tuple(retired)).deduplicated()
         return self._verifier
 
     @property

@@ -2,8 +2,9 @@
 
 Sequencing is not integration (tessera's design): once `audit_sequence()` has given events their
 index, this task reads them in index order in batches, computes each leaf hash from the event as
-the API renders it (`entry.py`), extends the tree from its stored frontier (`merkle.CompactRange`,
-no recomputation) and stores the completed subtrees through `audit_tree_append()`. While the tree
+the API renders it (`entry.row_leaf_hashes`), extends the tree from its stored frontier
+(`merkle.CompactRange.extend_nodes`, level by level, no recomputation) and stores the completed
+subtrees through `audit_tree_append()`. While the tree
 grows it signs a checkpoint whenever the last one is older than `checkpoint_interval` (well under
 the contract's 10 s). Any number of processes run it; a transaction-level advisory lock lets one
 work at a time. It never runs on the request path.
@@ -11,17 +12,20 @@ work at a time. It never runs on the request path.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 
 import asyncpg
 
-from idservice.audit import entry
+from idservice.audit import entry, leaves
 from idservice.audit.checkpoints import CheckpointSigner
 from idservice.audit.merkle import CompactRange
+from idservice.audit.sequencer import sequence_once
 from idservice.background import PeriodicTask
 from idservice.db.types import Conn
 from idservice.logging import get_logger
+from idservice.metrics import AUDIT_SEQUENCED
 from idservice.queries import audit as q
 
 __all__ = ["Integrator", "TreeHead", "checkpoint_once", "integrate_once", "tree_head"]
@@ -55,24 +59,19 @@ async def integrate_once(pool: asyncpg.Pool, batch: int = 5000, *, wait: bool = 
     async with pool.acquire() as conn, conn.transaction():
         if not await _lock(conn, wait):
             return 0
+        await leaves.prepare(conn)
         head = await tree_head(conn)
-        rows = await conn.fetch(q.ENTRIES_FROM, head.size, batch)
-        if not rows:
+        indexes, hashes = entry.row_leaf_hashes(await conn.fetch(q.ROWS_FROM, head.size, batch))
+        if not indexes:
             return 0
+        for due, index in enumerate(indexes, start=head.size):
+            if index != due:
+                raise RuntimeError(f"audit_log index {index} where {due} was due")
         tree = CompactRange(head.size, head.frontier)
-        levels: list[int] = []
-        idxs: list[int] = []
-        hashes: list[bytes] = []
-        for row in rows:
-            if row["index"] != tree.size:
-                raise RuntimeError(f"audit_log index {row['index']} where {tree.size} was due")
-            for node, digest in tree.append(entry.leaf_hash(entry.render_row(row))):
-                levels.append(node.level)
-                idxs.append(node.index)
-                hashes.append(digest)
+        levels, idxs, nodes = tree.extend_nodes(hashes)
         await conn.execute(q.TREE_APPEND, head.size, tree.size, tree.root(), tree.hashes,
-                           levels, idxs, hashes)
-        return len(rows)
+                           levels, idxs, nodes)
+        return len(indexes)
 
 
 async def checkpoint_once(pool: asyncpg.Pool, signer: CheckpointSigner,
@@ -101,7 +100,10 @@ class Integrator:
         self._interval = interval
         self._checkpoint_interval = checkpoint_interval
         self._batch = batch
-        self._loop = PeriodicTask("audit-integrator", interval, self.run_once)
+        # Wakes every tenth of `interval` and steps once `interval` has passed since the last
+        # step started (PeriodicTask waits `interval` after a step ends).
+        self._loop = PeriodicTask("audit-integrator", interval / 10, self._step)
+        self._step_started: float | None = None
 
     def start(self) -> None:
         self._loop.start()
@@ -115,9 +117,23 @@ class Integrator:
             pass
         return await checkpoint_once(self._pool, self._signer, wait=True)
 
+    async def _step(self) -> None:
+        """`run_once` every `interval` seconds from start to start: an event then waits at
+        most `interval` for the step that integrates it, not `interval` plus a step."""
+        now = asyncio.get_running_loop().time()
+        if self._step_started is not None \
+                and now - self._step_started < self._interval * 0.95:
+            return
+        self._step_started = now
+        await self.run_once()
+
     async def run_once(self) -> None:
-        """Integrate what is sequenced; sign between batches too, so a long backlog still gets
-        a checkpoint every `checkpoint_interval` seconds (contract: at least every 10 s)."""
+        """Sequence what is committed, then integrate what is sequenced; sign between batches
+        too, so a long backlog still gets a checkpoint every `checkpoint_interval` seconds
+        (contract: at least every 10 s). Sequencing first (the same `audit_sequence()` round
+        as the sequencer's, under its lock) spares an event the wait for the sequencer's next
+        round on top of the wait for this one: integration lag is mostly these waits."""
+        AUDIT_SEQUENCED.inc(await sequence_once(self._pool))
         while True:
             added = await integrate_once(self._pool, self._batch)
             await checkpoint_once(self._pool, self._signer, self._checkpoint_interval)

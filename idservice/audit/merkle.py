@@ -9,7 +9,11 @@
   `ProofError` (never return a bool).
 - `CompactRange`: the O(log n) frontier of a growing tree (the roots of its perfect subtrees,
   largest first). Appending a leaf returns every perfect subtree it completes, which is what an
-  integrator stores.
+  integrator stores; `extend_nodes` does the same for a batch level by level (no per-leaf Python
+  objects), and `append_range` adds an aligned range given by its own frontier (a verifier
+  joining chunks of leaves hashed elsewhere).
+- `levels` / `frontier`: every perfect subtree over a run of leaves, and the compact range of
+  any prefix of it, for hashing a chunk of leaves in one go.
 """
 
 from __future__ import annotations
@@ -29,9 +33,11 @@ __all__ = [
     "assemble",
     "consistency_plan",
     "consistency_proof",
+    "frontier",
     "inclusion_plan",
     "inclusion_proof",
     "leaf_hash",
+    "levels",
     "node_hash",
     "root",
     "verify_consistency",
@@ -137,11 +143,93 @@ class CompactRange:
             completed.extend(self.append(leaf))
         return completed
 
+    def extend_nodes(self, leaves: Sequence[bytes]) -> tuple[list[int], list[int], list[bytes]]:
+        """`extend` for a batch, computed level by level (what an integrator stores, fast):
+        the completed perfect subtrees as parallel lists (levels, indexes, hashes), by level."""
+        if any(len(h) != HASH_SIZE for h in leaves):
+            raise ValueError("leaf hashes must be 32 bytes")
+        old, new = self._size, self._size + len(leaves)
+        by_level = {lvl: h for lvl, h in zip(_bits_desc(old), self._hashes, strict=True)}
+        out_levels: list[int] = []
+        out_idxs: list[int] = []
+        out_hashes: list[bytes] = []
+        last: dict[int, tuple[int, bytes]] = {}  # per level: its newest completed node
+        level, current = 0, list(leaves)
+        sha = hashlib.sha256
+        while current:
+            first = old >> level  # index of current[0] at this level
+            out_levels.extend([level] * len(current))
+            out_idxs.extend(range(first, first + len(current)))
+            out_hashes.extend(current)
+            last[level] = (first + len(current) - 1, current[-1])
+            if first & 1:  # its left sibling is the old frontier's node at this level
+                current.insert(0, by_level[level])
+            current = [sha(b"\x01" + left + right).digest()
+                       for left, right in zip(current[::2], current[1::2], strict=False)]
+            level += 1
+        self._size = new
+        self._hashes = [last[lvl][1] if lvl in last and last[lvl][0] == (new >> lvl) - 1
+                        else by_level[lvl] for lvl in _bits_desc(new)]
+        return out_levels, out_idxs, out_hashes
+
+    def append_subtree(self, level: int, digest: bytes) -> None:
+        """Add the perfect subtree of 2**level leaves starting at the current size (which must
+        be a multiple of 2**level), merging completed subtrees as `append` does."""
+        if len(digest) != HASH_SIZE:
+            raise ValueError("subtree hashes must be 32 bytes")
+        if level < 0 or self._size & ((1 << level) - 1):
+            raise ValueError(f"a subtree of 2**{level} leaves cannot start at {self._size}")
+        index, acc = self._size >> level, bytes(digest)
+        while index & 1:
+            acc = node_hash(self._hashes.pop(), acc)
+            index >>= 1
+        self._hashes.append(acc)
+        self._size += 1 << level
+
+    def append_range(self, size: int, hashes: Sequence[bytes]) -> None:
+        """Add `size` leaves given by their own compact range (largest subtree first), as the
+        tree starting at the current size has them; each subtree must be aligned."""
+        bits = list(_bits_desc(size))
+        if len(bits) != len(hashes):
+            raise ValueError(f"a range of {size} leaves has {len(bits)} subtrees, "
+                             f"not {len(hashes)}")
+        for level, digest in zip(bits, hashes, strict=True):
+            self.append_subtree(level, digest)
+
     def root(self) -> bytes:
         return _fold(self._hashes)
 
     def copy(self) -> CompactRange:
         return CompactRange(self._size, self._hashes)
+
+
+def _bits_desc(n: int) -> Iterable[int]:
+    """The set bits of n, highest first: the levels of a compact range of n leaves."""
+    return (level for level in range(n.bit_length() - 1, -1, -1) if n >> level & 1)
+
+
+def levels(leaves: Sequence[bytes]) -> list[list[bytes]]:
+    """Every perfect subtree over `leaves` taken as a tree starting at an aligned position:
+    levels[k][j] covers leaves [j * 2**k, (j + 1) * 2**k)."""
+    sha = hashlib.sha256
+    out = [list(leaves)]
+    while len(out[-1]) > 1:
+        current = out[-1]
+        out.append([sha(b"\x01" + left + right).digest()
+                    for left, right in zip(current[::2], current[1::2], strict=False)])
+    return out
+
+
+def frontier(tree_levels: Sequence[Sequence[bytes]], size: int) -> list[bytes]:
+    """The compact range of the first `size` leaves of `levels(...)` (largest subtree first)."""
+    if size < 0 or (size and size > len(tree_levels[0])):
+        raise ValueError(f"no prefix of {size} leaves here")
+    out: list[bytes] = []
+    start = 0
+    for level in _bits_desc(size):
+        out.append(tree_levels[level][start >> level])
+        start += 1 << level
+    return out
 
 
 def root(leaves: Sequence[bytes]) -> bytes:

@@ -21,7 +21,8 @@ from idservice.errors import InvalidField, NotFound
 from idservice.pin.format import is_well_formed
 from idservice.queries import audit as q
 
-__all__ = ["MAX_LIMIT", "EventFilter", "checkpoint", "checkpoint_status", "checkpoints",
+__all__ = ["MAX_LIMIT", "EventFilter", "checkpoint", "checkpoint_keys", "checkpoint_status",
+           "checkpoints",
            "consistency_proof", "export", "get_event", "inclusion_proof", "parse_filter",
            "search"]
 
@@ -171,6 +172,14 @@ async def checkpoints(pool: asyncpg.Pool, principal: Principal, rctx: RequestCon
         notes = await treestore.checkpoints(conn, since, limit)
         await _audit(conn, rctx, "checkpoints", since=since, count=len(notes))
     return notes
+
+
+async def checkpoint_keys(pool: asyncpg.Pool, principal: Principal, rctx: RequestContext,
+                          key_ids: list[str]) -> None:
+    """Record that an auditor listed the checkpoint keys (the keys are in memory: no SQL)."""
+    principal.require_role("auditor")
+    async with pool.acquire() as conn, conn.transaction():
+        await _audit(conn, rctx, "checkpoint_keys", key_ids=key_ids)
 
 
 def _b64(hashes: list[bytes]) -> list[str]:

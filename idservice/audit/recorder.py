@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from idservice.audit.events import AuditEvent, RequestContext
+from idservice.audit.events import AuditEvent, RequestContext, check_details
 from idservice.db.types import Conn
 from idservice.queries import audit as q
 
@@ -23,6 +23,8 @@ async def record(
         return
     if not conn.is_in_transaction():
         raise RuntimeError("audit events must be written in the access's transaction")
+    for event in events:
+        check_details(event.details)
     await conn.execute(
         q.INSERT_EVENTS,
         ctx.actor.type,

@@ -1,6 +1,6 @@
 """Background task that gives committed audit events their gap-free index.
 
-The ordering logic lives in the database (`audit_sequence()` in migrations/0003_audit.sql) so
+The ordering logic lives in the database (`audit_sequence()`, migrations/0003_audit.sql and 0009) so
 that any number of service processes can run this loop: one wins the advisory lock per round,
 the others return at once. Sequencing is off the request path; it only lags by `interval`.
 """

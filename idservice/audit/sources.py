@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator
+import multiprocessing
+from collections.abc import AsyncGenerator, AsyncIterator, Collection
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import httpx
 
-from idservice.audit import entry, treestore
-from idservice.audit.checkpoints import NoteVerifier
+from idservice.audit import entry, leaves, treestore
+from idservice.audit.checkpoints import CheckpointError, NoteVerifier
+from idservice.audit.leaves import LeafChunk
 from idservice.db.types import Conn
 from idservice.queries import audit as q
 
@@ -19,11 +23,25 @@ __all__ = ["DatabaseSource", "HttpSource"]
 
 class DatabaseSource:
     """Reads rows, stored leaves and checkpoints over one connection. Run it inside a
-    REPEATABLE READ transaction for one consistent snapshot."""
+    REPEATABLE READ transaction for one consistent snapshot.
 
-    def __init__(self, conn: Conn, batch: int = 5000) -> None:
+    Leaves come in aligned chunks (`leaves.py`): of `chunk` rows (a power of two; by default
+    2**16 with workers, else the largest power of two up to `batch`), hashed by `workers`
+    processes that connect to `url` in this transaction's snapshot, or here when `workers` is 0
+    (a service keeps answering between chunks)."""
+
+    def __init__(self, conn: Conn, batch: int = 5000, *, url: str | None = None,
+                 workers: int = 0, chunk: int | None = None) -> None:
+        if workers and not url:
+            raise ValueError("worker processes need the database url")
+        size = chunk or (leaves.CHUNK if workers else 1 << (max(batch, 1).bit_length() - 1))
+        if size & (size - 1):
+            raise ValueError(f"the chunk size must be a power of two, not {size}")
         self._conn = conn
         self._batch = batch
+        self._url = url
+        self._workers = workers
+        self._chunk = size
 
     async def count(self) -> int:
         top = await self._conn.fetchval(q.MAX_INDEX)
@@ -43,6 +61,42 @@ class DatabaseSource:
 
     async def leaf_hashes(self, start: int, end: int) -> dict[int, bytes] | None:
         return await treestore.leaf_hashes(self._conn, start, end)
+
+    def chunks(self, sizes: Collection[int]) -> AsyncGenerator[LeafChunk, None] | None:
+        return self._chunks(sorted(sizes))
+
+    def _bounds(self, count: int) -> list[tuple[int, int, int]]:
+        """(start, lowest, highest index read) per chunk; the first and the last are open."""
+        c = self._chunk
+        n = max(1, -(-count // c))
+        return [(i * c, leaves.MIN_INDEX if i == 0 else i * c,
+                 leaves.MAX_INDEX if i == n - 1 else (i + 1) * c - 1) for i in range(n)]
+
+    async def _chunks(self, sizes: list[int]) -> AsyncGenerator[LeafChunk, None]:
+        bounds = self._bounds(await self.count())
+
+        def inside(start: int) -> list[int]:
+            return [s for s in sizes if start < s <= start + self._chunk]
+
+        if not self._workers:
+            await leaves.prepare(self._conn)
+            for start, low, high in bounds:
+                yield await leaves.read_chunk(self._conn, start, low, high, inside(start))
+            return
+        assert self._url is not None  # checked in __init__
+        snapshot = str(await self._conn.fetchval(q.EXPORT_SNAPSHOT))
+        pool = ProcessPoolExecutor(min(self._workers, len(bounds)),
+                                   mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=leaves.worker_start,
+                                   initargs=(self._url, snapshot, "idservice-audit-verify"))
+        try:
+            loop = asyncio.get_running_loop()
+            futures = [loop.run_in_executor(pool, leaves.worker_chunk, start, low, high,
+                                            inside(start)) for start, low, high in bounds]
+            for future in futures:
+                yield await future
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     async def integrated_size(self) -> int | None:
         return await treestore.integrated_size(self._conn)
@@ -64,9 +118,23 @@ class HttpSource:
         return response
 
     async def verifier(self) -> NoteVerifier:
-        response = await self._get("/v1/audit/key")
-        return NoteVerifier.from_pem(response.headers["Idservice-Note-Key-Name"],
-                                     response.content)
+        """Every checkpoint key the service publishes (`/v1/audit/keys`: current and retired,
+        so checkpoints signed before a key rotation verify); `/v1/audit/key` (the current key
+        only) from a service without that extension."""
+        response = await self._client.get("/v1/audit/keys")
+        if response.status_code == 404:
+            response = await self._get("/v1/audit/key")
+            return NoteVerifier.from_pem(response.headers["Idservice-Note-Key-Name"],
+                                         response.content)
+        response.raise_for_status()
+        keys = response.json()["keys"]
+        names = {key["name"] for key in keys}
+        if len(names) != 1:
+            raise CheckpointError(f"the service lists checkpoint keys under {len(names)} names")
+        current = [k for k in keys if k["status"] == "current"]
+        retired = [k for k in keys if k["status"] != "current"]
+        return NoteVerifier.from_pems(names.pop(), [k["public_key_pem"].encode()
+                                                    for k in current + retired])
 
     async def checkpoints(self) -> list[str]:
         notes: list[str] = []
@@ -94,6 +162,9 @@ class HttpSource:
 
     async def leaf_hashes(self, start: int, end: int) -> dict[int, bytes] | None:
         return None
+
+    def chunks(self, sizes: Collection[int]) -> AsyncGenerator[LeafChunk, None] | None:
+        return None  # events are read one by one from the export
 
     async def integrated_size(self) -> int | None:
         return None

@@ -1,7 +1,9 @@
 """Full verification of the audit log: rows, tree and signed checkpoints (contract section 5).
 
 Storage sits behind `AuditSource` (the database or the HTTP API, `sources.py`); this module only
-computes. One pass over the rows in index order, O(log n) memory:
+computes. One pass over the rows in index order, O(log n) memory (the database source hashes
+aligned chunks of rows in worker processes, `leaves.py`; a chunk joins the pass as the compact
+ranges of its leaves, or row by row where anything in it is unusual, with the same result):
 
 1. Every checkpoint's signature is checked with the trusted key; a checkpoint that fails is
    reported and not used.
@@ -22,12 +24,14 @@ computes. One pass over the rows in index order, O(log n) memory:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from idservice.audit import entry, merkle
 from idservice.audit.checkpoints import CheckpointError, NoteVerifier
+from idservice.audit.leaves import LeafChunk
 from idservice.audit.merkle import CompactRange, ProofError
 
 __all__ = ["AuditSource", "AuditVerificationError", "Problem", "Report", "verify_log"]
@@ -42,6 +46,10 @@ class AuditSource(Protocol):
 
     async def leaf_hashes(self, start: int, end: int) -> dict[int, bytes] | None:
         """Integrated leaf hashes for [start, end), or None if the source has none."""
+
+    def chunks(self, sizes: Collection[int]) -> AsyncGenerator[LeafChunk, None] | None:
+        """The rows as hashed chunks in index order (the compact ranges at `sizes` inside a
+        chunk included), or None: then `events` and `leaf_hashes` are read."""
 
     async def integrated_size(self) -> int | None:
         """Size of the integrated tree, or None if unknown."""
@@ -102,10 +110,7 @@ class _Pass:
 
     def add(self, index: int, leaf: bytes, stored: bytes | None) -> None:
         if index != self.rows.size:
-            expected = self.rows.size
-            what = (f"index {expected} is missing (the next row has index {index})"
-                    if index > expected else f"index {index} appears again after {expected - 1}")
-            self._stop(Problem(expected, what))
+            self._out_of_order(index)
             return
         self.rows.append(leaf)
         if stored is None:
@@ -117,6 +122,41 @@ class _Pass:
         size = self.rows.size
         if size in self.targets:
             self._check(size)
+
+    def add_chunk(self, chunk: LeafChunk) -> None:
+        """A chunk of rows: exactly what `add` of each of its rows would do."""
+        if chunk.rows is not None:
+            for index, leaf, stored in chunk.rows:
+                self.add(index, leaf, stored)
+                if self.stopped:
+                    return
+            return
+        if chunk.count == 0:
+            return
+        if chunk.start != self.rows.size:
+            self._out_of_order(chunk.start)
+            return
+        assert chunk.frontiers is not None  # a regular chunk
+        rows_before = self.rows
+        stored_before = self.stored if self.stored_complete and chunk.stored_all else None
+        if not chunk.stored_all:
+            self.stored_complete = False
+        for size, hashes in chunk.frontiers.items():  # ascending; the last is the chunk's end
+            self.rows = rows_before.copy()
+            self.rows.append_range(size - chunk.start, hashes)
+            if stored_before is not None:
+                self.stored = stored_before.copy()
+                self.stored.append_range(size - chunk.start, hashes)
+            if size in self.targets:
+                self._check(size)
+                if self.stopped:
+                    return
+
+    def _out_of_order(self, index: int) -> None:
+        expected = self.rows.size
+        what = (f"index {expected} is missing (the next row has index {index})"
+                if index > expected else f"index {index} appears again after {expected - 1}")
+        self._stop(Problem(expected, what))
 
     def _stop(self, problem: Problem) -> None:
         self.problems.append(problem)
@@ -180,19 +220,30 @@ async def verify_log(source: AuditSource, verifier: NoteVerifier, trusted: Seque
             _Target(f"the trusted checkpoint of size {cp.size}", cp.root))
 
     state = _Pass(targets)
-    async for batch in source.events():
-        if not batch:
-            continue
-        stored = await source.leaf_hashes(int(batch[0]["index"]), int(batch[-1]["index"]) + 1)
-        for event in batch:
-            index = int(event["index"])
-            state.add(index, entry.leaf_hash(event), stored.get(index) if stored else None)
+    chunks = source.chunks(targets.keys())
+    if chunks is not None:
+        async with aclosing(chunks):
+            async for chunk in chunks:
+                state.add_chunk(chunk)
+                if progress is not None:
+                    progress(chunk.count)
+                if state.stopped:
+                    break
+    else:
+        async for batch in source.events():
+            if not batch:
+                continue
+            stored = await source.leaf_hashes(int(batch[0]["index"]),
+                                              int(batch[-1]["index"]) + 1)
+            for event in batch:
+                index = int(event["index"])
+                state.add(index, entry.leaf_hash(event), stored.get(index) if stored else None)
+                if state.stopped:
+                    break
+            if progress is not None:
+                progress(len(batch))
             if state.stopped:
                 break
-        if progress is not None:
-            progress(len(batch))
-        if state.stopped:
-            break
     problems.extend(state.problems)
     rows = report.rows = state.rows.size
     report.proven_size = state.proven

@@ -21,7 +21,7 @@ from idservice.audit.verify import AuditVerificationError, Report, verify_log
 from idservice.cli.common import console, err_console, fail, run, settings
 from idservice.db.pool import connect
 from idservice.runtime import resolve_database, resolve_hsm
-from idservice.settings import Settings
+from idservice.settings import Settings, split_list
 
 __all__ = ["app"]
 
@@ -31,20 +31,25 @@ TOKEN_ENV = "IDSERVICE_ACCESS_TOKEN"
 
 
 def _hsm_verifier(cfg: Settings) -> NoteVerifier:
-    """The checkpoint key as the HSM holds it: the anchor a rewritten database cannot move."""
+    """The checkpoint keys as the HSM holds them (current and IDSERVICE_AUDIT_PREVIOUS_KEY_LABELS):
+    the anchor a rewritten database cannot move."""
     target = resolve_hsm(cfg)
     store = KeyStore(target.module_path, target.token_label, target.user_pin)
+    keys: list[ec.EllipticCurvePublicKey] = []
+    label = cfg.audit_key_label
     try:
         store.open()
-        public = store.public_key(cfg.audit_key_label)
+        for label in [cfg.audit_key_label, *split_list(cfg.audit_previous_key_labels)]:
+            public = store.public_key(label)
+            if not isinstance(public, ec.EllipticCurvePublicKey):
+                raise fail(f"HSM key {label!r} is not an EC key", 2)
+            keys.append(public)
     except HsmError as exc:
-        raise fail(f"cannot read the checkpoint key {cfg.audit_key_label!r} from the HSM "
+        raise fail(f"cannot read the checkpoint key {label!r} from the HSM "
                    f"({exc}); give it with --key", 2) from exc
     finally:
         store.close()
-    if not isinstance(public, ec.EllipticCurvePublicKey):
-        raise fail(f"HSM key {cfg.audit_key_label!r} is not an EC key", 2)
-    return NoteVerifier(origin_for(cfg.origin), public)
+    return NoteVerifier(origin_for(cfg.origin), keys[0], tuple(keys[1:])).deduplicated()
 
 
 def _progress() -> Progress:
@@ -52,16 +57,18 @@ def _progress() -> Progress:
                     TimeElapsedColumn(), console=err_console, transient=True)
 
 
-async def _verify_db(cfg: Settings, key: bytes | None, trusted: list[str]) -> Report:
-    verifier = NoteVerifier.from_pem(origin_for(cfg.origin), key) if key else \
+async def _verify_db(cfg: Settings, keys: list[bytes], trusted: list[str],
+                     workers: int | None = None) -> Report:
+    verifier = NoteVerifier.from_pems(origin_for(cfg.origin), keys) if keys else \
         _hsm_verifier(cfg)
     target = await resolve_database(cfg)
     try:
-        conn = await connect(target.auditor_url or target.service_url,
-                             application_name="idservice-audit-verify")
+        url = target.auditor_url or target.service_url
+        conn = await connect(url, application_name="idservice-audit-verify")
         try:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
-                source = DatabaseSource(conn)
+                source = DatabaseSource(conn, url=url, workers=(os.cpu_count() or 1)
+                                        if workers is None else workers)
                 with _progress() as progress:
                     task = progress.add_task("rows", total=await source.count())
                     advance: Callable[[int], None] = lambda n: progress.advance(task, n)  # noqa: E731
@@ -72,7 +79,7 @@ async def _verify_db(cfg: Settings, key: bytes | None, trusted: list[str]) -> Re
         target.close()
 
 
-async def _verify_http(server: str, key: bytes | None, trusted: list[str]) -> Report:
+async def _verify_http(server: str, keys: list[bytes], trusted: list[str]) -> Report:
     token = os.environ.get(TOKEN_ENV)
     if not token:
         raise fail(f"--server needs an auditor's access token in {TOKEN_ENV}", 2)
@@ -83,7 +90,7 @@ async def _verify_http(server: str, key: bytes | None, trusted: list[str]) -> Re
             published = await source.verifier()
         except httpx.HTTPError as exc:
             raise fail(f"cannot read the checkpoint key from {server}: {exc}", 2) from exc
-        verifier = NoteVerifier.from_pem(published.name, key) if key else published
+        verifier = NoteVerifier.from_pems(published.name, keys) if keys else published
         with _progress() as progress:
             task = progress.add_task("rows", total=None)
             return await verify_log(source, verifier, trusted,
@@ -97,19 +104,23 @@ def verify(
     trusted_checkpoint: Annotated[Path | None, typer.Option(
         help="signed checkpoint(s) kept outside the database", exists=True, dir_okay=False)
     ] = None,
-    key: Annotated[Path | None, typer.Option(
-        help="PEM public key to check signatures with (default: the HSM's, or the server's)",
+    key: Annotated[list[Path] | None, typer.Option(
+        help="PEM public key to check signatures with; repeat it for the keys retired by "
+             "rotations (default: the HSM's current and previous keys, or the server's)",
         exists=True, dir_okay=False)] = None,
+    workers: Annotated[int | None, typer.Option(
+        min=0, help="processes hashing the rows, each in the same snapshot (default: one per "
+                    "CPU; 0: none, all in this process)")] = None,
 ) -> None:
     """Recompute the whole tree from the rows and check every signed checkpoint."""
     try:
         trusted = split_notes(trusted_checkpoint.read_text("utf-8")) if trusted_checkpoint \
             else []
-        key_pem = key.read_bytes() if key else None
+        key_pems = [path.read_bytes() for path in key or []]
         if server:
-            report = run(lambda: _verify_http(server, key_pem, trusted))
+            report = run(lambda: _verify_http(server, key_pems, trusted))
         else:
-            report = run(lambda: _verify_db(settings(), key_pem, trusted))
+            report = run(lambda: _verify_db(settings(), key_pems, trusted, workers))
     except CheckpointError as exc:
         raise fail(str(exc), 2) from exc
     except AuditVerificationError as exc:

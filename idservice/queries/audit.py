@@ -84,3 +84,33 @@ SELECT index, at, actor_type, actor_id, action, pin, purpose, outcome, request_i
        details
   FROM audit_entry WHERE action = 'audit.verify' ORDER BY index DESC LIMIT 1
 """
+
+# -- monthly partitions of audit_event (migrations/0009_audit_event_partitions.sql) ----------
+
+ADD_PARTITIONS = "SELECT audit_event_add_partitions(clock_timestamp(), $1)"
+
+PARTITIONED_UNTIL = "SELECT audit_event_partitioned_until()"
+
+# -- bulk reads of events (integrator, verifier): entry.row_leaf_hashes --------------------
+# The columns of `entry.render_row`, in `entry.ROW_COLUMNS` order, `details` as its JSON text so
+# the leaf path parses it itself.
+_ROWS = """
+SELECT index, at, actor_type, actor_id, action, pin, purpose, outcome, request_id, source_ip,
+       details::text AS details
+  FROM audit_entry"""
+
+# Up to $2 events from index $1 (the integrator).
+ROWS_FROM = _ROWS + " WHERE index >= $1 ORDER BY index LIMIT $2"
+
+# Every event with $1 <= index <= $2 (a verifier's chunk; the first and the last chunks pass the
+# bigint bounds, so rows outside [0, size) are seen too).
+ROWS_RANGE = _ROWS + " WHERE index >= $1 AND index <= $2 ORDER BY index"
+
+# Stored leaf hashes of [$1, $2] concatenated, with their count and first index: contiguous when
+# count = $2 - $1 + 1 (primary key), so a verifier compares them in one go.
+LEAF_HASHES_PACKED = """
+SELECT count(*) AS n, min(idx) AS first, string_agg(hash, ''::bytea ORDER BY idx) AS hashes
+  FROM audit_node WHERE level = 0 AND idx >= $1 AND idx <= $2
+"""
+
+EXPORT_SNAPSHOT = "SELECT pg_export_snapshot()"

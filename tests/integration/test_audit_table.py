@@ -1,11 +1,13 @@
-"""The audit tables are append-only for every role, and sequencing is gap-free and commit-safe
-(contract section 5; migrations/0003_audit.sql)."""
+"""The audit tables are append-only for every role, sequencing is gap-free and commit-safe, and
+events are partitioned by month (contract section 5; migrations/0003_audit.sql, 0009)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
@@ -56,20 +58,83 @@ def test_even_the_owner_is_stopped_by_always_triggers(database: DatabaseTarget,
     assert "append-only" in str(error)
 
 
-def test_writer_cannot_choose_time_or_transaction(database: DatabaseTarget) -> None:
+@pytest.mark.parametrize("column, value", [("id", "1"), ("txid", "'1'"),
+                                           ("at", "'2000-01-01'")])
+def test_writer_cannot_name_id_time_or_transaction(database: DatabaseTarget, column: str,
+                                                   value: str) -> None:
+    """The service role has INSERT only on the descriptive columns (migrations/0009)."""
+    sql = (f"INSERT INTO audit_event ({column}, actor_type, actor_id, action, outcome) "
+           f"OVERRIDING SYSTEM VALUE VALUES ({value}, 'client', 'forger', 'pin.issue', 'issued')")
+    error = asyncio.run(_try(database.service_url, sql))
+    assert isinstance(error, asyncpg.InsufficientPrivilegeError), error
+
+
+def test_database_stamps_time_and_transaction(database: DatabaseTarget) -> None:
     async def main() -> asyncpg.Record:
         conn = await connect(database.service_url)
         try:
             return await conn.fetchrow(
-                "INSERT INTO audit_event (txid, at, actor_type, actor_id, action, outcome) "
-                "VALUES ('1', '2000-01-01', 'client', 'forger', 'pin.issue', 'issued') "
-                "RETURNING txid::text, at, pg_current_xact_id()::text AS mine")
+                "INSERT INTO audit_event (actor_type, actor_id, action, outcome) "
+                "VALUES ('client', 'stamp-check', 'pin.issue', 'issued') "
+                "RETURNING txid::text, at, pg_current_xact_id()::text AS mine, "
+                "clock_timestamp() - at AS age, tableoid::regclass::text AS part")
         finally:
             await conn.close()
 
     row = asyncio.run(main())
-    assert row["at"].year >= 2026
-    assert row["txid"] == row["mine"] and row["txid"] != "1"
+    assert row["txid"] == row["mine"]
+    assert timedelta(0) <= row["age"] < timedelta(seconds=5)
+    assert row["at"].microsecond % 1000 == 0  # milliseconds, as the API renders it
+    # stored in the partition of its UTC month
+    assert row["part"] == "audit_event_" + row["at"].astimezone(UTC).strftime("%Y_%m")
+
+
+def test_partitions_are_kept_ahead_and_are_append_only(
+    database: DatabaseTarget, owner_db: Callable[..., list], service_db: Callable[..., list],
+) -> None:
+    """The running service created this month and the next ones (PartitionKeeper); a partition
+    created later is as append-only as the first ones, for the owner too, and the service role
+    cannot reach a partition except through audit_event."""
+    horizon = service_db("SELECT audit_event_partitioned_until()")[0][0]
+    assert horizon - datetime.now(UTC) > timedelta(days=28 * 3)
+    assert service_db("SELECT audit_event_add_partitions(clock_timestamp(), 8)")[0][0] >= 1
+    later = service_db("SELECT audit_event_partitioned_until()")[0][0]
+    assert later - horizon > timedelta(days=28)
+    newest = "audit_event_" + (later - timedelta(days=1)).astimezone(UTC).strftime("%Y_%m")
+    owner_db("INSERT INTO audit_event (actor_type, actor_id, action, outcome, at) "
+             "VALUES ('client', 'future', 'pin.issue', 'issued', "
+             f"'{(later - timedelta(days=1)).isoformat()}')")
+    assert owner_db("SELECT t.tgenabled::text FROM pg_trigger t WHERE t.tgrelid = $1::regclass "
+                    "AND t.tgname = 'audit_event_no_truncate'", newest)[0][0] == "A"
+    for sql in (f"UPDATE {newest} SET outcome = 'x'", f"DELETE FROM {newest}",
+                f"TRUNCATE {newest}"):
+        error = asyncio.run(_try(database.owner_url or "", sql))
+        assert isinstance(error, asyncpg.InsufficientPrivilegeError), (sql, error)
+        assert "append-only" in str(error)
+    for sql in (f"SELECT count(*) FROM {newest}",
+                f"INSERT INTO {newest} (actor_type, actor_id, action, outcome) "
+                "VALUES ('client', 'x', 'pin.issue', 'issued')"):
+        error = asyncio.run(_try(database.service_url, sql))
+        assert isinstance(error, asyncpg.InsufficientPrivilegeError), (sql, error)
+
+
+def test_event_outside_every_partition_is_refused(owner_db: Callable[..., list]) -> None:
+    """No catch-all partition: an event that has nowhere to go fails (and so does its access)
+    rather than landing where its month could never be partitioned afterwards."""
+    with pytest.raises(asyncpg.CheckViolationError, match="no partition"):
+        owner_db("INSERT INTO audit_event (actor_type, actor_id, action, outcome, at) "
+                 "VALUES ('client', 'x', 'pin.issue', 'issued', '2999-01-01')")
+
+
+def test_time_range_search_reads_only_its_months(service_db: Callable[..., list]) -> None:
+    """Partition pruning: a search bounded in time touches only the partitions of its range."""
+    service_db("SELECT audit_event_add_partitions(clock_timestamp(), 8)")
+    plan = "\n".join(r[0] for r in service_db(
+        "EXPLAIN SELECT * FROM audit_entry WHERE at >= date_trunc('month', now()) "
+        "AND at < date_trunc('month', now()) + interval '1 day'"))
+    scanned = set(re.findall(r"audit_event_\d{4}_\d{2}", plan))
+    this_month = "audit_event_" + datetime.now(UTC).strftime("%Y_%m")
+    assert scanned == {this_month}, plan
 
 
 def test_indexes_are_gap_free_and_every_event_is_sequenced(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -92,6 +92,17 @@ class Log:
     signer: CheckpointSigner
     verifier: NoteVerifier
     notes: list[str]
+    mode: str = "chunks"
+
+    def source(self, conn: asyncpg.Connection) -> DatabaseSource:
+        """Every way the verifier reads the rows must name the same index: row by row (as
+        from the API), in chunks of 4 in this process, in chunks of 8 in 2 worker processes
+        (checkpoints every 5 rows: inside chunks and on their edges)."""
+        if self.mode == "rows":
+            return _RowByRow(conn, batch=7)
+        if self.mode == "workers":
+            return DatabaseSource(conn, url=self.urls.auditor, workers=2, chunk=8)
+        return DatabaseSource(conn, batch=7)
 
     async def sql(self, *statements: str) -> None:
         conn = await asyncpg.connect(self.superuser)
@@ -112,8 +123,7 @@ class Log:
         conn = await connect(self.urls.auditor)
         try:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
-                return await verify_log(DatabaseSource(conn, batch=7), verifier or self.verifier,
-                                        trusted)
+                return await verify_log(self.source(conn), verifier or self.verifier, trusted)
         finally:
             await conn.close()
 
@@ -121,6 +131,11 @@ class Log:
         with pytest.raises(AuditVerificationError) as caught:
             await self.verify(**kwargs)  # type: ignore[arg-type]
         return caught.value
+
+
+class _RowByRow(DatabaseSource):
+    def chunks(self, sizes: Collection[int]) -> None:
+        return None
 
 
 @pytest.fixture(scope="module")
@@ -147,9 +162,9 @@ async def _write(pool: asyncpg.Pool, batch: int) -> None:
                                  for i in range(PER_BATCH)])
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def log(fresh_database: DatabaseUrls, pg_superuser_url: str,
-              tamper_keystore: AsyncKeyStore) -> AsyncIterator[Log]:
+@pytest_asyncio.fixture(loop_scope="session", params=["rows", "chunks", "workers"])
+async def log(request: pytest.FixtureRequest, fresh_database: DatabaseUrls,
+              pg_superuser_url: str, tamper_keystore: AsyncKeyStore) -> AsyncIterator[Log]:
     await migrate(fresh_database.owner)
     pool = await create_pool(fresh_database.service, min_size=1, max_size=3)
     signer = CheckpointSigner(tamper_keystore, "audit-checkpoint", ORIGIN)
@@ -164,7 +179,7 @@ async def log(fresh_database: DatabaseUrls, pg_superuser_url: str,
             "SELECT note FROM audit_checkpoint ORDER BY tree_size")]
         superuser = url_for(pg_superuser_url,
                             database=urlsplit(fresh_database.service).path.lstrip("/"))
-        yield Log(fresh_database, superuser, pool, signer, verifier, notes)
+        yield Log(fresh_database, superuser, pool, signer, verifier, notes, request.param)
     finally:
         await pool.close()
 
@@ -198,7 +213,8 @@ async def test_forged_row_inserted_in_the_middle_is_named(log: Log) -> None:
         "INSERT INTO audit_event (id, txid, at, actor_type, actor_id, action, pin, outcome) "
         "OVERRIDING SYSTEM VALUE VALUES (100000, pg_current_xact_id(), now(), 'operator', "
         "'forger', 'person.read', '052240000001', 'found')",
-        "INSERT INTO audit_log (index, event_id, txid) VALUES (12, 100000, pg_current_xact_id())",
+        "INSERT INTO audit_log (index, event_id, event_at, txid) "
+        "SELECT 12, id, at, txid FROM audit_event WHERE id = 100000",
     )
     error = await log.failure()
     assert error.first.index == 12 and "not the event signed" in error.first.message
@@ -207,9 +223,10 @@ async def test_forged_row_inserted_in_the_middle_is_named(log: Log) -> None:
 async def test_swapped_rows_are_named(log: Log) -> None:
     a, b = [r["event_id"] for r in await log.pool.fetch(
         "SELECT event_id FROM audit_log WHERE index IN (12, 17) ORDER BY index")]
+    event = "(SELECT id, at FROM audit_event WHERE id = {})"
     await log.sql("UPDATE audit_log SET event_id = -1 WHERE index = 12",
-                  f"UPDATE audit_log SET event_id = {a} WHERE index = 17",
-                  f"UPDATE audit_log SET event_id = {b} WHERE index = 12")
+                  f"UPDATE audit_log SET (event_id, event_at) = {event.format(a)} WHERE index = 17",
+                  f"UPDATE audit_log SET (event_id, event_at) = {event.format(b)} WHERE index = 12")
     error = await log.failure()
     assert error.first.index == 12 and "not the event signed" in error.first.message
 

@@ -40,6 +40,7 @@ from idservice.db.pool import connect
 from idservice.runtime import DatabaseTarget
 from idservice.settings import Settings
 from tests.support.debian_pg import PgServer
+from tests.support.fixtures_db import drop_database
 from tests.support.fixtures_hsm import SoftHsmDir
 from tests.support.officer_pki import POLICY_OID, OfficerPki
 from tests.support.officer_server import OfficerLoginEnv
@@ -148,15 +149,7 @@ def ui_env(settings: Settings, pg_server: PgServer, pg_superuser_url: str,
     finally:
         thread.stop()
         agent.stop()
-
-        async def drop() -> None:
-            conn = await asyncpg.connect(pg_superuser_url)
-            try:
-                await conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-            finally:
-                await conn.close()
-
-        asyncio.run(drop())
+        asyncio.run(drop_database(pg_superuser_url, name))
 
 
 @pytest.fixture

@@ -41,6 +41,7 @@ EXPECTED = {
     "idservice_crl_next_update_seconds",
     "idservice_audit_unintegrated_events",
     "idservice_audit_checkpoint_age_seconds",
+    "idservice_audit_partition_horizon_seconds",
     "idservice_db_pool_connections_in_use",
     "idservice_db_pool_connections",
     "idservice_db_pool_max_connections",
@@ -95,6 +96,8 @@ def test_metrics_expose_every_metric_after_traffic(
     assert any(source.endswith("officer.crl") for source in crl_sources)
     assert all(samples[("idservice_crl_next_update_seconds", (("source", s),))] > 0
                for s in crl_sources)
+    # the service created this month's partition and the 3 after it at start
+    assert samples[("idservice_audit_partition_horizon_seconds", ())] > 3 * 28 * 86400
     route = ("idservice_request_seconds_count",
              (("method", "POST"), ("route", "/v1/pins"), ("status", "201")))
     assert samples[route] >= 3

@@ -119,7 +119,12 @@ async def fresh_database(pg_server: PgServer, pg_superuser_url: str
     name = f"test_{uuid.uuid4().hex[:12]}"
     urls = await pg_server.ensure_database(name)
     yield urls
-    conn = await asyncpg.connect(pg_superuser_url)
+    await drop_database(pg_superuser_url, name)
+
+
+async def drop_database(superuser_url: str, name: str) -> None:
+    """Drop a test's own database, even with connections still open."""
+    conn = await asyncpg.connect(superuser_url)
     try:
         await conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     finally:

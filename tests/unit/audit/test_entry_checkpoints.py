@@ -125,3 +125,65 @@ def test_concatenated_notes_split_back() -> None:
     assert split_notes("".join(notes)) == notes
     with pytest.raises(CheckpointError):
         split_notes(notes[0] + "\nunsigned\n")
+
+
+# -- several keys: rotation with key-ID overlap -----------------------------------------------
+
+def _key_id_hex(key: ec.EllipticCurvePrivateKey) -> str:
+    der = key.public_key().public_bytes(serialization.Encoding.DER,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).digest()[:4].hex()
+
+
+def test_a_retired_key_still_verifies_the_notes_it_signed() -> None:
+    """After a rotation, checkpoints signed by the old key must keep verifying."""
+    old, new = _key(), _key()
+    verifier = NoteVerifier(ORIGIN, new.public_key(), (old.public_key(),))
+    body = note_text(ORIGIN, 7, ROOT)
+    by_old = verifier.verify(body + "\n" + _sign(old, body))
+    by_new = verifier.verify(body + "\n" + _sign(new, body))
+    assert (by_old.size, by_new.size) == (7, 7)
+    assert by_old.key_id.hex() == _key_id_hex(old)  # which key vouched is reported
+    assert by_new.key_id.hex() == _key_id_hex(new)
+    assert verifier.key_id.hex() == _key_id_hex(new)  # the current key is the new one
+
+
+def test_without_the_retired_key_its_notes_fail_naming_both_key_ids() -> None:
+    old, new = _key(), _key()
+    body = note_text(ORIGIN, 7, ROOT)
+    with pytest.raises(CheckpointError) as caught:
+        NoteVerifier(ORIGIN, new.public_key()).verify(body + "\n" + _sign(old, body))
+    message = str(caught.value)
+    assert "not signed by the key" in message
+    assert _key_id_hex(new) in message and _key_id_hex(old) in message
+
+
+def test_a_bad_signature_under_a_retired_key_id_rejects_the_note() -> None:
+    """A known key ID with an invalid signature is a forgery, even next to a valid one."""
+    old, new = _key(), _key()
+    verifier = NoteVerifier(ORIGIN, new.public_key(), (old.public_key(),))
+    body = note_text(ORIGIN, 7, ROOT)
+    forged = _sign(old, note_text(ORIGIN, 8, ROOT))  # old's key ID, signature of another body
+    with pytest.raises(CheckpointError, match="signature is invalid"):
+        verifier.verify(body + "\n" + _sign(new, body) + forged)
+
+
+def test_a_note_signed_by_an_unrelated_key_fails_with_several_keys() -> None:
+    keys = [_key() for _ in range(3)]
+    verifier = NoteVerifier(ORIGIN, keys[0].public_key(), (keys[1].public_key(),
+                                                           keys[2].public_key()))
+    body = note_text(ORIGIN, 7, ROOT)
+    with pytest.raises(CheckpointError, match="not signed by the key"):
+        verifier.verify(body + "\n" + _sign(_key(), body))
+
+
+def test_several_pem_keys_first_is_current_duplicates_dropped() -> None:
+    old, new = _key(), _key()
+    pems = [NoteVerifier(ORIGIN, k.public_key()).public_pem().encode() for k in (new, old)]
+    verifier = NoteVerifier.from_pems(ORIGIN, [pems[0], pems[1], pems[1], pems[0]])
+    assert [NoteVerifier(ORIGIN, k).key_id.hex() for k in verifier.keys] == \
+        [_key_id_hex(new), _key_id_hex(old)]
+    body = note_text(ORIGIN, 2, ROOT)
+    assert verifier.verify(body + "\n" + _sign(old, body)).size == 2
+    with pytest.raises(CheckpointError):
+        NoteVerifier.from_pems(ORIGIN, [])
