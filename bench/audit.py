@@ -482,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         write = asyncio.run(write_path_rate(stack, args.connections, args.seconds))
         log(f"  {write['per_s']:,.0f}/s; lag at {args.lag_rate:,.0f}/s for {args.lag_seconds} s")
         if args.lag_writer == "pgbench":
-            lag = paced_writes_pgbench(stack, args.lag_rate, args.lag_seconds, 16)
+            lag = paced_writes_pgbench(stack, args.lag_rate, args.lag_seconds, args.connections)
         else:
             lag = asyncio.run(paced_writes(stack, args.lag_rate, args.lag_seconds,
                                            args.connections))
