@@ -8,7 +8,7 @@
   with `target_session_attrs=read-write`.
 - C asyncio (aiohttp) clients issue unique registrations; each attempt that gets no answer or
   a 503 is retried with the same body (same registration key) and a new X-Request-ID until it
-  is acknowledged (201/200).
+  is acknowledged (201/200); a 401 (the access token expired) renews the token, then retries.
 - At 1/3 and 2/3 of the acknowledged issuances: SIGKILL the primary, `pg_ctl promote` the
   standby, then rebuild a new synchronous standby from the new primary (pg_basebackup) on the
   dead primary's port, so that the multi-host URL stays valid and the second kill has
@@ -166,9 +166,26 @@ class Run:
     kills: list[dict[str, Any]] = field(default_factory=list)
 
 
-async def client(http: aiohttp.ClientSession, url: str, token: str, run: Run, total: int,
+class Tokens:
+    """The registrar's access token, renewed as a real client does: when an answer says 401
+    (the token lived `IDSERVICE_TOKEN_TTL`, 15 min by default, shorter than a 1M soak). One
+    renewal per expiry, however many clients saw the 401."""
+
+    def __init__(self, stack: Stack) -> None:
+        self._stack = stack
+        self._lock = asyncio.Lock()
+        self.token = ""
+        self.renewals = 0
+
+    async def renew(self, stale: str) -> None:
+        async with self._lock:
+            if self.token == stale:
+                self.token = await asyncio.to_thread(self._stack.token)
+                self.renewals += 1
+
+
+async def client(http: aiohttp.ClientSession, url: str, tokens: Tokens, run: Run, total: int,
                  stop_at: float) -> None:
-    headers = {"Authorization": f"Bearer {token}"}
     while run.next_index < total and time.monotonic() < stop_at:
         run.next_index += 1
         number = f"SOAK-{run.next_index}"
@@ -177,10 +194,11 @@ async def client(http: aiohttp.ClientSession, url: str, token: str, run: Run, to
         while time.monotonic() < stop_at:
             rid = uuid.uuid4().hex
             run.attempts[rid] = number
+            token = tokens.token
             t0 = time.perf_counter()
             try:
                 async with http.post(url, data=body, headers={
-                        **headers, "X-Request-ID": rid,
+                        "Authorization": f"Bearer {token}", "X-Request-ID": rid,
                         "Content-Type": "application/json"}) as response:
                     status = response.status
                     payload = await response.read()
@@ -197,6 +215,9 @@ async def client(http: aiohttp.ClientSession, url: str, token: str, run: Run, to
                 break
             if status == 503:
                 await asyncio.sleep(0.05)
+                continue
+            if status == 401:  # expired: renew and send the same body again
+                await tokens.renew(token)
                 continue
             run.unexpected.append(f"{number}: {status} {payload[:200]!r}")
             return
@@ -219,7 +240,8 @@ async def killer(pair: HaPair, run: Run, total: int, stop_at: float) -> None:
 
 
 async def issue(stack: Stack, pair: HaPair, args: argparse.Namespace) -> dict[str, Any]:
-    token = await asyncio.to_thread(stack.token)
+    tokens = Tokens(stack)
+    await tokens.renew("")
     run = Run()
     stop_at = time.monotonic() + args.max_minutes * 60
     roots = {"idservice": stack.server.pid} if stack.server else {}
@@ -240,7 +262,7 @@ async def issue(stack: Stack, pair: HaPair, args: argparse.Namespace) -> dict[st
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
         reporter = asyncio.create_task(progress())
         kill_task = asyncio.create_task(killer(pair, run, args.issuances, stop_at))
-        await asyncio.gather(*(client(http, f"{stack.origin}/v1/pins", token, run,
+        await asyncio.gather(*(client(http, f"{stack.origin}/v1/pins", tokens, run,
                                       args.issuances, stop_at) for _ in range(args.clients)))
         elapsed = time.perf_counter() - t0
         reporter.cancel()
@@ -252,7 +274,8 @@ async def issue(stack: Stack, pair: HaPair, args: argparse.Namespace) -> dict[st
     cpu = meter.stop()
     run.ack_latency.sort()
     run.reg_latency.sort()
-    return {"run": run, "elapsed_s": elapsed, "cpu": cpu, "timed_out": time.monotonic() > stop_at}
+    return {"run": run, "elapsed_s": elapsed, "cpu": cpu, "timed_out": time.monotonic() > stop_at,
+            "token_renewals": tokens.renewals - 1}
 
 
 async def verify(pair: HaPair, run: Run, audit_wait_s: float = 120) -> dict[str, Any]:
@@ -344,7 +367,8 @@ def render(report: dict[str, Any]) -> str:
         f"  latency (first try -> ack, retries included): p50 "
         f"{lat['registration'].get('p50')} ms, p99 {lat['registration'].get('p99')} ms, "
         f"max {lat['registration'].get('max')} ms",
-        f"  answers              : {report['statuses']}",
+        f"  answers              : {report['statuses']} (401 = token expired: renewed "
+        f"{report['token_renewals']} time(s), same body sent again)",
         f"  primary kills        : {len(report['kills'])} "
         + "; ".join(f"promote +{k['promote_at_s']} s, new sync standby +"
                     f"{k['new_standby_sync_at_s']} s" for k in report["kills"]),
@@ -404,7 +428,8 @@ def main(argv: list[str] | None = None) -> int:
         "issuances_per_s": round(len(run.acks) / elapsed, 1),
         "latency_ms": {"acknowledged_attempt": _percentiles_ms(run.ack_latency),
                        "registration": _percentiles_ms(run.reg_latency)},
-        "statuses": dict(run.statuses), "unexpected": run.unexpected[:20],
+        "statuses": dict(run.statuses), "token_renewals": result["token_renewals"],
+        "unexpected": run.unexpected[:20],
         "kills": run.kills, "verification": verification, "cpu": result["cpu"],
         "postgres": {"server": "Debian", "bin": str(Path(os.path.realpath(
             "/usr/lib/postgresql")))},
