@@ -72,7 +72,13 @@ done
 log "installing the project into $PREFIX"
 rsync -a --delete --exclude .venv --exclude var --exclude .git --exclude '__pycache__' \
   "$src/" "$PREFIX/src/"
-[ -x "$PREFIX/venv/bin/python" ] || python3 -m venv "$PREFIX/venv"
+# Debian's interpreter, named by path: a `python3` earlier in root's PATH (pyenv, conda) would
+# leave the venv pointing into /root, which the service user cannot execute.
+py=/usr/bin/python3
+if [ "$(readlink -f "$PREFIX/venv/bin/python" 2>/dev/null)" != "$(readlink -f "$py")" ]; then
+  rm -rf "$PREFIX/venv"
+  "$py" -m venv "$PREFIX/venv"
+fi
 "$PREFIX/venv/bin/pip" install -q --upgrade pip
 "$PREFIX/venv/bin/pip" install -q -e "$PREFIX/src"
 
