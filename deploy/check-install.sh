@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # End-to-end check of deploy/install-debian.sh on a Debian 12 host WITHOUT systemd as PID 1 (a
 # container or a CI machine): runs the install twice (idempotence), starts the unit's ExecStart
 # by hand as user idservice and nginx directly, then checks the TLS front (readyz, security
