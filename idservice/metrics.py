@@ -43,6 +43,7 @@ from prometheus_client.registry import Collector
 
 from idservice.background import PeriodicTask
 from idservice.clock import Clock
+from idservice.db._pgproc import pid_alive
 
 if TYPE_CHECKING:
     import asyncpg
@@ -232,23 +233,13 @@ class MetricsRefresher:
 _LIVE_GAUGE_FILE = re.compile(r"^gauge_live\w+?_(\d+)\.db$")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _forget_dead_workers(directory: Path) -> None:
     """Drop the live-gauge files of workers that died without cleaning up (uvicorn restarts
     a crashed worker); their counters stay, as Prometheus counters must."""
     dead = {int(m.group(1)) for p in directory.glob("gauge_live*.db")
             if (m := _LIVE_GAUGE_FILE.match(p.name))}
     for pid in dead:
-        if not _alive(pid):
+        if not pid_alive(pid):
             multiprocess.mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
 
 

@@ -155,7 +155,6 @@ class CompactRange:
         out_hashes: list[bytes] = []
         last: dict[int, tuple[int, bytes]] = {}  # per level: its newest completed node
         level, current = 0, list(leaves)
-        sha = hashlib.sha256
         while current:
             first = old >> level  # index of current[0] at this level
             out_levels.extend([level] * len(current))
@@ -164,8 +163,7 @@ class CompactRange:
             last[level] = (first + len(current) - 1, current[-1])
             if first & 1:  # its left sibling is the old frontier's node at this level
                 current.insert(0, by_level[level])
-            current = [sha(b"\x01" + left + right).digest()
-                       for left, right in zip(current[::2], current[1::2], strict=False)]
+            current = _parents(current)
             level += 1
         self._size = new
         self._hashes = [last[lvl][1] if lvl in last and last[lvl][0] == (new >> lvl) - 1
@@ -203,6 +201,14 @@ class CompactRange:
         return CompactRange(self._size, self._hashes)
 
 
+def _parents(level: Sequence[bytes]) -> list[bytes]:
+    """The next level up: node hashes of consecutive pairs (a trailing odd node is left out).
+    Inlined SHA-256 rather than node_hash per pair: this is the batch hot path."""
+    sha = hashlib.sha256
+    return [sha(b"\x01" + left + right).digest()
+            for left, right in zip(level[::2], level[1::2], strict=False)]
+
+
 def _bits_desc(n: int) -> Iterable[int]:
     """The set bits of n, highest first: the levels of a compact range of n leaves."""
     return (level for level in range(n.bit_length() - 1, -1, -1) if n >> level & 1)
@@ -211,12 +217,9 @@ def _bits_desc(n: int) -> Iterable[int]:
 def levels(leaves: Sequence[bytes]) -> list[list[bytes]]:
     """Every perfect subtree over `leaves` taken as a tree starting at an aligned position:
     levels[k][j] covers leaves [j * 2**k, (j + 1) * 2**k)."""
-    sha = hashlib.sha256
     out = [list(leaves)]
     while len(out[-1]) > 1:
-        current = out[-1]
-        out.append([sha(b"\x01" + left + right).digest()
-                    for left, right in zip(current[::2], current[1::2], strict=False)])
+        out.append(_parents(out[-1]))
     return out
 
 

@@ -18,10 +18,10 @@ import pytest
 from idservice.audit import entry, merkle
 from idservice.audit.checkpoints import Checkpoint, NoteVerifier
 from idservice.audit.sequencer import sequence_once
-from idservice.db.pool import connect
 from idservice.queries import audit as q
 from idservice.runtime import DatabaseTarget
 from tests.support.bodies import issue_body
+from tests.support.fixtures_db import sql_error
 from tests.support.server import ServerThread
 
 
@@ -225,22 +225,12 @@ def test_service_role_cannot_rewrite_the_tree_or_checkpoints(
     registrar.post("/v1/pins", json=issue_body("052"))
     flush(server)
 
-    async def attempt(url: str) -> BaseException | None:
-        conn = await connect(url)
-        try:
-            await conn.execute(sql)
-        except asyncpg.PostgresError as exc:
-            return exc
-        finally:
-            await conn.close()
-        return None
-
-    error = asyncio.run(attempt(database.service_url))
+    error = asyncio.run(sql_error(database.service_url, sql))
     assert isinstance(error, asyncpg.PostgresError), sql
     if not sql.startswith("SELECT"):
         assert isinstance(error, asyncpg.InsufficientPrivilegeError), error
     if "UPDATE" in sql or "DELETE" in sql or "TRUNCATE" in sql:
         assert database.owner_url is not None
-        owner_error = asyncio.run(attempt(database.owner_url))
+        owner_error = asyncio.run(sql_error(database.owner_url, sql))
         assert isinstance(owner_error, asyncpg.InsufficientPrivilegeError)
         assert "append-only" in str(owner_error)

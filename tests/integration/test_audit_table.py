@@ -17,6 +17,7 @@ from idservice.audit.sequencer import sequence_once
 from idservice.db.pool import connect, create_pool
 from idservice.runtime import DatabaseTarget
 from tests.support.bodies import issue_body
+from tests.support.fixtures_db import sql_error
 
 FORBIDDEN = [
     "UPDATE audit_event SET outcome = 'x'",
@@ -29,22 +30,11 @@ FORBIDDEN = [
 ]
 
 
-async def _try(url: str, sql: str) -> BaseException | None:
-    conn = await connect(url)
-    try:
-        await conn.execute(sql)
-    except asyncpg.PostgresError as exc:
-        return exc
-    finally:
-        await conn.close()
-    return None
-
-
 @pytest.mark.parametrize("sql", FORBIDDEN)
 def test_service_role_cannot_change_audit_tables(database: DatabaseTarget,
                                                  registrar: httpx.Client, sql: str) -> None:
     registrar.post("/v1/pins", json=issue_body("052"))  # at least one event exists
-    error = asyncio.run(_try(database.service_url, sql))
+    error = asyncio.run(sql_error(database.service_url, sql))
     assert isinstance(error, asyncpg.InsufficientPrivilegeError), error
 
 
@@ -53,7 +43,7 @@ def test_even_the_owner_is_stopped_by_always_triggers(database: DatabaseTarget,
                                                       registrar: httpx.Client, sql: str) -> None:
     registrar.post("/v1/pins", json=issue_body("052"))
     assert database.owner_url is not None
-    error = asyncio.run(_try(database.owner_url, sql))
+    error = asyncio.run(sql_error(database.owner_url, sql))
     assert isinstance(error, asyncpg.InsufficientPrivilegeError), error
     assert "append-only" in str(error)
 
@@ -65,7 +55,7 @@ def test_writer_cannot_name_id_time_or_transaction(database: DatabaseTarget, col
     """The service role has INSERT only on the descriptive columns (migrations/0009)."""
     sql = (f"INSERT INTO audit_event ({column}, actor_type, actor_id, action, outcome) "
            f"OVERRIDING SYSTEM VALUE VALUES ({value}, 'client', 'forger', 'pin.issue', 'issued')")
-    error = asyncio.run(_try(database.service_url, sql))
+    error = asyncio.run(sql_error(database.service_url, sql))
     assert isinstance(error, asyncpg.InsufficientPrivilegeError), error
 
 
@@ -108,13 +98,13 @@ def test_partitions_are_kept_ahead_and_are_append_only(
                     "AND t.tgname = 'audit_event_no_truncate'", newest)[0][0] == "A"
     for sql in (f"UPDATE {newest} SET outcome = 'x'", f"DELETE FROM {newest}",
                 f"TRUNCATE {newest}"):
-        error = asyncio.run(_try(database.owner_url or "", sql))
+        error = asyncio.run(sql_error(database.owner_url or "", sql))
         assert isinstance(error, asyncpg.InsufficientPrivilegeError), (sql, error)
         assert "append-only" in str(error)
     for sql in (f"SELECT count(*) FROM {newest}",
                 f"INSERT INTO {newest} (actor_type, actor_id, action, outcome) "
                 "VALUES ('client', 'x', 'pin.issue', 'issued')"):
-        error = asyncio.run(_try(database.service_url, sql))
+        error = asyncio.run(sql_error(database.service_url, sql))
         assert isinstance(error, asyncpg.InsufficientPrivilegeError), (sql, error)
 
 

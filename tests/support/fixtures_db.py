@@ -33,6 +33,7 @@ import pytest_asyncio
 
 from idservice.db._pgproc import bin_path, run_as, server_user
 from idservice.db.embedded import EmbeddedPostgres
+from idservice.db.pool import connect
 from idservice.db.roles import DatabaseUrls
 from idservice.settings import Settings
 from tests.support.debian_pg import (
@@ -120,6 +121,19 @@ async def fresh_database(pg_server: PgServer, pg_superuser_url: str
     urls = await pg_server.ensure_database(name)
     yield urls
     await drop_database(pg_superuser_url, name)
+
+
+async def sql_error(url: str, sql: str) -> BaseException | None:
+    """The PostgreSQL error `sql` raises on a new connection to `url`, or None if it ran
+    (for tests that try a forbidden statement as some role)."""
+    conn = await connect(url)
+    try:
+        await conn.execute(sql)
+    except asyncpg.PostgresError as exc:
+        return exc
+    finally:
+        await conn.close()
+    return None
 
 
 async def drop_database(superuser_url: str, name: str) -> None:
