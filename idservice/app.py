@@ -17,7 +17,6 @@ from idservice.api import officer_auth as officer_auth_routes
 from idservice.api import ops as ops_routes
 from idservice.api import persons as persons_routes
 from idservice.api import pins as pins_routes
-from idservice.api import ui as ui_routes
 from idservice.api.middleware import RequestContextMiddleware
 from idservice.api.openapi import install_openapi
 from idservice.api.problems import install_handlers
@@ -25,8 +24,10 @@ from idservice.audit.checkpoints import CheckpointSigner, origin_for
 from idservice.audit.integrator import Integrator
 from idservice.audit.partitions import PartitionKeeper
 from idservice.audit.sequencer import Sequencer
+from idservice.auth.client_login import ClientLogin
 from idservice.auth.officer_login import OfficerLogin
-from idservice.auth.revocation import RevocationState
+from idservice.auth.officer_pki import OfficerPki
+from idservice.auth.token_revocation import RevocationState
 from idservice.auth.tokens import AccessTokenIssuer, AccessTokenVerifier, TokenKey
 from idservice.clock import Clock, SystemClock
 from idservice.db.pool import create_pool
@@ -38,6 +39,7 @@ from idservice.pin.provinces import ProvinceTable
 from idservice.runtime import DatabaseTarget, resolve_database, resolve_hsm
 from idservice.services import Services
 from idservice.settings import Settings, get_settings, split_list
+from idservice.web import routes as ui_routes
 
 __all__ = ["create_app", "create_app_from_env"]
 
@@ -90,7 +92,7 @@ def create_app(
             revocation = RevocationState(pool, settings.revocation_poll_interval)
             await revocation.refresh()
             revocation.start()
-            officer_login = await OfficerLogin.start(settings, pool, revocation, clock)
+            officer_pki = await OfficerPki.start(settings, pool, revocation, clock)
             partitions = PartitionKeeper(pool, settings.audit_partition_months_ahead)
             await partitions.start()
             sequencer = Sequencer(pool, settings.sequencer_interval)
@@ -99,10 +101,13 @@ def create_app(
                                     interval=settings.audit_integrator_interval,
                                     checkpoint_interval=settings.audit_checkpoint_interval)
             integrator.start()
-            metrics = MetricsRefresher(pool, officer_login.crls, clock,
+            metrics = MetricsRefresher(pool, officer_pki.crls, clock,
                                        interval=settings.metrics_refresh_seconds,
                                        top_buckets=settings.metrics_top_buckets)
             metrics.start()
+            issuer = AccessTokenIssuer(keystore, token_key, issuer=settings.token_issuer,
+                                       audience=settings.token_audience,
+                                       ttl=settings.token_ttl, clock=clock)
             app.state.services = Services(
                 settings=settings,
                 clock=clock,
@@ -110,9 +115,7 @@ def create_app(
                 keystore=keystore,
                 token_key=token_key,
                 retired_token_keys=retired,
-                issuer=AccessTokenIssuer(keystore, token_key, issuer=settings.token_issuer,
-                                         audience=settings.token_audience,
-                                         ttl=settings.token_ttl, clock=clock),
+                issuer=issuer,
                 verifier=AccessTokenVerifier([token_key, *retired],
                                              issuer=settings.token_issuer,
                                              audience=settings.token_audience, clock=clock),
@@ -121,10 +124,15 @@ def create_app(
                                        provinces=ProvinceTable.load(settings.province_prefix_rule),
                                        clock=clock,
                                        allocator=allocator or AllocatorConfig()),
-                officer_login=officer_login.validator,
+                client_login=ClientLogin(
+                    pool, issuer, clock, audience=settings.client_token_url,
+                    max_lifetime=settings.client_assertion_max_lifetime,
+                    rate_limit=settings.auth_rate_limit),
+                officer_login=OfficerLogin(pool, officer_pki.validator, issuer, clock,
+                                           settings.auth_rate_limit),
                 audit_signer=audit_signer,
                 audit_integrator=integrator,
-                crls=officer_login.crls,
+                crls=officer_pki.crls,
             )
             _log.info("started", origin=settings.origin, embedded_db=db.embedded is not None)
             try:
@@ -136,7 +144,7 @@ def create_app(
                 await sequencer.stop()
                 await partitions.stop()
                 await revocation.stop()
-                await officer_login.stop()
+                await officer_pki.stop()
         finally:
             if pool is not None:
                 await pool.close()

@@ -43,7 +43,7 @@ from prometheus_client.registry import Collector
 
 from idservice.background import PeriodicTask
 from idservice.clock import Clock
-from idservice.db._pgproc import pid_alive
+from idservice.procs import pid_alive
 
 if TYPE_CHECKING:
     import asyncpg

@@ -9,10 +9,11 @@ import asyncpg
 from hsm.async_keystore import AsyncKeyStore
 from idservice.audit.checkpoints import CheckpointSigner
 from idservice.audit.integrator import Integrator
+from idservice.auth.client_login import ClientLogin
 from idservice.auth.crl_cache import CrlCache
-from idservice.auth.revocation import RevocationState
+from idservice.auth.officer_login import OfficerLogin
+from idservice.auth.token_revocation import RevocationState
 from idservice.auth.tokens import AccessTokenIssuer, AccessTokenVerifier, TokenKey
-from idservice.auth.validator import LoginValidator
 from idservice.clock import Clock
 from idservice.persons.context import PersonsContext
 from idservice.settings import Settings
@@ -32,7 +33,8 @@ class Services:
     verifier: AccessTokenVerifier
     revocation: RevocationState
     persons: PersonsContext
-    officer_login: LoginValidator | None = None
+    client_login: ClientLogin
+    officer_login: OfficerLogin | None = None
     audit_signer: CheckpointSigner | None = None
     audit_integrator: Integrator | None = None
     crls: CrlCache | None = None  # officer login's CRLs (/readyz, /metrics)

@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
-from idservice.api.deps import Caller, Svc, request_context
 from idservice.api.openapi import (
     AuditEventDoc,
     CheckpointKeysDoc,
@@ -30,6 +29,7 @@ from idservice.audit import reads
 from idservice.audit.checkpoints import NoteVerifier, key_id, public_pem
 from idservice.audit.entry import EVENT_FIELDS
 from idservice.errors import Unavailable
+from idservice.http.deps import Caller, Svc, request_context
 from idservice.services import Services
 
 __all__ = ["router"]

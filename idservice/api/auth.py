@@ -7,25 +7,20 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from idservice.api.bodies import read_body
-from idservice.api.deps import Caller, Svc, anonymous_context, request_context
 from idservice.api.openapi import ClientTokenDoc, OAuthErrorDoc, problem_doc
-from idservice.audit.events import Actor, AuditEvent
-from idservice.audit.recorder import record
-from idservice.auth.clients import (
-    ASSERTION_TYPE,
-    ClientAuthError,
-    claimed_client_id,
-    verify_client_assertion,
-)
-from idservice.auth.rate_limit import check_rate_limit
+from idservice.auth.bearer import revoke_token
+from idservice.auth.clients import ASSERTION_TYPE, ClientAuthError
+from idservice.auth.principal import Actor
 from idservice.errors import PayloadTooLarge
+from idservice.http.bodies import read_body
+from idservice.http.deps import Caller, Svc, anonymous_context, request_context
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["auth"])
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_ANONYMOUS = Actor("client", "unknown")  # replaced by the service with the claimed client id
 
 
 def _oauth_error(error: ClientAuthError) -> JSONResponse:
@@ -73,27 +68,11 @@ async def client_token(request: Request, svc: Svc) -> JSONResponse:
     if form.get("client_assertion_type") != ASSERTION_TYPE or not form.get("client_assertion"):
         return _oauth_error(ClientAuthError(
             "invalid_client", f"client_assertion_type must be {ASSERTION_TYPE}", 401))
-    claimed_id = form.get("client_id")
-    actor = Actor("client", (claimed_id or claimed_client_id(form["client_assertion"])
-                             or "unknown")[:64])
-    await check_rate_limit(svc.pool, svc.settings.auth_rate_limit, "client-token", actor.id)
     try:
-        async with svc.pool.acquire() as conn, conn.transaction():
-            client = await verify_client_assertion(
-                conn, assertion=form["client_assertion"], client_id=claimed_id,
-                audience=svc.settings.client_token_url, clock=svc.clock,
-                max_lifetime=svc.settings.client_assertion_max_lifetime)
-            issued = await svc.issuer.issue(kind="client", subject=client.id, roles=client.roles,
-                                            jurisdiction=client.jurisdiction,
-                                            extra={"scope": " ".join(sorted(client.roles))})
-            await record(conn, anonymous_context(request, Actor("client", client.id)), [
-                AuditEvent("auth.login", "success",
-                           details={"method": "private_key_jwt", "jti": issued.claims["jti"]})])
+        issued = await svc.client_login.login(
+            anonymous_context(request, _ANONYMOUS), form["client_assertion"],
+            form.get("client_id"))
     except ClientAuthError as error:
-        async with svc.pool.acquire() as conn, conn.transaction():
-            await record(conn, anonymous_context(request, actor), [
-                AuditEvent("auth.login_failed", error.error,
-                           details={"method": "private_key_jwt", "reason": error.description})])
         return _oauth_error(error)
     return JSONResponse(
         {"access_token": issued.token, "token_type": "Bearer", "expires_in": issued.expires_in,
@@ -103,8 +82,5 @@ async def client_token(request: Request, svc: Svc) -> JSONResponse:
 
 @router.post("/v1/auth/logout", status_code=204)
 async def logout(request: Request, svc: Svc, caller: Caller) -> Response:
-    async with svc.pool.acquire() as conn, conn.transaction():
-        await svc.revocation.revoke(caller, conn)
-        await record(conn, request_context(request, caller),
-                     [AuditEvent("auth.logout", "success", details={"jti": caller.token_id})])
+    await revoke_token(svc.pool, svc.revocation, caller, request_context(request, caller))
     return Response(status_code=204)

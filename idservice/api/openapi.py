@@ -1,4 +1,4 @@
-"""OpenAPI document: request bodies are parsed by `api/bodies.py`, so their schemas are added
+"""OpenAPI document: request bodies are parsed by `http/bodies.py`, so their schemas are added
 here from the same pydantic models (one source of truth for docs and validation).
 
 Responses are documented as they are sent (the fuzz test, `tests/fuzz/`, checks every answer

@@ -10,8 +10,8 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
-from idservice.api.deps import Svc
 from idservice.api.openapi import ReadinessDoc
+from idservice.http.deps import Svc
 from idservice.metrics import CONTENT_TYPE_LATEST, HSM_ERRORS, exposition
 from idservice.services import Services
 

@@ -7,10 +7,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 
-from idservice.api.bodies import json_body
-from idservice.api.deps import Caller, Svc, request_context
 from idservice.api.openapi import PersonDoc, PersonSearchDoc, json_body_doc, problem_doc
 from idservice.errors import InvalidField
+from idservice.http.bodies import json_body
+from idservice.http.deps import Caller, Svc, request_context
 from idservice.persons import access, corrections
 from idservice.persons.models import CorrectionRequest
 

@@ -12,8 +12,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from idservice.api.bodies import check_media_type, json_body, parse_model
-from idservice.api.deps import Caller, Svc, request_context
 from idservice.api.openapi import (
     ISSUE_EXAMPLE,
     BatchLineDoc,
@@ -27,6 +25,8 @@ from idservice.api.openapi import (
 from idservice.api.problems import DB_UNAVAILABLE
 from idservice.audit.events import RequestContext
 from idservice.errors import PayloadTooLarge, ProblemError, Unavailable
+from idservice.http.bodies import check_media_type, json_body, parse_model
+from idservice.http.deps import Caller, Svc, request_context
 from idservice.logging import get_logger
 from idservice.metrics import ISSUANCES
 from idservice.persons import batch, issuance

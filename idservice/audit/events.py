@@ -7,17 +7,11 @@ and the sequencer gives it an `index` after commit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-__all__ = ["Actor", "AuditEvent", "RequestContext", "check_details"]
+from idservice.auth.principal import Actor
 
-ActorType = Literal["operator", "client", "anonymous"]
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    type: ActorType
-    id: str
+__all__ = ["AuditEvent", "RequestContext", "check_details"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,71 +1,133 @@
-"""The running parts of officer login: the validator, the CRL cache that feeds it, and the
-re-check of certificates behind live tokens; the last two feed the revoked-certificate list of
-`RevocationState` (CRL-listed certificates of operators, plus certificates whose OCSP status
-says revoked or can no longer be confirmed, `auth/live_certs.py`). Started and stopped by the
-app's lifespan."""
+"""Officer login, as one service (contract 3.1): the route only parses the body and answers.
+
+`challenge` hands out a nonce. `login` runs the validator's checks in the contract's order, and
+then, in this order: on failure, one `auth.login_failed` event naming who the attempt claimed
+to be, written in its own transaction before the refusal leaves; on success, an access token
+bound to the certificate (`cnf.x5t#S256`), one `auth.login` event and the certificate's entry in
+the live-certificate list (its OCSP status is re-checked while the token lives), in one
+transaction. Both endpoints are rate limited per source address before any other work.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
 import asyncpg
+from cryptography import x509
 
-from idservice.auth.crl_cache import CrlCache
-from idservice.auth.live_certs import LiveCertificates
-from idservice.auth.operators import revoked_operator_thumbprints
-from idservice.auth.revocation import RevocationState
-from idservice.auth.validator import LoginValidator, OfficerPkiFiles
+from idservice.audit.events import AuditEvent, RequestContext
+from idservice.audit.recorder import record
+from idservice.auth.challenge import Challenge, new_challenge
+from idservice.auth.checks.base import LoginAttempt
+from idservice.auth.live_certs import track_live_certificate
+from idservice.auth.login_errors import LoginFailed
+from idservice.auth.operators import certificate_identity, x5t_s256
+from idservice.auth.principal import Actor
+from idservice.auth.rate_limit import check_rate_limit
+from idservice.auth.tokens import AccessTokenIssuer, IssuedToken
+from idservice.auth.validator import LoginValidator
 from idservice.clock import Clock
-from idservice.settings import Settings, split_list
+from idservice.db.types import Conn
+from idservice.queries import officers as q
 
-__all__ = ["OfficerLogin"]
+__all__ = ["OfficerLogin", "OfficerSession"]
+
+_METHOD = "web-eid"
+_MAX_CERT_CHARS = 16 * 1024
 
 
-class _RevokedCertificates:
-    """The union of both sources, pushed to `RevocationState` whenever one changes."""
+@dataclass(frozen=True)
+class OfficerSession:
+    """What a successful login hands back: the access token and who it is for."""
 
-    def __init__(self, revocation: RevocationState) -> None:
-        self._revocation = revocation
-        self.by_crl: frozenset[str] = frozenset()
-        self.by_ocsp: frozenset[str] = frozenset()
-
-    def set_by_crl(self, thumbprints: frozenset[str]) -> None:
-        self.by_crl = thumbprints
-        self._revocation.set_revoked_certificates(self.by_crl | self.by_ocsp)
-
-    def set_by_ocsp(self, thumbprints: frozenset[str]) -> None:
-        self.by_ocsp = thumbprints
-        self._revocation.set_revoked_certificates(self.by_crl | self.by_ocsp)
+    token: IssuedToken
+    operator_id: str
+    name: str
+    roles: frozenset[str]
+    jurisdiction: str
 
 
 class OfficerLogin:
-    def __init__(self, validator: LoginValidator, crls: CrlCache,
-                 live: LiveCertificates) -> None:
-        self.validator = validator
-        self.crls = crls
-        self.live = live
+    """Officer login's service: built once at start-up, called by the routes (`api/` and the
+    web pages' login script goes through the same `POST /v1/auth/token`)."""
 
-    @classmethod
-    async def start(cls, settings: Settings, pool: asyncpg.Pool, revocation: RevocationState,
-                    clock: Clock) -> OfficerLogin:
-        pki = OfficerPkiFiles(settings)
-        crls = CrlCache(split_list(settings.crls), pki.all_cas, settings.crl_refresh_seconds)
-        revoked = _RevokedCertificates(revocation)
+    def __init__(self, pool: asyncpg.Pool, validator: LoginValidator,
+                 issuer: AccessTokenIssuer, clock: Clock, rate_limit: int) -> None:
+        self._pool = pool
+        self._validator = validator
+        self._issuer = issuer
+        self._clock = clock
+        self._rate_limit = rate_limit
 
-        async def push_revoked() -> None:
-            async with pool.acquire() as conn:
-                revoked.set_by_crl(await revoked_operator_thumbprints(conn, crls.revoked()))
+    async def challenge(self, rctx: RequestContext) -> Challenge:
+        await check_rate_limit(self._pool, self._rate_limit, "challenge",
+                               rctx.source_ip or "unknown")
+        async with self._pool.acquire() as conn:
+            return await new_challenge(conn, self._clock)
 
-        await crls.refresh()
-        await push_revoked()
-        crls.start(push_revoked)
-        validator = LoginValidator.from_settings(settings, pki, crls, clock)
-        assert validator.trust is not None and validator.revocation is not None
-        live = LiveCertificates(
-            pool, validator.trust, validator.revocation, clock, revoked.set_by_ocsp,
-            recheck=settings.ocsp_recheck_seconds,
-            interval=min(settings.ocsp_recheck_seconds, settings.revocation_poll_interval))
-        live.start()
-        return cls(validator, crls, live)
+    async def check_rate(self, rctx: RequestContext) -> None:
+        """Counted before the body is even read (contract 7: before any other work)."""
+        await check_rate_limit(self._pool, self._rate_limit, "token", rctx.source_ip or "unknown")
 
-    async def stop(self) -> None:
-        await self.live.stop()
-        await self.crls.stop()
+    async def login(self, rctx: RequestContext, nonce: str,
+                    auth_token: Mapping[str, Any]) -> OfficerSession:
+        """Validate a signed web-eid:1.0 token; raises the check's `LoginFailed` when refused."""
+        async with self._pool.acquire() as conn:
+            attempt = self._validator.attempt(conn, nonce, auth_token)
+            try:
+                await self._validator.validate(attempt)
+            except LoginFailed as error:
+                actor, details = await _failure_actor(conn, attempt)
+                async with conn.transaction():
+                    await record(conn, dataclasses.replace(rctx, actor=actor), [AuditEvent(
+                        "auth.login_failed", error.code,
+                        details={"method": _METHOD, "reason": error.detail, **details})])
+                raise
+            operator = attempt.operator
+            assert operator is not None
+            cert_der = attempt.parsed.certificate_der
+            issued = await self._issuer.issue(
+                kind="operator", subject=operator.id, roles=operator.roles,
+                jurisdiction=operator.jurisdiction,
+                extra={"cnf": {"x5t#S256": x5t_s256(cert_der)}})
+            async with conn.transaction():
+                await record(conn, dataclasses.replace(rctx, actor=Actor("operator", operator.id)),
+                             [AuditEvent("auth.login", "success", details={
+                                 "method": _METHOD, "jti": issued.claims["jti"],
+                                 "cert_sha256": attempt.cert_sha256})])
+                await track_live_certificate(
+                    conn, attempt.cert, cert_der, attempt.cert_sha256,
+                    datetime.fromtimestamp(issued.claims["exp"], UTC))
+        return OfficerSession(issued, operator.id, operator.name, frozenset(operator.roles),
+                              operator.jurisdiction)
+
+
+def _claimed_certificate(raw: Mapping[str, Any]) -> x509.Certificate | None:
+    """The certificate a refused token carried, if it decodes: names the failed attempt."""
+    value = raw.get("unverifiedCertificate")
+    if not isinstance(value, str) or len(value) > _MAX_CERT_CHARS:
+        return None
+    try:
+        return x509.load_der_x509_certificate(base64.b64decode(value, validate=True))
+    except (binascii.Error, ValueError):
+        return None
+
+
+async def _failure_actor(conn: Conn, attempt: LoginAttempt) -> tuple[Actor, dict[str, Any]]:
+    cert = attempt.certificate or _claimed_certificate(attempt.raw_token)
+    if cert is None:
+        return Actor("operator", "unknown"), {}
+    identity = certificate_identity(cert)
+    details = {"cert_sha256": identity.sha256, "subject": cert.subject.rfc4514_string()}
+    if attempt.operator is not None:
+        return Actor("operator", attempt.operator.id), details
+    row = await conn.fetchrow(q.FIND_OPERATOR, identity.sha256, identity.issuer, identity.serial)
+    if row is not None:  # the operator this (possibly stolen or stale) certificate names
+        return Actor("operator", row["id"]), details
+    return Actor("operator", f"sha256:{identity.sha256}"), details

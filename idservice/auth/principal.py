@@ -9,10 +9,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from idservice.audit.events import Actor
 from idservice.errors import Forbidden
 
-__all__ = ["ROLES", "Principal", "Role"]
+__all__ = ["ROLES", "Actor", "ActorType", "Principal", "Role"]
+
+ActorType = Literal["operator", "client", "anonymous"]
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who an audit event names (contract 5 `actor`): a principal, or a login attempt's
+    claimed identity before it verified."""
+
+    type: ActorType
+    id: str
+
 
 Role = Literal["registrar", "officer", "auditor", "admin"]
 ROLES: frozenset[str] = frozenset({"registrar", "officer", "auditor", "admin"})

@@ -97,7 +97,7 @@ class AccessTokenIssuer:
 
 
 class AccessTokenVerifier:
-    """Signature and claim checks; whether the token was revoked is `auth/revocation.py`'s."""
+    """Signature and claim checks; whether the token was revoked is `auth/token_revocation.py`'s."""
 
     def __init__(
         self, keys: Iterable[TokenKey], *, issuer: str, audience: str, clock: Clock,

@@ -23,11 +23,11 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from idservice.auth.checks._pkix import CrlSource, PathValidator
 from idservice.auth.checks.base import LoginAttempt, LoginCheck, ValidatorConfig
 from idservice.auth.checks.certificate import CertificateCheck
 from idservice.auth.checks.nonce import NonceCheck
 from idservice.auth.checks.operator import OperatorCheck
+from idservice.auth.checks.pkix import CrlSource, PathValidator
 from idservice.auth.checks.policies import PolicyCheck
 from idservice.auth.checks.purpose import PurposeCheck
 from idservice.auth.checks.revocation import RevocationCheck

@@ -33,7 +33,6 @@ __all__ = [
     "ensure_install_readable",
     "ensure_traversable",
     "is_postgres_process",
-    "pid_alive",
     "read_pid_file",
     "run_as",
     "server_user",
@@ -189,16 +188,6 @@ def read_pid_file(pgdata: Path) -> PidFile | None:
         socket_dir=Path(socket_dir) if socket_dir else None,
         status=lines[7].strip() if len(lines) > 7 else "",
     )
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by another user
-    return True
 
 
 def is_postgres_process(pid: int) -> bool:

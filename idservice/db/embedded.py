@@ -55,12 +55,12 @@ from idservice.db._pgproc import (
     ensure_install_readable,
     ensure_traversable,
     is_postgres_process,
-    pid_alive,
     read_pid_file,
     run_as,
     server_user,
     socket_url,
 )
+from idservice.procs import pid_alive
 
 __all__ = ["EmbeddedPostgres", "EmbeddedPostgresError"]
 

@@ -1,7 +1,7 @@
 """Rendering: Jinja2 templates with autoescaping, and the security headers of every UI response.
 
 No inline script or style anywhere (the CSP forbids them): the login script and the style sheet
-are files under `static/`, served by `api/ui.py`.
+are files under `static/`, served by `web/routes.py`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The cookie holds the access token itself (no server-side session state, works ac
 workers): `HttpOnly` (scripts never read it back), `SameSite=Strict` (never sent on
 cross-site requests), `Path=/ui`, `Secure` when the origin is https, `Max-Age` = the token's
 remaining lifetime. Every UI request checks it exactly like the API checks a Bearer token
-(`api/deps.authenticate`: signature, claims, revocation) and requires the `auditor` role.
+(`auth/bearer.authenticate`: signature, claims, revocation) and requires the `auditor` role.
 
 CSRF: state-changing UI requests are POSTs that must carry the service's own `Origin` header and
 a token derived from the session (HMAC-SHA-256 keyed with the access token), which only a page
@@ -18,10 +18,9 @@ import hashlib
 import hmac
 
 from fastapi import Request
-from fastapi.security import HTTPAuthorizationCredentials
 from starlette.responses import Response
 
-from idservice.api.deps import authenticate
+from idservice.auth.bearer import authenticate
 from idservice.auth.principal import Principal
 from idservice.errors import Forbidden, Unauthenticated
 from idservice.services import Services
@@ -42,8 +41,7 @@ async def principal_for(svc: Services, token: str | None) -> Principal:
     """The auditor a session token belongs to; the API's checks, then the role."""
     if token is None:
         raise Unauthenticated("not logged in")
-    principal = await authenticate(svc, HTTPAuthorizationCredentials(scheme="Bearer",
-                                                                     credentials=token))
+    principal = authenticate(svc.verifier, svc.revocation, token)
     principal.require_role("auditor")
     return principal
 

@@ -14,11 +14,12 @@ import asyncpg
 import pytest_asyncio
 
 from idservice.audit import entry, leaves
-from idservice.audit.events import Actor, AuditEvent, RequestContext
+from idservice.audit.events import AuditEvent, RequestContext
 from idservice.audit.integrator import integrate_once
 from idservice.audit.merkle import CompactRange
 from idservice.audit.recorder import record
 from idservice.audit.sequencer import sequence_once
+from idservice.auth.principal import Actor
 from idservice.db.migrate import migrate
 from idservice.db.pool import connect, create_pool
 from idservice.db.roles import DatabaseUrls, url_for

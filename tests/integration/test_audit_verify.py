@@ -25,12 +25,13 @@ from hsm.async_keystore import AsyncKeyStore
 from hsm.keystore import KeyStore
 from hsm.softhsm import SoftHsmToken
 from idservice.audit.checkpoints import CheckpointSigner, NoteVerifier
-from idservice.audit.events import Actor, AuditEvent, RequestContext
+from idservice.audit.events import AuditEvent, RequestContext
 from idservice.audit.integrator import Integrator, checkpoint_once, integrate_once
 from idservice.audit.recorder import record
 from idservice.audit.sequencer import sequence_once
 from idservice.audit.sources import DatabaseSource
 from idservice.audit.verify import AuditVerificationError, Report, verify_log
+from idservice.auth.principal import Actor
 from idservice.db.migrate import migrate
 from idservice.db.pool import connect, create_pool
 from idservice.db.roles import DatabaseUrls, url_for

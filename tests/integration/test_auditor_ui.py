@@ -32,8 +32,9 @@ from pydantic import SecretStr
 
 from hsm.agent import SigningAgent
 from idservice.app import create_app
-from idservice.audit.events import Actor, AuditEvent, RequestContext
+from idservice.audit.events import AuditEvent, RequestContext
 from idservice.audit.recorder import record
+from idservice.auth.principal import Actor
 from idservice.cli.agent import token_signer
 from idservice.db.migrate import migrate
 from idservice.db.pool import connect

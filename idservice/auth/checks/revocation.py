@@ -30,8 +30,8 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from pyhanko_certvalidator.errors import RevokedError
 
-from idservice.auth.checks._pkix import CrlSource, PathValidator
 from idservice.auth.checks.base import CrlOutcome, LoginAttempt
+from idservice.auth.checks.pkix import CrlSource, PathValidator
 from idservice.auth.checks.trust import VALIDATION_ERRORS
 from idservice.auth.login_errors import CertRevoked, RevocationUnavailable
 from idservice.auth.ocsp import OcspClient, OcspUnavailable, ocsp_url

@@ -18,8 +18,8 @@ from datetime import datetime
 from asn1crypto import x509 as asn1_x509
 from pyhanko_certvalidator.errors import PathError, ValidationError
 
-from idservice.auth.checks._pkix import PathValidator
 from idservice.auth.checks.base import CrlOutcome, LoginAttempt
+from idservice.auth.checks.pkix import PathValidator
 from idservice.auth.login_errors import CertUntrusted
 from idservice.auth.ocsp import ocsp_url
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -168,8 +167,3 @@ def test_wrong_hash_lengths_raise() -> None:
         merkle.verify_inclusion(0, 1, b"short", [], b"short")
 
 
-def test_module_is_pure() -> None:
-    from tests.unit.pin.test_architecture import forbidden_imports
-
-    source = Path(merkle.__file__).read_text("utf-8")
-    assert forbidden_imports(source) == []

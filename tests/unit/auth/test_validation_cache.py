@@ -16,10 +16,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from pyhanko_certvalidator.errors import RevokedError, ValidationError
 
-from idservice.auth.checks import _pkix
-from idservice.auth.checks._pkix import PathValidator
+from idservice.auth.checks import pkix
 from idservice.auth.checks.base import LoginAttempt, ValidatorConfig
 from idservice.auth.checks.certificate import CertificateCheck
+from idservice.auth.checks.pkix import PathValidator
 from idservice.auth.checks.revocation import RevocationCheck
 from idservice.auth.checks.token_format import TokenFormatCheck
 from idservice.auth.checks.trust import TrustCheck
@@ -57,14 +57,14 @@ class Crls:
 def validations(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[datetime]]:
     """The moments at which pyhanko really validated."""
     seen: list[datetime] = []
-    real = _pkix.validate_path
+    real = pkix.validate_path
 
     async def counting(config: ValidatorConfig, cert: Any, moment: datetime,
                        **kwargs: Any) -> Any:
         seen.append(moment)
         return await real(config, cert, moment, **kwargs)
 
-    monkeypatch.setattr(_pkix, "validate_path", counting)
+    monkeypatch.setattr(pkix, "validate_path", counting)
     yield seen
 
 

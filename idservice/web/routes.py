@@ -1,5 +1,8 @@
 """The auditors' web UI (issue "Tamper-evident audit log", item 6): server-rendered pages.
 
+Routes of the web pages only; they call the same services as the JSON API (`api/`) and share
+its request plumbing (`http/`), never its routes.
+
 - `GET /ui/login`: a page whose script (`web/static/login.js`) gets a challenge, has the local
   signing agent (`IDSERVICE_AGENT_URL`) sign it with the USB token, exchanges it at
   `POST /v1/auth/token` and hands the access token to `POST /ui/session`, which keeps it in an
@@ -27,13 +30,13 @@ from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import RedirectResponse, Response
 
-from idservice.api import auth as auth_routes
-from idservice.api.bodies import json_body
-from idservice.api.deps import Svc, request_context
 from idservice.audit import reads
 from idservice.audit.checkpoints import CheckpointError
+from idservice.auth.bearer import revoke_token
 from idservice.auth.principal import Principal
 from idservice.errors import Forbidden, InvalidField, ProblemError, Unauthenticated
+from idservice.http.bodies import json_body
+from idservice.http.deps import Svc, request_context
 from idservice.services import Services
 from idservice.web import pages, session
 from idservice.web.verification import VerificationRunner
@@ -167,7 +170,8 @@ async def logout(request: Request, svc: Svc) -> Response:
         form = await request.form()
         csrf = form.get("csrf")
         _check_post(request, svc, current, csrf if isinstance(csrf, str) else None)
-        await auth_routes.logout(request, svc, current.principal)
+        await revoke_token(svc.pool, svc.revocation, current.principal,
+                           request_context(request, current.principal))
         response = _redirect("/ui/login")
         session.clear_cookie(response, svc.settings.origin)
         return response

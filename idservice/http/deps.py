@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from idservice.audit.events import Actor, RequestContext
-from idservice.auth.principal import Principal
+from idservice.audit.events import RequestContext
+from idservice.auth.bearer import authenticate
+from idservice.auth.principal import Actor, Principal
 from idservice.errors import Unauthenticated
 from idservice.services import Services
 
@@ -28,18 +29,16 @@ async def services(request: Request) -> Services:
 Svc = Annotated[Services, Depends(services)]
 
 
-async def authenticate(
+async def bearer_principal(
     svc: Svc,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("a Bearer access token is required")
-    principal = svc.verifier.verify(credentials.credentials)
-    svc.revocation.check(principal)
-    return principal
+    return authenticate(svc.verifier, svc.revocation, credentials.credentials)
 
 
-Caller = Annotated[Principal, Depends(authenticate)]
+Caller = Annotated[Principal, Depends(bearer_principal)]
 
 
 def _source_ip(request: Request) -> str | None:
