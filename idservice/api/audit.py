@@ -28,6 +28,7 @@ from idservice.api.openapi import (
 from idservice.audit import reads
 from idservice.audit.checkpoints import NoteVerifier, key_id, public_pem
 from idservice.audit.entry import EVENT_FIELDS
+from idservice.auth.policy import Action, authorize
 from idservice.errors import Unavailable
 from idservice.http.deps import Caller, Svc, request_context
 from idservice.services import Services
@@ -54,7 +55,7 @@ async def list_events(
     action: _Text = None, since: _Text = None, until: _Text = None,
     limit: Annotated[int, Query(ge=1, le=reads.MAX_LIMIT)] = 100, after: _Text = None,
 ) -> dict[str, Any]:
-    caller.require_role("auditor")
+    authorize(caller, Action.AUDIT_EVENTS)
     flt = _filter(pin, actor, action, since, until)
     return await reads.search(svc.pool, caller, request_context(request, caller), flt, limit,
                               after)
@@ -64,7 +65,7 @@ async def list_events(
             responses={200: {"model": AuditEventDoc}, **problem_doc(404)})
 async def get_event(request: Request, svc: Svc, caller: Caller,
                     index: Annotated[int, Path(ge=0, le=MAX_INDEX)]) -> dict[str, Any]:
-    caller.require_role("auditor")
+    authorize(caller, Action.AUDIT_EVENTS)
     return await reads.get_event(svc.pool, caller, request_context(request, caller), index)
 
 
@@ -105,7 +106,7 @@ async def export_events(
     pin: _Text = None, actor: _Text = None, action: _Text = None, since: _Text = None,
     until: _Text = None,
 ) -> StreamingResponse:
-    caller.require_role("auditor")
+    authorize(caller, Action.AUDIT_EVENTS)
     flt = _filter(pin, actor, action, since, until)
     rows = await reads.export(svc.pool, caller, request_context(request, caller), flt, format)
     media = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
@@ -116,7 +117,7 @@ async def export_events(
             responses={200: {"description": "C2SP signed note", "content": {
                 "text/plain": {"schema": {"type": "string"}}}}, **problem_doc(404)})
 async def latest_checkpoint(request: Request, svc: Svc, caller: Caller) -> PlainTextResponse:
-    caller.require_role("auditor")
+    authorize(caller, Action.AUDIT_TREE)
     note = await reads.checkpoint(svc.pool, caller, request_context(request, caller))
     return PlainTextResponse(note, media_type="text/plain; charset=utf-8")
 
@@ -128,7 +129,7 @@ async def list_checkpoints(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000,
 ) -> dict[str, Any]:
     """Extension: every signed checkpoint from tree size `since` on, oldest first."""
-    caller.require_role("auditor")
+    authorize(caller, Action.AUDIT_TREE)
     notes = await reads.checkpoints(svc.pool, caller, request_context(request, caller), since,
                                     limit)
     return {"checkpoints": notes}
@@ -156,7 +157,7 @@ async def checkpoint_keys(request: Request, svc: Svc, caller: Caller) -> dict[st
     """Extension: every key checkpoints may be signed with, the current one first, then the
     retired ones (`IDSERVICE_AUDIT_PREVIOUS_KEY_LABELS`) that verify older checkpoints.
     `key_id` is the signed-note key ID in hex, as in each signature line."""
-    caller.require_role("auditor")
+    authorize(caller, Action.AUDIT_TREE)
     verifier = _verifier(svc)
     keys = [{"name": verifier.name, "key_id": key_id(key).hex(),
              "status": "current" if key is verifier.public_key else "retired",
@@ -170,7 +171,7 @@ async def checkpoint_keys(request: Request, svc: Svc, caller: Caller) -> dict[st
 async def inclusion_proof(request: Request, svc: Svc, caller: Caller, index: _Index,
                           tree_size: Annotated[int | None, Query(ge=1, le=MAX_INDEX)] = None,
                           ) -> dict[str, Any]:
-    caller.require_role("auditor")
+    authorize(caller, Action.AUDIT_TREE)
     return await reads.inclusion_proof(svc.pool, caller, request_context(request, caller),
                                        index, tree_size)
 
@@ -179,6 +180,6 @@ async def inclusion_proof(request: Request, svc: Svc, caller: Caller, index: _In
             responses={200: {"model": ConsistencyProofDoc}})
 async def consistency_proof(request: Request, svc: Svc, caller: Caller, first: _Index,
                             second: _Index) -> dict[str, Any]:
-    caller.require_role("auditor")
+    authorize(caller, Action.AUDIT_TREE)
     return await reads.consistency_proof(svc.pool, caller, request_context(request, caller),
                                          first, second)

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 
 from idservice.api.openapi import PersonDoc, PersonSearchDoc, json_body_doc, problem_doc
+from idservice.auth.policy import Action, authorize
 from idservice.errors import InvalidField
 from idservice.http.bodies import json_body
 from idservice.http.deps import Caller, Svc, request_context
@@ -51,7 +52,7 @@ async def search_persons(
     purpose: Purpose = None,
     match: Literal["folded", "exact"] = "folded",
 ) -> dict[str, Any]:
-    caller.require_role("officer")
+    authorize(caller, Action.PERSON_SEARCH)
     records = await access.search(
         svc.persons, caller, request_context(request, caller), full_name=full_name,
         date_of_birth=_date(date_of_birth, "date_of_birth"), province_code=province_code,
@@ -65,7 +66,7 @@ async def search_persons(
              responses={200: {"model": PersonDoc}, **problem_doc(404, 409)})
 async def correct_person(request: Request, svc: Svc, caller: Caller,
                          pin: PinPath) -> dict[str, Any]:
-    caller.require_role("officer")
+    authorize(caller, Action.PERSON_CORRECT)
     req = await json_body(request, CorrectionRequest, svc.settings.max_body_bytes)
     return await corrections.correct(svc.persons, caller, request_context(request, caller),
                                      pin, req)

@@ -24,6 +24,7 @@ from idservice.api.openapi import (
 )
 from idservice.api.problems import DB_UNAVAILABLE
 from idservice.audit.events import RequestContext
+from idservice.auth.policy import Action, authorize
 from idservice.errors import PayloadTooLarge, ProblemError, Unavailable
 from idservice.http.bodies import check_media_type, json_body, parse_model
 from idservice.http.deps import Caller, Svc, request_context
@@ -46,7 +47,7 @@ _log = get_logger(__name__)
                               "description": "replay of an earlier identical registration"},
                         **problem_doc(409)})
 async def issue_pin(request: Request, svc: Svc, caller: Caller) -> JSONResponse:
-    caller.require_role("registrar")
+    authorize(caller, Action.PIN_ISSUE)
     req = await json_body(request, IssueRequest, svc.settings.max_body_bytes)
     outcome = await issuance.issue(svc.persons, caller, request_context(request, caller), req)
     if outcome.created:
@@ -58,7 +59,7 @@ async def issue_pin(request: Request, svc: Svc, caller: Caller) -> JSONResponse:
     "pin": "052324000001", "full_name": "Nguyễn Thị Minh Anh", "date_of_birth": "2024-03-02"}),
              responses={200: {"model": VerifyResultDoc}})
 async def verify_pin(request: Request, svc: Svc, caller: Caller) -> dict[str, bool]:
-    caller.require_role("registrar", "officer")
+    authorize(caller, Action.PIN_VERIFY)
     req = await json_body(request, VerifyRequest, svc.settings.max_body_bytes)
     return {"match": await verify(svc.persons, caller, request_context(request, caller), req)}
 
@@ -178,7 +179,7 @@ async def _run_batch(
              responses=stream_response_doc(BatchLineDoc, "application/x-ndjson",
                                            "one result object per input line"))
 async def issue_batch(request: Request, svc: Svc, caller: Caller) -> _NdjsonStream:
-    caller.require_role("registrar", "admin")
+    authorize(caller, Action.PIN_ISSUE_BATCH)
     check_media_type(request, "application/x-ndjson", "application/jsonl", "application/json-lines")
     queue: asyncio.Queue[bytes | None] = asyncio.Queue()
     worker = asyncio.create_task(

@@ -15,6 +15,7 @@ import asyncpg
 from idservice.audit import entry, treestore
 from idservice.audit.events import AuditEvent, RequestContext
 from idservice.audit.recorder import record
+from idservice.auth.policy import Action, authorize
 from idservice.auth.principal import Principal
 from idservice.db.types import Conn
 from idservice.errors import InvalidField, NotFound
@@ -96,7 +97,7 @@ async def _audit(conn: Conn, rctx: RequestContext, what: str, outcome: str = "ok
 
 async def search(pool: asyncpg.Pool, principal: Principal, rctx: RequestContext,
                  flt: EventFilter, limit: int, after: str | None) -> dict[str, Any]:
-    principal.require_role("auditor")
+    authorize(principal, Action.AUDIT_EVENTS)
     start = _cursor(after)
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(q.SEARCH, *flt.args(), start, limit)
@@ -108,7 +109,7 @@ async def search(pool: asyncpg.Pool, principal: Principal, rctx: RequestContext,
 
 async def get_event(pool: asyncpg.Pool, principal: Principal, rctx: RequestContext,
                     index: int) -> dict[str, Any]:
-    principal.require_role("auditor")
+    authorize(principal, Action.AUDIT_EVENTS)
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(q.ENTRY, index)
         await _audit(conn, rctx, "event", "ok" if row else "not_found", index=index)
@@ -120,7 +121,7 @@ async def get_event(pool: asyncpg.Pool, principal: Principal, rctx: RequestConte
 async def export(pool: asyncpg.Pool, principal: Principal, rctx: RequestContext,
                  flt: EventFilter, fmt: str) -> AsyncIterator[dict[str, Any]]:
     """Record the export, then return an iterator over every matching event (one snapshot)."""
-    principal.require_role("auditor")
+    authorize(principal, Action.AUDIT_EVENTS)
     async with pool.acquire() as conn, conn.transaction():
         await _audit(conn, rctx, "export", pin=flt.pin, filters=flt.describe(), format=fmt)
     return _export_rows(pool, flt)
@@ -141,7 +142,7 @@ async def _export_rows(pool: asyncpg.Pool, flt: EventFilter,
 
 
 async def checkpoint(pool: asyncpg.Pool, principal: Principal, rctx: RequestContext) -> str:
-    principal.require_role("auditor")
+    authorize(principal, Action.AUDIT_TREE)
     async with pool.acquire() as conn, conn.transaction():
         notes = await conn.fetch(q.LAST_CHECKPOINT)
         await _audit(conn, rctx, "checkpoint", "ok" if notes else "not_found")
@@ -155,7 +156,7 @@ async def checkpoint_status(pool: asyncpg.Pool, principal: Principal,
                             rctx: RequestContext) -> dict[str, Any]:
     """The latest checkpoint (note and signing time) and the newest recorded verification
     (`audit.verify` event, or None): the auditor UI's status page, one `audit.read` event."""
-    principal.require_role("auditor")
+    authorize(principal, Action.AUDIT_EVENTS)
     async with pool.acquire() as conn, conn.transaction():
         last = await conn.fetchrow(q.LAST_CHECKPOINT)
         verification = await conn.fetchrow(q.LAST_VERIFICATION)
@@ -167,7 +168,7 @@ async def checkpoint_status(pool: asyncpg.Pool, principal: Principal,
 
 async def checkpoints(pool: asyncpg.Pool, principal: Principal, rctx: RequestContext,
                       since: int, limit: int) -> list[str]:
-    principal.require_role("auditor")
+    authorize(principal, Action.AUDIT_TREE)
     async with pool.acquire() as conn, conn.transaction():
         notes = await treestore.checkpoints(conn, since, limit)
         await _audit(conn, rctx, "checkpoints", since=since, count=len(notes))
@@ -177,7 +178,7 @@ async def checkpoints(pool: asyncpg.Pool, principal: Principal, rctx: RequestCon
 async def checkpoint_keys(pool: asyncpg.Pool, principal: Principal, rctx: RequestContext,
                           key_ids: list[str]) -> None:
     """Record that an auditor listed the checkpoint keys (the keys are in memory: no SQL)."""
-    principal.require_role("auditor")
+    authorize(principal, Action.AUDIT_TREE)
     async with pool.acquire() as conn, conn.transaction():
         await _audit(conn, rctx, "checkpoint_keys", key_ids=key_ids)
 
@@ -188,7 +189,7 @@ def _b64(hashes: list[bytes]) -> list[str]:
 
 async def inclusion_proof(pool: asyncpg.Pool, principal: Principal, rctx: RequestContext,
                           index: int, tree_size: int | None) -> dict[str, Any]:
-    principal.require_role("auditor")
+    authorize(principal, Action.AUDIT_TREE)
     async with pool.acquire() as conn, conn.transaction():
         if tree_size is None:
             last = await conn.fetchrow(q.LAST_CHECKPOINT)
@@ -206,7 +207,7 @@ async def inclusion_proof(pool: asyncpg.Pool, principal: Principal, rctx: Reques
 
 async def consistency_proof(pool: asyncpg.Pool, principal: Principal, rctx: RequestContext,
                             first: int, second: int) -> dict[str, Any]:
-    principal.require_role("auditor")
+    authorize(principal, Action.AUDIT_TREE)
     async with pool.acquire() as conn, conn.transaction():
         size = await treestore.integrated_size(conn)
         if not 0 <= second <= size:

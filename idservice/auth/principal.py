@@ -1,15 +1,14 @@
 """Who is calling, and what they may do (contract section 3.3, roles and jurisdiction).
 
 One `Principal` type for machine clients and officers alike, built from a verified access
-token, so every endpoint checks roles and jurisdiction the same way whoever logged in.
+token; what each role and jurisdiction allows is `auth/policy.py`'s table, the same whoever
+logged in.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
-
-from idservice.errors import Forbidden
 
 __all__ = ["ROLES", "Actor", "ActorType", "Principal", "Role"]
 
@@ -42,17 +41,3 @@ class Principal:
     @property
     def actor(self) -> Actor:
         return Actor(type=self.kind, id=self.id)
-
-    def require_role(self, *allowed: Role) -> None:
-        if not self.roles.intersection(allowed):
-            raise Forbidden(f"requires role {' or '.join(allowed)}")
-
-    def covers(self, province_code: str) -> bool:
-        return self.jurisdiction == "*" or self.jurisdiction == province_code
-
-    def require_jurisdiction(self, province_code: str, *, field: str | None = None) -> None:
-        if not self.covers(province_code):
-            raise Forbidden(
-                f"jurisdiction {self.jurisdiction} does not cover province {province_code}",
-                field=field,
-            )

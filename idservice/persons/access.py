@@ -9,13 +9,14 @@ from typing import Any, Literal
 
 from idservice.audit.events import AuditEvent, RequestContext
 from idservice.audit.recorder import record
+from idservice.auth.policy import Action, authorize, covers, require_jurisdiction
 from idservice.auth.principal import Principal
 from idservice.errors import Forbidden, InvalidField, NotFound, PurposeRequired
 from idservice.persons.context import PersonsContext
 from idservice.persons.models import VerifyRequest
 from idservice.persons.names import check_text, fold_name
 from idservice.persons.views import person_view
-from idservice.pin.format import is_well_formed
+from idservice.pin.format import is_well_formed, parse_pin
 from idservice.queries import persons as q
 
 __all__ = ["SEARCH_LIMIT", "check_purpose", "read", "search", "verify"]
@@ -47,10 +48,10 @@ async def read(
     ctx: PersonsContext, principal: Principal, rctx: RequestContext, pin: str,
     purpose: str | None,
 ) -> dict[str, Any]:
-    principal.require_role("officer")
+    authorize(principal, Action.PERSON_READ)
     purpose = check_purpose(purpose)
     check_pin(pin)
-    if not principal.covers(pin[:3]):
+    if not covers(principal, Action.PERSON_READ, parse_pin(pin).province_code):
         await _audit_denied(ctx, rctx, AuditEvent("person.read", "forbidden", pin=pin,
                                                   purpose=purpose))
         raise Forbidden(f"jurisdiction {principal.jurisdiction} does not cover this PIN")
@@ -71,7 +72,7 @@ def _normal_name(value: str) -> bytes:
 async def verify(
     ctx: PersonsContext, principal: Principal, rctx: RequestContext, req: VerifyRequest
 ) -> bool:
-    principal.require_role("registrar", "officer")
+    authorize(principal, Action.PIN_VERIFY)
     check_pin(req.pin)
     async with ctx.pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(q.VERIFY, req.pin)
@@ -97,7 +98,7 @@ async def search(
     purpose: str | None,
     match: Literal["folded", "exact"] = "folded",
 ) -> list[dict[str, Any]]:
-    principal.require_role("officer")
+    authorize(principal, Action.PERSON_SEARCH)
     purpose = check_purpose(purpose)
     if full_name is None:
         raise InvalidField("full_name is required", field="full_name")
@@ -108,10 +109,10 @@ async def search(
     if province_code is not None and not (len(province_code) == 3 and province_code.isdigit()
                                           and province_code.isascii()):
         raise InvalidField("province_code must be 3 digits", field="province_code")
-    if principal.jurisdiction != "*":
-        if province_code not in (None, principal.jurisdiction):
-            raise Forbidden(f"jurisdiction {principal.jurisdiction} does not cover "
-                            f"province {province_code}", field="province_code")
+    if province_code is not None:
+        require_jurisdiction(principal, Action.PERSON_SEARCH, province_code=province_code,
+                             field="province_code")
+    if principal.jurisdiction != "*":  # a province's officer searches only that province
         province_code = principal.jurisdiction
     criteria = {"full_name": full_name,
                 "date_of_birth": date_of_birth.isoformat() if date_of_birth else None,

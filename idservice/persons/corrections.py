@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from idservice.audit.events import AuditEvent, RequestContext
 from idservice.audit.recorder import record
+from idservice.auth.policy import Action, authorize, require_jurisdiction
 from idservice.auth.principal import Principal
 from idservice.errors import InvalidField, NotFound, PinSpaceExhaustedError, Unavailable
 from idservice.persons.access import check_pin
@@ -50,9 +51,9 @@ async def correct(
     ctx: PersonsContext, principal: Principal, rctx: RequestContext, pin: str,
     req: CorrectionRequest,
 ) -> dict[str, Any]:
-    principal.require_role("officer")
+    authorize(principal, Action.PERSON_CORRECT)
     check_pin(pin)
-    principal.require_jurisdiction(pin[:3], field="pin")
+    require_jurisdiction(principal, Action.PERSON_CORRECT, pin=pin, field="pin")
     changes = req.changes.as_dict()
     async with ctx.pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(q.GET_PERSON_FOR_UPDATE, pin)

@@ -15,6 +15,7 @@ from typing import Any
 
 from idservice.audit.events import AuditEvent, RequestContext
 from idservice.audit.recorder import record
+from idservice.auth.policy import Action, authorize, require_jurisdiction
 from idservice.auth.principal import Principal
 from idservice.db.types import Conn
 from idservice.errors import (
@@ -75,8 +76,8 @@ class PreparedIssue:
 
 def prepare(ctx: PersonsContext, principal: Principal, req: IssueRequest) -> PreparedIssue:
     """Checks that need no database: jurisdiction and the cross-field rules."""
-    principal.require_jurisdiction(req.registration.province_code,
-                                   field="registration.province_code")
+    require_jurisdiction(principal, Action.PIN_ISSUE, province_code=req.registration.province_code,
+                         field="registration.province_code")
     check_issue(req, ctx.provinces, ctx.clock.today())
     record = req.model_dump(mode="json")
     canonical = canonical_json(record)
@@ -169,7 +170,7 @@ async def issue(
 ) -> IssueOutcome:
     """One registration, one statement (`issue_pin()` in the database) in the common case;
     the exact allocator in a transaction of its own when every random candidate is taken."""
-    principal.require_role("registrar")
+    authorize(principal, Action.PIN_ISSUE)
     p = prepare(ctx, principal, req)
     reg, child = req.registration, req.child
     rng = ctx.rng or _CSPRNG

@@ -21,6 +21,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 from idservice.auth.bearer import authenticate
+from idservice.auth.policy import Action, authorize
 from idservice.auth.principal import Principal
 from idservice.errors import Forbidden, Unauthenticated
 from idservice.services import Services
@@ -42,7 +43,7 @@ async def principal_for(svc: Services, token: str | None) -> Principal:
     if token is None:
         raise Unauthenticated("not logged in")
     principal = authenticate(svc.verifier, svc.revocation, token)
-    principal.require_role("auditor")
+    authorize(principal, Action.AUDIT_EVENTS)
     return principal
 
 
