@@ -194,6 +194,7 @@ def _service_env(data_dir: Path, origin: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IDSERVICE_")}
     env["IDSERVICE_DATA_DIR"] = str(data_dir)
     env["IDSERVICE_ORIGIN"] = origin
+    env["IDSERVICE_ALLOW_DEV_PARTS"] = "1"  # `serve` on those parts, on purpose
     return env
 
 

@@ -136,6 +136,8 @@ tmp="$(mktemp)"
   echo "IDSERVICE_LOG_LEVEL=INFO"
   echo "IDSERVICE_WORKERS=$WORKERS"
   [ -n "${softhsm_conf:-}" ] && echo "SOFTHSM2_CONF=$softhsm_conf"
+  # SoftHSM keeps keys in files: `serve` refuses it unless told it is meant (a trial install).
+  [ -n "${softhsm_conf:-}" ] && echo "IDSERVICE_ALLOW_DEV_PARTS=1"
   [ -n "${TRUST_ANCHORS:-}" ] && echo "IDSERVICE_TRUST_ANCHORS=$TRUST_ANCHORS"
   [ -n "${ISSUING_CAS:-}" ] && echo "IDSERVICE_ISSUING_CAS=$ISSUING_CAS"
   [ -n "${CRLS:-}" ] && echo "IDSERVICE_CRLS=$CRLS"

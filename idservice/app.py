@@ -38,7 +38,7 @@ from idservice.pin.allocator import AllocatorConfig
 from idservice.pin.provinces import ProvinceTable
 from idservice.runtime import DatabaseTarget, resolve_database, resolve_hsm
 from idservice.services import Services
-from idservice.settings import Settings, get_settings, split_list
+from idservice.settings import Settings, get_settings
 from idservice.web import routes as ui_routes
 
 __all__ = ["create_app", "create_app_from_env"]
@@ -81,11 +81,11 @@ def create_app(
             await keystore.open()
             token_key = await open_token_key(keystore, settings.jwt_key_label)
             retired = [await open_token_key(keystore, label, create=False)
-                       for label in split_list(settings.jwt_previous_key_labels)]
+                       for label in settings.jwt_previous_key_labels]
             # Before any task starts: a missing retired key stops the start right here.
             audit_signer = CheckpointSigner(
                 keystore, settings.audit_key_label, origin_for(settings.origin),
-                retired_labels=split_list(settings.audit_previous_key_labels))
+                retired_labels=settings.audit_previous_key_labels)
             await audit_signer.open()
             pool = await create_pool(db.service_url, min_size=settings.db_pool_min,
                                      max_size=settings.db_pool_max)

@@ -69,17 +69,17 @@ def ensure_demo_client(data_dir: Path) -> DemoClient:
     return client
 
 
-def demo_pki_settings(cfg: Settings, pki: DemoPki) -> dict[str, str]:
+def demo_pki_settings(cfg: Settings, pki: DemoPki) -> dict[str, list[str]]:
     """Settings that point officer login at the demo PKI where nothing is configured
     (contract 6.1: trust anchors "dev: demo root", CRLs "dev: demo CRL"). The demo issuing CA
     is the allow-list only when the demo root is the anchor."""
     files = pki.settings()
-    update: dict[str, str] = {}
-    if cfg.trust_anchors is None:
+    update: dict[str, list[str]] = {}
+    if not cfg.trust_anchors:
         update["trust_anchors"] = files["trust_anchors"]
-        if cfg.issuing_cas is None:
+        if not cfg.issuing_cas:
             update["issuing_cas"] = files["issuing_cas"]
-    if cfg.crls is None:
+    if not cfg.crls:
         update["crls"] = files["crls"]
     return update
 

@@ -191,10 +191,10 @@ class DemoPki:
     crl_paths: tuple[Path, ...]
     operators: tuple[DemoOperator, ...]
 
-    def settings(self) -> dict[str, str]:
+    def settings(self) -> dict[str, list[str]]:
         """`trust_anchors`, `issuing_cas`, `crls` pointing at the demo files."""
-        return {"trust_anchors": str(self.root_path), "issuing_cas": str(self.issuing_path),
-                "crls": ",".join(str(p) for p in self.crl_paths)}
+        return {"trust_anchors": [str(self.root_path)], "issuing_cas": [str(self.issuing_path)],
+                "crls": [str(p) for p in self.crl_paths]}
 
 
 _OPERATORS = (

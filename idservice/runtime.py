@@ -16,7 +16,7 @@ from hsm.softhsm import ensure_softhsm_token, load_or_create_pins
 from idservice.db.embedded import EmbeddedPostgres
 from idservice.db.migrate import migrate
 from idservice.db.roles import ensure_database
-from idservice.settings import Settings, split_list
+from idservice.settings import Settings
 
 __all__ = [
     "DatabaseTarget",
@@ -67,7 +67,7 @@ def ensure_service_keys(settings: Settings) -> None:
         for variable, labels in (
                 ("IDSERVICE_JWT_PREVIOUS_KEY_LABELS", settings.jwt_previous_key_labels),
                 ("IDSERVICE_AUDIT_PREVIOUS_KEY_LABELS", settings.audit_previous_key_labels)):
-            for label in split_list(labels):
+            for label in labels:
                 try:
                     store.public_key(label)
                 except KeyNotFound as exc:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -22,7 +23,9 @@ from pydantic_settings import (
 
 from idservice.pin.provinces import PrefixRule
 
-__all__ = ["Settings", "get_settings", "split_list"]
+__all__ = ["CommaList", "Settings", "env_value", "get_settings", "split_list"]
+
+_SOFTHSM_MODULE = "softhsm"  # in the file name of SoftHSM's PKCS#11 module (libsofthsm2.so)
 
 
 def split_list(value: str | None) -> list[str]:
@@ -30,6 +33,18 @@ def split_list(value: str | None) -> list[str]:
     if not value:
         return []
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+# A list setting: comma-separated in the environment (contract 6.1), a string or an array in
+# the TOML file; NoDecode keeps pydantic-settings from expecting JSON in the variable.
+CommaList = Annotated[list[str], NoDecode]
+
+
+def env_value(value: object) -> str:
+    """A setting's value as its environment variable spells it (lists comma-separated)."""
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
 
 
 class Settings(BaseSettings):
@@ -42,7 +57,7 @@ class Settings(BaseSettings):
     agent_url: str = "http://127.0.0.1:8765"  # the officer's signing agent, for the web UI
     # Proxies whose X-Forwarded-For is believed for `source_ip` in the audit log (nginx on the
     # same host overwrites the header); any other client's header is ignored.
-    forwarded_allow_ips: str = "127.0.0.1"
+    forwarded_allow_ips: CommaList = ["127.0.0.1"]
 
     pkcs11_module: str | None = None
     pkcs11_token_label: str | None = None
@@ -50,13 +65,13 @@ class Settings(BaseSettings):
     jwt_key_label: str = "idservice-access-token-es256"
     # Rotation with kid overlap: labels of retired signing keys whose live tokens must still
     # verify (comma-separated); they are published in the JWKS and never sign.
-    jwt_previous_key_labels: str | None = None
+    jwt_previous_key_labels: CommaList = []
 
-    trust_anchors: str | None = None
-    issuing_cas: str | None = None
-    crls: str | None = None
+    trust_anchors: CommaList = []
+    issuing_cas: CommaList = []
+    crls: CommaList = []
     revocation: Literal["require", "ocsp-then-crl"] = "require"
-    cert_policies: str | None = None
+    cert_policies: CommaList = []
     clock_skew_seconds: int = Field(default=30, ge=0, le=600)  # officer certificate validity
     crl_refresh_seconds: float = Field(default=30.0, gt=0, le=3600)
     ocsp_timeout_seconds: float = Field(default=3.0, gt=0, le=30)  # per OCSP request
@@ -82,7 +97,7 @@ class Settings(BaseSettings):
     audit_key_label: str = "idservice-audit-checkpoint"
     # Rotation with key-ID overlap: labels of retired checkpoint keys (comma-separated) whose
     # checkpoints must still verify; published in /v1/audit/keys, they never sign.
-    audit_previous_key_labels: str | None = None
+    audit_previous_key_labels: CommaList = []
     audit_integrator_interval: float = Field(default=0.25, gt=0, le=5)
     audit_checkpoint_interval: float = Field(default=2.0, ge=0, le=9)  # contract: <= 10 s
     # audit_event partitions (one per UTC month) kept this many months ahead of the current one.
@@ -96,6 +111,20 @@ class Settings(BaseSettings):
     # lag) and its pool/CRL gauges; how many of the fullest buckets are reported.
     metrics_refresh_seconds: float = Field(default=10.0, gt=0, le=300)
     metrics_top_buckets: int = Field(default=10, ge=1, le=1000)
+    # `serve` refuses the zero-setup parts (embedded PostgreSQL, a SoftHSM token) unless this
+    # says they are meant (a trial or staging install); `dev` always uses them.
+    allow_dev_parts: bool = False
+
+    @field_validator("forwarded_allow_ips", "jwt_previous_key_labels", "trust_anchors",
+                     "issuing_cas", "crls", "cert_policies", "audit_previous_key_labels",
+                     mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return split_list(value)
+        return value
 
     @field_validator("origin", "agent_url")
     @classmethod
@@ -114,13 +143,17 @@ class Settings(BaseSettings):
     def client_token_url(self) -> str:
         return f"{self.origin}/v1/auth/client-token"
 
-    @property
-    def uses_embedded_database(self) -> bool:
-        return self.database_url is None
-
-    @property
-    def uses_dev_hsm(self) -> bool:
-        return self.pkcs11_module is None
+    def dev_parts(self) -> list[str]:
+        """The zero-setup parts this configuration would run on: fine for `dev` and trials,
+        never what a production `serve` should fall back to silently."""
+        parts = []
+        if not self.database_url:
+            parts.append("embedded PostgreSQL (IDSERVICE_DATABASE_URL is not set)")
+        if not self.pkcs11_module:
+            parts.append("a SoftHSM token in the data dir (IDSERVICE_PKCS11_MODULE is not set)")
+        elif _SOFTHSM_MODULE in Path(self.pkcs11_module).name.lower():
+            parts.append(f"SoftHSM ({self.pkcs11_module}), which keeps keys in files")
+        return parts
 
     @classmethod
     def settings_customise_sources(

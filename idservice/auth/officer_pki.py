@@ -14,7 +14,7 @@ from idservice.auth.operators import revoked_operator_thumbprints
 from idservice.auth.token_revocation import RevocationState
 from idservice.auth.validator import LoginValidator, OfficerPkiFiles
 from idservice.clock import Clock
-from idservice.settings import Settings, split_list
+from idservice.settings import Settings
 
 __all__ = ["OfficerPki"]
 
@@ -47,7 +47,7 @@ class OfficerPki:
     async def start(cls, settings: Settings, pool: asyncpg.Pool, revocation: RevocationState,
                     clock: Clock) -> OfficerPki:
         pki = OfficerPkiFiles(settings)
-        crls = CrlCache(split_list(settings.crls), pki.all_cas, settings.crl_refresh_seconds)
+        crls = CrlCache(settings.crls, pki.all_cas, settings.crl_refresh_seconds)
         revoked = _RevokedCertificates(revocation)
 
         async def push_revoked() -> None:

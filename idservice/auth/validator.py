@@ -40,7 +40,7 @@ from idservice.auth.validation_cache import ValidationCache
 from idservice.clock import Clock
 from idservice.db.types import Conn
 from idservice.logging import get_logger
-from idservice.settings import Settings, split_list
+from idservice.settings import Settings
 
 __all__ = ["LoginValidator", "OfficerPkiFiles", "load_certificates"]
 
@@ -61,8 +61,8 @@ class OfficerPkiFiles:
     """The trust anchors and issuing CAs named by the settings, read once."""
 
     def __init__(self, settings: Settings) -> None:
-        self.trust_anchors = load_certificates(split_list(settings.trust_anchors))
-        self.issuing_cas = load_certificates(split_list(settings.issuing_cas))
+        self.trust_anchors = load_certificates(settings.trust_anchors)
+        self.issuing_cas = load_certificates(settings.issuing_cas)
 
     @property
     def all_cas(self) -> list[x509.Certificate]:
@@ -93,7 +93,7 @@ class LoginValidator:
             allowed_issuer_sha256=frozenset(
                 hashlib.sha256(c.public_bytes(Encoding.DER)).hexdigest()
                 for c in pki.issuing_cas) or None,
-            required_policies=frozenset(split_list(settings.cert_policies)),
+            required_policies=frozenset(settings.cert_policies),
             clock_skew=timedelta(seconds=settings.clock_skew_seconds),
         )
         if not config.trust_anchors:

@@ -21,7 +21,7 @@ from idservice.audit.verify import AuditVerificationError, Report, verify_log
 from idservice.cli.common import console, err_console, fail, run, settings
 from idservice.db.pool import connect
 from idservice.runtime import resolve_database, resolve_hsm
-from idservice.settings import Settings, split_list
+from idservice.settings import Settings
 
 __all__ = ["app"]
 
@@ -39,7 +39,7 @@ def _hsm_verifier(cfg: Settings) -> NoteVerifier:
     label = cfg.audit_key_label
     try:
         store.open()
-        for label in [cfg.audit_key_label, *split_list(cfg.audit_previous_key_labels)]:
+        for label in [cfg.audit_key_label, *cfg.audit_previous_key_labels]:
             public = store.public_key(label)
             if not isinstance(public, ec.EllipticCurvePublicKey):
                 raise fail(f"HSM key {label!r} is not an EC key", 2)

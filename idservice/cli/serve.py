@@ -12,11 +12,11 @@ import uvicorn
 
 from idservice.app import create_app
 from idservice.auth.client_registry import ClientRegistryError, add_client
-from idservice.cli.common import console
+from idservice.cli.common import console, err_console
 from idservice.db.pool import connect
 from idservice.demo import demo_pki_settings, ensure_demo_client, register_demo_operators
 from idservice.devpki import DemoPki, ensure_demo_pki
-from idservice.logging import configure_logging
+from idservice.logging import configure_logging, get_logger
 from idservice.metrics import prepare_multiprocess_dir
 from idservice.runtime import (
     DatabaseTarget,
@@ -24,9 +24,11 @@ from idservice.runtime import (
     resolve_database,
     resolve_hsm,
 )
-from idservice.settings import Settings, get_settings
+from idservice.settings import Settings, env_value, get_settings
 
 __all__ = ["serve_app"]
+
+_log = get_logger(__name__)
 
 
 async def _register_demo_client(cfg: Settings, db: DatabaseTarget, pki: DemoPki) -> None:
@@ -76,12 +78,34 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
+def _check_dev_parts(cfg: Settings) -> None:
+    """`serve` runs what is configured, never a silent fallback to the zero-setup parts:
+    those need IDSERVICE_ALLOW_DEV_PARTS=1 (a trial), and are named in the log either way."""
+    parts = cfg.dev_parts()
+    if not parts:
+        return
+    if not cfg.allow_dev_parts:
+        _log.error("dev_parts_refused", parts=parts,
+                   hint="configure IDSERVICE_DATABASE_URL and IDSERVICE_PKCS11_MODULE (a real "
+                        "HSM), or set IDSERVICE_ALLOW_DEV_PARTS=1 for a trial install; "
+                        "`idservice dev` runs the demo")
+        err_console.print("[red]error:[/red] serve refuses to start on "
+                          + "; ".join(parts) + ". Configure IDSERVICE_DATABASE_URL and "
+                          "IDSERVICE_PKCS11_MODULE, or set IDSERVICE_ALLOW_DEV_PARTS=1 "
+                          "for a trial install.")
+        raise SystemExit(2)
+    _log.warning("dev_parts_allowed", parts=parts,
+                 hint="IDSERVICE_ALLOW_DEV_PARTS=1: not for production")
+
+
 def serve_app(*, host: str, port: int, workers: int, dev: bool) -> None:
     # uvicorn re-raises SIGTERM after its graceful shutdown; with this handler in place that
     # becomes SystemExit, so the `finally` below still stops the embedded cluster we started.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     cfg = get_settings()
     configure_logging(cfg.log_level)
+    if not dev:
+        _check_dev_parts(cfg)
     if dev and cfg.origin == "http://127.0.0.1:8000" and (host, port) != ("127.0.0.1", 8000):
         cfg = cfg.model_copy(update={"origin": f"http://{host}:{port}"})
         os.environ["IDSERVICE_ORIGIN"] = cfg.origin
@@ -92,7 +116,8 @@ def serve_app(*, host: str, port: int, workers: int, dev: bool) -> None:
             pki = ensure_demo_pki(cfg.data_dir)  # its tokens join the SoftHSM configuration
             pki_settings = demo_pki_settings(cfg, pki)
             cfg = cfg.model_copy(update=pki_settings)
-            os.environ.update({f"IDSERVICE_{k.upper()}": v for k, v in pki_settings.items()})
+            os.environ.update({f"IDSERVICE_{k.upper()}": env_value(v)
+                               for k, v in pki_settings.items()})
             asyncio.run(_register_demo_client(cfg, db, pki))
             _print_dev_banner(cfg, db, host, port, pki)
         ensure_service_keys(cfg)

@@ -99,8 +99,8 @@ def test_unreachable_crl_source_refuses_logins_once_stale_and_recovers(
         "pkcs11_token_label": service_token.token_label,
         "pkcs11_pin": SecretStr(softhsm_dir.user_pin), "jwt_key_label": "faults-crl-es256",
         "audit_key_label": "faults-crl-audit", "origin": f"http://127.0.0.1:{port}",
-        "cert_policies": POLICY_OID, "crl_refresh_seconds": 0.2, "clock_skew_seconds": 0,
-        **files, "crls": f"{crl_server.url},{tmp_path / 'root.crl'}"})
+        "cert_policies": [POLICY_OID], "crl_refresh_seconds": 0.2, "clock_skew_seconds": 0,
+        **files, "crls": [crl_server.url, str(tmp_path / "root.crl")]})
     thread = ServerThread(create_app(app_settings, database=own_database), port).start()
     try:
         env = OfficerLoginEnv(thread, pki, tmp_path, officer, own_database)

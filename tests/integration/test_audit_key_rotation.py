@@ -136,7 +136,7 @@ def rotated(hsm_settings: Settings, module_database: DatabaseUrls) -> Iterator[R
     old_size = asyncio.run(_max_checkpoint(urls.service))  # after the stop: nothing signs later
 
     rotated_settings = hsm_settings.model_copy(update={"audit_key_label": NEW,
-                                                       "audit_previous_key_labels": OLD})
+                                                       "audit_previous_key_labels": [OLD]})
     after = ServerThread(create_app(rotated_settings, database=target), free_port()).start()
     token = _operator_token(after, urls.service)
     auditor = after.client(token)
@@ -247,7 +247,7 @@ def test_a_missing_retired_key_stops_the_start(
     wrong = settings.model_copy(update={
         "pkcs11_module": hsm.module_path, "pkcs11_token_label": hsm.token_label,
         "pkcs11_pin": SecretStr(softhsm_dir.user_pin), "audit_key_label": NEW,
-        "audit_previous_key_labels": "audit-rot-typo"})
+        "audit_previous_key_labels": ["audit-rot-typo"]})
     with pytest.raises(KeyNotFound, match="IDSERVICE_AUDIT_PREVIOUS_KEY_LABELS names "
                                           "'audit-rot-typo'"):
         ensure_service_keys(wrong)  # `serve`, before any worker starts

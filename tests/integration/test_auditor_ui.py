@@ -139,7 +139,7 @@ def ui_env(settings: Settings, pg_server: PgServer, pg_superuser_url: str,
         "pkcs11_module": service_token.module_path,
         "pkcs11_token_label": service_token.token_label,
         "pkcs11_pin": SecretStr(softhsm_dir.user_pin), "jwt_key_label": "auditor-ui-es256",
-        "origin": origin, "agent_url": agent.url, "cert_policies": POLICY_OID,
+        "origin": origin, "agent_url": agent.url, "cert_policies": [POLICY_OID],
         "audit_integrator_interval": 0.1, "audit_checkpoint_interval": 0.2, **files})
     thread = ServerThread(create_app(ui_settings, database=database), port).start()
     env = OfficerLoginEnv(thread, pki, workdir, officer, database)

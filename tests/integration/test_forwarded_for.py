@@ -63,7 +63,9 @@ def served(request: pytest.FixtureRequest, database: DatabaseTarget, softhsm_dir
         "IDSERVICE_PKCS11_MODULE": hsm.module_path, "IDSERVICE_PKCS11_TOKEN_LABEL":
         hsm.token_label, "IDSERVICE_PKCS11_PIN": softhsm_dir.user_pin,
         "IDSERVICE_JWT_KEY_LABEL": "forwarded-es256", "IDSERVICE_LOG_LEVEL": "WARNING",
-        "IDSERVICE_FORWARDED_ALLOW_IPS": PROXY, "IDSERVICE_AUTH_RATE_LIMIT": str(LIMIT)})
+        "IDSERVICE_FORWARDED_ALLOW_IPS": PROXY,
+        "IDSERVICE_ALLOW_DEV_PARTS": "1",  # the HSM here is SoftHSM
+        "IDSERVICE_AUTH_RATE_LIMIT": str(LIMIT)})
     process = subprocess.Popen(
         [sys.executable, "-m", "idservice.cli", "serve", "--host", "127.0.0.1", "--port",
          str(port), "--workers", str(workers)],

@@ -46,7 +46,7 @@ def test_retired_key_still_verifies_and_new_key_signs(
     old_kid = jwt.get_unverified_header(old_token)["kid"]
 
     rotated = base.model_copy(update={"jwt_key_label": "rot-2026",
-                                      "jwt_previous_key_labels": "rot-2025"})
+                                      "jwt_previous_key_labels": ["rot-2025"]})
     after = ServerThread(create_app(rotated, database=database), free_port()).start()
     try:
         kids = [k["kid"] for k in httpx.get(f"{after.base_url}/.well-known/jwks.json"

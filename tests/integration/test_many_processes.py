@@ -86,6 +86,7 @@ def stack() -> Iterator[Stack]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("IDSERVICE_", "SOFTHSM2", "PROMETHEUS_"))}
     env.update({"IDSERVICE_DATA_DIR": str(data_dir), "IDSERVICE_ORIGIN": base,
+                "IDSERVICE_ALLOW_DEV_PARTS": "1",  # serve on the embedded cluster and SoftHSM
                 "IDSERVICE_AUTH_RATE_LIMIT": str(RATE_LIMIT),
                 "IDSERVICE_REVOCATION_POLL_INTERVAL": "0.5"})
     process = subprocess.Popen(

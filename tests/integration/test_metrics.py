@@ -163,7 +163,8 @@ def test_two_workers_scrapes_report_the_sum_over_workers(fresh_dir: Path) -> Non
     base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("IDSERVICE_", "SOFTHSM2", "PROMETHEUS_"))}
-    env.update({"IDSERVICE_DATA_DIR": str(fresh_dir), "IDSERVICE_ORIGIN": base})
+    env.update({"IDSERVICE_DATA_DIR": str(fresh_dir), "IDSERVICE_ORIGIN": base,
+                "IDSERVICE_ALLOW_DEV_PARTS": "1"})  # serve on the embedded cluster and SoftHSM
     stale = fresh_dir / "prometheus" / "counter_999999.db"  # from an "earlier run": dropped
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"junk")

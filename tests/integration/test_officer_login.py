@@ -399,8 +399,8 @@ def no_crl_env(officer_env: OfficerLoginEnv, settings: Settings, database: Datab
         "pkcs11_module": service_token.module_path,
         "pkcs11_token_label": service_token.token_label,
         "pkcs11_pin": SecretStr(softhsm_dir.user_pin), "jwt_key_label": "officer-nocrl-es256",
-        "origin": f"http://127.0.0.1:{port}", "cert_policies": POLICY_OID,
-        **files, "crls": str(officer_env.pki_dir / "root.crl")})
+        "origin": f"http://127.0.0.1:{port}", "cert_policies": [POLICY_OID],
+        **files, "crls": [str(officer_env.pki_dir / "root.crl")]})
     thread = ServerThread(create_app(no_crl_settings, database=database), port).start()
     yield OfficerLoginEnv(thread, officer_env.pki, officer_env.pki_dir, officer_env.officer,
                           database)

@@ -51,7 +51,7 @@ def fallback_env(officer_env: OfficerLoginEnv, settings: Settings, database: Dat
         "pkcs11_module": service_token.module_path,
         "pkcs11_token_label": service_token.token_label,
         "pkcs11_pin": SecretStr(softhsm_dir.user_pin), "jwt_key_label": "officer-ocsp-es256",
-        "origin": f"http://127.0.0.1:{port}", "cert_policies": POLICY_OID,
+        "origin": f"http://127.0.0.1:{port}", "cert_policies": [POLICY_OID],
         "crl_refresh_seconds": 0.2, "revocation": "ocsp-then-crl", **files})
     thread = ServerThread(create_app(fallback_settings, database=database), port).start()
     yield OfficerLoginEnv(thread, officer_env.pki, officer_env.pki_dir, officer_env.officer,

@@ -1,5 +1,8 @@
 """`idservice serve --workers 2` on a fresh data dir: the parent creates the embedded cluster and
-the signing keys once, both workers share them, and SIGTERM stops everything it started."""
+the signing keys once, both workers share them, and SIGTERM stops everything it started.
+
+`serve` runs on those zero-setup parts (embedded PostgreSQL, a SoftHSM token) only with
+IDSERVICE_ALLOW_DEV_PARTS=1, and says so in its log; without it, it refuses to start."""
 
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ def fresh_dir() -> Iterator[Path]:
 def test_two_workers_start_on_a_fresh_data_dir_and_share_keys(fresh_dir: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IDSERVICE_", "SOFTHSM2"))}
-    env.update({"IDSERVICE_DATA_DIR": str(fresh_dir),
+    env.update({"IDSERVICE_DATA_DIR": str(fresh_dir), "IDSERVICE_ALLOW_DEV_PARTS": "1",
                 "IDSERVICE_ORIGIN": f"http://127.0.0.1:{port}"})
     process = subprocess.Popen(
         [sys.executable, "-m", "idservice.cli", "serve", "--workers", "2", "--port", str(port)],
@@ -58,3 +61,39 @@ def test_two_workers_start_on_a_fresh_data_dir_and_share_keys(fresh_dir: Path) -
         output, _ = process.communicate(timeout=60)
     assert "stopped embedded PostgreSQL" in output, output[-3000:]
     assert not (fresh_dir / "pg" / "postmaster.pid").exists()
+    assert '"event": "dev_parts_allowed"' in output, output[-3000:]
+
+
+def _serve_env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IDSERVICE_", "SOFTHSM2"))}
+    env.update({"IDSERVICE_DATA_DIR": str(data_dir),
+                "IDSERVICE_ORIGIN": f"http://127.0.0.1:{port}", **extra})
+    return env
+
+
+def _refusal(env: dict[str, str], port: int) -> str:
+    """`serve` must exit by itself, with status 2, before starting anything."""
+    process = subprocess.run(
+        [sys.executable, "-m", "idservice.cli", "serve", "--port", str(port)], env=env,
+        capture_output=True, text=True, timeout=60, check=False)
+    assert process.returncode == 2, process.stdout + process.stderr
+    return process.stdout + process.stderr
+
+
+def test_serve_on_embedded_parts_without_allow_dev_parts_exits_2(fresh_dir: Path) -> None:
+    port = free_port()
+    output = _refusal(_serve_env(fresh_dir, port), port)
+    assert "dev_parts_refused" in output and "IDSERVICE_ALLOW_DEV_PARTS=1" in output
+    assert "embedded PostgreSQL" in output and "SoftHSM" in output
+    assert not (fresh_dir / "pg").exists()  # nothing was started or created
+
+
+def test_serve_on_a_configured_softhsm_module_exits_2(fresh_dir: Path) -> None:
+    """A configured database but SoftHSM's module as "the HSM": still a dev part."""
+    port = free_port()
+    output = _refusal(_serve_env(
+        fresh_dir, port, IDSERVICE_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none",
+        IDSERVICE_PKCS11_MODULE="/usr/lib/softhsm/libsofthsm2.so",
+        IDSERVICE_PKCS11_TOKEN_LABEL="x", IDSERVICE_PKCS11_PIN="1234"), port)
+    assert "SoftHSM (/usr/lib/softhsm/libsofthsm2.so)" in output
+    assert "embedded PostgreSQL" not in output

@@ -70,7 +70,7 @@ class OfficerPki:
             issuer.revoked.append(serial)
         return cert
 
-    def write(self, directory: Path, *, stale: bool = False) -> dict[str, str]:
+    def write(self, directory: Path, *, stale: bool = False) -> dict[str, list[str]]:
         """Write anchors, issuing CAs and CRLs; return the settings that point at them.
 
         CRLs are written at every call, so certificates revoked since are listed."""
@@ -81,7 +81,7 @@ class OfficerPki:
             self.issuing.crl(self.now, stale=stale).public_bytes(Encoding.DER))
         (directory / "root.crl").write_bytes(self.root.crl(self.now).public_bytes(Encoding.PEM))
         return {
-            "trust_anchors": str(directory / "root.pem"),
-            "issuing_cas": str(directory / "issuing.pem"),
-            "crls": f"{directory / 'officer.crl'},{directory / 'root.crl'}",
+            "trust_anchors": [str(directory / "root.pem")],
+            "issuing_cas": [str(directory / "issuing.pem")],
+            "crls": [str(directory / "officer.crl"), str(directory / "root.crl")],
         }

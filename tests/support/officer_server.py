@@ -107,7 +107,7 @@ def start_officer_env(settings: Settings, database: DatabaseTarget, softhsm_dir:
     env_settings = settings.model_copy(update={
         "pkcs11_module": service.module_path, "pkcs11_token_label": service.token_label,
         "pkcs11_pin": SecretStr(softhsm_dir.user_pin), "jwt_key_label": key_label,
-        "origin": f"http://127.0.0.1:{port}", "cert_policies": POLICY_OID,
+        "origin": f"http://127.0.0.1:{port}", "cert_policies": [POLICY_OID],
         "crl_refresh_seconds": 0.2, **files, **overrides})
     thread = ServerThread(create_app(env_settings, database=database), port).start()
     return OfficerLoginEnv(thread, pki, workdir, officer, database)

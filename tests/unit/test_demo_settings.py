@@ -15,8 +15,8 @@ PKI = DemoPki(Path("/d"), "/m.so", Path("/d/softhsm2.conf"), Path("/d/root.pem")
 
 def test_unset_settings_get_the_demo_files() -> None:
     assert demo_pki_settings(Settings(trust_anchors=None, issuing_cas=None, crls=None), PKI) == {
-        "trust_anchors": "/d/root.pem", "issuing_cas": "/d/ca.pem",
-        "crls": "/d/ca.crl,/d/root.crl"}
+        "trust_anchors": ["/d/root.pem"], "issuing_cas": ["/d/ca.pem"],
+        "crls": ["/d/ca.crl", "/d/root.crl"]}
 
 
 def test_configured_settings_are_kept() -> None:
@@ -25,4 +25,4 @@ def test_configured_settings_are_kept() -> None:
 
 def test_demo_issuing_ca_is_not_the_allow_list_under_another_anchor() -> None:
     own_root = Settings(trust_anchors="/r.pem", issuing_cas=None, crls=None)
-    assert demo_pki_settings(own_root, PKI) == {"crls": "/d/ca.crl,/d/root.crl"}
+    assert demo_pki_settings(own_root, PKI) == {"crls": ["/d/ca.crl", "/d/root.crl"]}
