@@ -45,6 +45,8 @@ class DatabaseTarget:
     owner_url: str | None
     auditor_url: str | None
     embedded: EmbeddedPostgres | None
+    # The `operators` / `clients` commands' role (idservice_administrator); None: not configured.
+    admin_url: str | None = None
 
     def close(self) -> None:
         """Stop the embedded cluster if (and only if) this process started it."""
@@ -98,7 +100,8 @@ async def resolve_database(settings: Settings, *, apply_migrations: bool = True)
     """
     if settings.database_url:
         return DatabaseTarget(settings.database_url,
-                              settings.owner_database_url or settings.database_url, None, None)
+                              settings.owner_database_url or settings.database_url, None, None,
+                              settings.admin_database_url)
     embedded = EmbeddedPostgres(Path(settings.data_dir))
     try:
         superuser = embedded.ensure_running()
@@ -108,4 +111,4 @@ async def resolve_database(settings: Settings, *, apply_migrations: bool = True)
     except BaseException:
         embedded.stop()
         raise
-    return DatabaseTarget(urls.service, urls.owner, urls.auditor, embedded)
+    return DatabaseTarget(urls.service, urls.owner, urls.auditor, embedded, urls.admin)

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from idservice.app import create_app
+from idservice.auth.administration import admin_actor
 from idservice.auth.assertion import client_token_form
 from idservice.auth.client_registry import add_client
 from idservice.db.migrate import migrate
@@ -47,7 +48,8 @@ def settings(data_dir: Path, server_port: int, pg_server: PgServer) -> Settings:
     configured: dict[str, str] = {}
     if not isinstance(pg_server, EmbeddedServer):
         urls = asyncio.run(pg_server.ensure_database())
-        configured = {"database_url": urls.service, "owner_database_url": urls.owner}
+        configured = {"database_url": urls.service, "owner_database_url": urls.owner,
+                      "admin_database_url": urls.admin}
     return Settings(data_dir=data_dir, origin=f"http://127.0.0.1:{server_port}",
                     log_level="WARNING", sequencer_interval=0.05,
                     revocation_poll_interval=0.5, **configured)
@@ -61,7 +63,7 @@ def database(settings: Settings, pg_server: PgServer) -> Iterator[DatabaseTarget
     else:
         urls = asyncio.run(pg_server.ensure_database())
         asyncio.run(migrate(urls.owner))
-        target = DatabaseTarget(urls.service, urls.owner, urls.auditor, None)
+        target = DatabaseTarget(urls.service, urls.owner, urls.auditor, None, urls.admin)
     yield target
     target.close()
 
@@ -93,6 +95,13 @@ def service_db(database: DatabaseTarget) -> Callable[..., list[asyncpg.Record]]:
 
 
 @pytest.fixture(scope="session")
+def admin_db(database: DatabaseTarget) -> Callable[..., list[asyncpg.Record]]:
+    """Run one statement as the administrator role (the only writer of operators, clients)."""
+    assert database.admin_url is not None
+    return lambda sql, *args: run_db(database.admin_url, sql, *args)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
 def owner_db(database: DatabaseTarget) -> Callable[..., list[asyncpg.Record]]:
     assert database.owner_url is not None
     return lambda sql, *args: run_db(database.owner_url, sql, *args)  # type: ignore[arg-type]
@@ -109,10 +118,11 @@ def make_client(server: ServerThread,
         key = new_client_key(client_id)
 
         async def main() -> None:
-            conn = await connect(database.service_url)
+            assert database.admin_url is not None
+            conn = await connect(database.admin_url)
             try:
                 await add_client(conn, client_id=client_id, cert_pem=key.cert_pem,
-                                 roles=list(roles), jurisdiction=jurisdiction)
+                                 roles=list(roles), jurisdiction=jurisdiction, by=admin_actor())
             finally:
                 await conn.close()
 
@@ -139,7 +149,7 @@ def client_token(server: ServerThread, make_client: Callable[..., tuple[str, obj
 
 
 @pytest.fixture(scope="session")
-def officer_token(server: ServerThread, service_db: Callable[..., list[asyncpg.Record]]
+def officer_token(server: ServerThread, admin_db: Callable[..., list[asyncpg.Record]]
                   ) -> Callable[..., str]:
     """`officer_token(jurisdiction, roles)`: an operator row plus an access token signed by the
     service's HSM key, as the officer login (issue 3, not built yet) will issue it. Not a mock:
@@ -148,7 +158,7 @@ def officer_token(server: ServerThread, service_db: Callable[..., list[asyncpg.R
     def factory(jurisdiction: str = "052", roles: tuple[str, ...] = ("officer",)) -> str:
         operator_id = f"officer-{secrets.token_hex(6)}"
         fingerprint = secrets.token_hex(32)
-        service_db(
+        admin_db(
             "INSERT INTO operator (id, name, cert_sha256, cert_issuer, cert_serial, cert_pem, "
             "roles, jurisdiction) VALUES ($1, $2, $3, 'CN=Test CA', $4, '-', $5, $6)",
             operator_id, f"Officer {operator_id}", fingerprint, secrets.token_hex(8),

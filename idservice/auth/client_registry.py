@@ -2,6 +2,8 @@
 
 A client's registered key is the public key of the certificate it presents at enrolment; the
 certificate's SHA-256 is kept to identify it. Only the public key is used to verify assertions.
+Adding and disabling are administration: run as the administrator database role, each with
+its `admin.*` audit event in the same transaction (`auth/administration.py`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import asyncpg
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from idservice.auth.principal import ROLES
+from idservice.auth.administration import record_admin
+from idservice.auth.principal import ROLES, Actor
 from idservice.db.types import Conn
 from idservice.queries import auth as q
 
@@ -48,8 +51,8 @@ def parse_jurisdiction(value: str) -> str:
     return value
 
 
-async def add_client(conn: Conn, *, client_id: str, cert_pem: bytes,
-                     roles: list[str], jurisdiction: str, name: str | None = None) -> None:
+async def add_client(conn: Conn, *, client_id: str, cert_pem: bytes, roles: list[str],
+                     jurisdiction: str, by: Actor, name: str | None = None) -> None:
     try:
         cert = x509.load_pem_x509_certificate(cert_pem)
     except ValueError as exc:
@@ -58,8 +61,12 @@ async def add_client(conn: Conn, *, client_id: str, cert_pem: bytes,
     fingerprint = hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
     display = name or cert.subject.rfc4514_string() or client_id
     try:
-        await conn.execute(q.INSERT_CLIENT, client_id, display, public_pem.decode(), fingerprint,
-                           roles, jurisdiction)
+        async with conn.transaction():
+            await conn.execute(q.INSERT_CLIENT, client_id, display, public_pem.decode(),
+                               fingerprint, roles, jurisdiction)
+            await record_admin(conn, by, "admin.client_add", {
+                "client_id": client_id, "roles": roles, "jurisdiction": jurisdiction,
+                "cert_sha256": fingerprint})
     except asyncpg.UniqueViolationError as exc:
         raise ClientRegistryError(f"client {client_id} already exists") from exc
     except asyncpg.CheckViolationError as exc:
@@ -75,5 +82,9 @@ async def list_clients(conn: Conn) -> list[dict[str, Any]]:
     ]
 
 
-async def disable_client(conn: Conn, client_id: str) -> bool:
-    return await conn.fetchval(q.DISABLE_CLIENT, client_id) is not None
+async def disable_client(conn: Conn, client_id: str, *, by: Actor) -> bool:
+    async with conn.transaction():
+        if await conn.fetchval(q.DISABLE_CLIENT, client_id) is None:
+            return False
+        await record_admin(conn, by, "admin.client_disable", {"client_id": client_id})
+    return True

@@ -1,5 +1,6 @@
 """The operator registry (officers, auditors, admins with USB-token certificates): add, list,
-disable (`idservice operators ...`), and how a certificate identifies its operator.
+disable (`idservice operators ...`, as the administrator database role, each change with its
+`admin.*` audit event), and how a certificate identifies its operator.
 
 An operator is mapped by the SHA-256 of its certificate or by issuer (RFC 4514 string) and
 serial (lowercase hex), as Keycloak's X.509 authenticator does. Access tokens carry
@@ -18,7 +19,9 @@ import asyncpg
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from idservice.auth.administration import record_admin
 from idservice.auth.client_registry import ClientRegistryError, parse_jurisdiction, parse_roles
+from idservice.auth.principal import Actor
 from idservice.db.types import Conn
 from idservice.queries import officers as q
 
@@ -66,7 +69,7 @@ def _default_id(cert: x509.Certificate, identity: CertificateIdentity) -> str:
 
 
 async def add_operator(conn: Conn, *, cert_pem: bytes, name: str, roles: list[str],
-                       jurisdiction: str, operator_id: str | None = None) -> str:
+                       jurisdiction: str, by: Actor, operator_id: str | None = None) -> str:
     """Register the certificate's holder; returns the operator id."""
     try:
         cert = x509.load_pem_x509_certificate(cert_pem)
@@ -75,9 +78,13 @@ async def add_operator(conn: Conn, *, cert_pem: bytes, name: str, roles: list[st
     identity = certificate_identity(cert)
     new_id = operator_id or _default_id(cert, identity)
     try:
-        await conn.execute(q.INSERT_OPERATOR, new_id, name, identity.sha256, identity.issuer,
-                           identity.serial, cert.public_bytes(Encoding.PEM).decode(), roles,
-                           jurisdiction)
+        async with conn.transaction():
+            await conn.execute(q.INSERT_OPERATOR, new_id, name, identity.sha256,
+                               identity.issuer, identity.serial,
+                               cert.public_bytes(Encoding.PEM).decode(), roles, jurisdiction)
+            await record_admin(conn, by, "admin.operator_add", {
+                "operator_id": new_id, "roles": roles, "jurisdiction": jurisdiction,
+                "cert_sha256": identity.sha256})
     except asyncpg.UniqueViolationError as exc:
         raise OperatorRegistryError(
             "an operator with this id or certificate is already registered") from exc
@@ -96,8 +103,12 @@ async def list_operators(conn: Conn) -> list[dict[str, Any]]:
     ]
 
 
-async def disable_operator(conn: Conn, operator_id: str) -> bool:
-    return await conn.fetchval(q.DISABLE_OPERATOR, operator_id) is not None
+async def disable_operator(conn: Conn, operator_id: str, *, by: Actor) -> bool:
+    async with conn.transaction():
+        if await conn.fetchval(q.DISABLE_OPERATOR, operator_id) is None:
+            return False
+        await record_admin(conn, by, "admin.operator_disable", {"operator_id": operator_id})
+    return True
 
 
 async def revoked_operator_thumbprints(conn: Conn, revoked: frozenset[tuple[str, str]]

@@ -12,7 +12,9 @@ from typing import Literal
 
 __all__ = ["ROLES", "Actor", "ActorType", "Principal", "Role"]
 
-ActorType = Literal["operator", "client", "anonymous"]
+# `certificate`: a login attempt whose certificate did not validate (contract 7); `admin`: the
+# OS user who ran an `operators` / `clients` command.
+ActorType = Literal["operator", "client", "anonymous", "certificate", "admin"]
 
 
 @dataclass(frozen=True, slots=True)

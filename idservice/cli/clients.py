@@ -9,6 +9,7 @@ from typing import Annotated
 import httpx
 import typer
 
+from idservice.auth.administration import admin_actor
 from idservice.auth.assertion import client_token_form, load_private_key
 from idservice.auth.client_registry import (
     ClientRegistryError,
@@ -18,7 +19,7 @@ from idservice.auth.client_registry import (
     parse_jurisdiction,
     parse_roles,
 )
-from idservice.cli.common import console, fail, run, service_connection, settings
+from idservice.cli.common import admin_connection, console, fail, run, settings
 
 __all__ = ["app"]
 
@@ -41,9 +42,10 @@ def add(
         raise fail(str(exc), 2) from exc
 
     async def main() -> None:
-        async with service_connection(settings()) as conn:
+        async with admin_connection(settings()) as conn:
             await add_client(conn, client_id=client_id, cert_pem=cert.read_bytes(),
-                             roles=role_list, jurisdiction=jur, name=name)
+                             roles=role_list, jurisdiction=jur, name=name,
+                             by=admin_actor())
 
     try:
         run(main)
@@ -58,7 +60,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="JSON array")] = 
     """List registered clients."""
 
     async def main() -> list[dict[str, object]]:
-        async with service_connection(settings()) as conn:
+        async with admin_connection(settings()) as conn:
             return await list_clients(conn)
 
     clients = run(main)
@@ -76,8 +78,8 @@ def disable(client_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     """Disable a client: new tokens are refused at once, live ones within seconds."""
 
     async def main() -> bool:
-        async with service_connection(settings()) as conn:
-            return await disable_client(conn, client_id)
+        async with admin_connection(settings()) as conn:
+            return await disable_client(conn, client_id, by=admin_actor())
 
     if not run(main):
         raise fail(f"no client {client_id}")

@@ -15,7 +15,9 @@ from idservice.db.pool import connect
 from idservice.runtime import resolve_database
 from idservice.settings import Settings, get_settings
 
-__all__ = ["console", "err_console", "fail", "run", "service_connection", "settings"]
+__all__ = ["ADMIN_URL_MISSING", "admin_connection", "console", "err_console", "fail", "run",
+           "service_connection",
+           "settings"]
 
 T = TypeVar("T")
 console = Console()
@@ -33,6 +35,29 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 def run(main: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(main())  # type: ignore[arg-type]
+
+
+ADMIN_URL_MISSING = (
+    "IDSERVICE_ADMIN_DATABASE_URL is not set: `operators` and `clients` run as the "
+    "administrator database role, never as the service's. Create a login role in the group "
+    "idservice_administrator (README, \"Running for real\") and put its URL there.")
+
+
+@asynccontextmanager
+async def admin_connection(cfg: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """A connection as the administrator role (the only writer of operators and clients),
+    to the same database the server uses."""
+    target = await resolve_database(cfg)
+    try:
+        if target.admin_url is None:
+            raise fail(ADMIN_URL_MISSING, 2)
+        conn = await connect(target.admin_url)
+        try:
+            yield conn
+        finally:
+            await conn.close()
+    finally:
+        target.close()
 
 
 @asynccontextmanager

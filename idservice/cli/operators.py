@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from idservice.auth.administration import admin_actor
 from idservice.auth.operators import (
     OperatorRegistryError,
     add_operator,
@@ -17,7 +18,7 @@ from idservice.auth.operators import (
     parse_jurisdiction,
     parse_roles,
 )
-from idservice.cli.common import console, fail, run, service_connection, settings
+from idservice.cli.common import admin_connection, console, fail, run, settings
 
 __all__ = ["app"]
 
@@ -44,10 +45,10 @@ def add(
         raise fail("--name must not be empty", 2)
 
     async def main() -> str:
-        async with service_connection(settings()) as conn:
+        async with admin_connection(settings()) as conn:
             return await add_operator(conn, cert_pem=cert.read_bytes(), name=name.strip(),
                                       roles=role_list, jurisdiction=jur,
-                                      operator_id=operator_id)
+                                      operator_id=operator_id, by=admin_actor())
 
     try:
         new_id = run(main)
@@ -62,7 +63,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="JSON array")] = 
     """List registered operators."""
 
     async def main() -> list[dict[str, object]]:
-        async with service_connection(settings()) as conn:
+        async with admin_connection(settings()) as conn:
             return await list_operators(conn)
 
     operators = run(main)
@@ -80,8 +81,8 @@ def disable(operator_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     """Disable an operator: logins are refused at once, live tokens stop within seconds."""
 
     async def main() -> bool:
-        async with service_connection(settings()) as conn:
-            return await disable_operator(conn, operator_id)
+        async with admin_connection(settings()) as conn:
+            return await disable_operator(conn, operator_id, by=admin_actor())
 
     if not run(main):
         raise fail(f"no operator {operator_id}")

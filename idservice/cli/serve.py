@@ -11,8 +11,9 @@ from types import FrameType
 import uvicorn
 
 from idservice.app import create_app
+from idservice.auth.administration import admin_actor
 from idservice.auth.client_registry import ClientRegistryError, add_client
-from idservice.cli.common import console, err_console
+from idservice.cli.common import ADMIN_URL_MISSING, console, err_console
 from idservice.db.pool import connect
 from idservice.demo import demo_pki_settings, ensure_demo_client, register_demo_operators
 from idservice.devpki import DemoPki, ensure_demo_pki
@@ -33,13 +34,16 @@ _log = get_logger(__name__)
 
 async def _register_demo_client(cfg: Settings, db: DatabaseTarget, pki: DemoPki) -> None:
     client = ensure_demo_client(cfg.data_dir)
-    conn = await connect(db.service_url)
+    if db.admin_url is None:
+        raise SystemExit(ADMIN_URL_MISSING)
+    conn = await connect(db.admin_url)
+    by = admin_actor()
     try:
         with contextlib.suppress(ClientRegistryError):  # registered on an earlier run
             await add_client(conn, client_id=client.id, cert_pem=client.cert_path.read_bytes(),
                              roles=["registrar"], jurisdiction=client.jurisdiction,
-                             name="Demo civil-status software (Binh Dinh, 052)")
-        await register_demo_operators(conn, pki)
+                             name="Demo civil-status software (Binh Dinh, 052)", by=by)
+        await register_demo_operators(conn, pki, by)
     finally:
         await conn.close()
 

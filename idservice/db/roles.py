@@ -3,9 +3,11 @@
 Least privilege by construction: the service never connects as the owner of its tables.
 
 - `idservice_owner` (LOGIN CREATEROLE) owns the database and everything migrations create.
-- `idservice_service` and `idservice_auditor` are NOLOGIN group roles that migrations grant
-  table privileges to (migrations also create them IF NOT EXISTS, for servers set up by a DBA).
-- `idservice_app` (the API) and `idservice_audit` (the auditor's tools) are the LOGIN roles that
+- `idservice_service`, `idservice_auditor` and `idservice_administrator` are NOLOGIN group roles
+  that migrations grant table privileges to (migrations also create them IF NOT EXISTS, for
+  servers set up by a DBA).
+- `idservice_app` (the API), `idservice_audit` (the auditor's tools) and `idservice_admin` (the
+  `operators` / `clients` commands: the only writer of those tables) are the LOGIN roles that
   are members of those groups and nothing else.
 - CREATE on schema `public` is revoked from PUBLIC, so only the owner can create objects.
 
@@ -28,6 +30,8 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 __all__ = [
+    "ADMINISTRATOR_GROUP",
+    "ADMIN_ROLE",
     "APP_ROLE",
     "AUDITOR_GROUP",
     "AUDIT_ROLE",
@@ -41,8 +45,10 @@ __all__ = [
 OWNER_ROLE = "idservice_owner"
 APP_ROLE = "idservice_app"
 AUDIT_ROLE = "idservice_audit"
+ADMIN_ROLE = "idservice_admin"
 SERVICE_GROUP = "idservice_service"
 AUDITOR_GROUP = "idservice_auditor"
+ADMINISTRATOR_GROUP = "idservice_administrator"
 
 _LOCK_KEY = int.from_bytes(b"idsvrole")  # pg_advisory_lock key, fits a signed bigint
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -51,20 +57,24 @@ _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _ROLES: tuple[tuple[str, str], ...] = (
     (SERVICE_GROUP, "NOLOGIN NOSUPERUSER"),
     (AUDITOR_GROUP, "NOLOGIN NOSUPERUSER"),
+    (ADMINISTRATOR_GROUP, "NOLOGIN NOSUPERUSER"),
     (OWNER_ROLE, "LOGIN CREATEROLE NOSUPERUSER NOCREATEDB NOREPLICATION NOBYPASSRLS"),
     (APP_ROLE, "LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"),
     (AUDIT_ROLE, "LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"),
+    (ADMIN_ROLE, "LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"),
 )
-_MEMBERSHIPS: tuple[tuple[str, str], ...] = ((SERVICE_GROUP, APP_ROLE), (AUDITOR_GROUP, AUDIT_ROLE))
+_MEMBERSHIPS: tuple[tuple[str, str], ...] = (
+    (SERVICE_GROUP, APP_ROLE), (AUDITOR_GROUP, AUDIT_ROLE), (ADMINISTRATOR_GROUP, ADMIN_ROLE))
 
 
 @dataclass(frozen=True)
 class DatabaseUrls:
-    """Connection URLs for the three login roles, all on the idservice database."""
+    """Connection URLs for the login roles, all on the idservice database."""
 
     owner: str
     service: str
     auditor: str
+    admin: str
 
 
 async def ensure_database(superuser_url: str, database: str = "idservice") -> DatabaseUrls:
@@ -87,6 +97,7 @@ async def ensure_database(superuser_url: str, database: str = "idservice") -> Da
         owner=url_for(superuser_url, user=OWNER_ROLE, database=database),
         service=url_for(superuser_url, user=APP_ROLE, database=database),
         auditor=url_for(superuser_url, user=AUDIT_ROLE, database=database),
+        admin=url_for(superuser_url, user=ADMIN_ROLE, database=database),
     )
 
 

@@ -118,18 +118,22 @@ async def test_roles_are_least_privilege(
         "idservice_owner",
         "idservice_app",
         "idservice_audit",
+        "idservice_admin",
         "idservice_service",
         "idservice_auditor",
+        "idservice_administrator",
     }
     assert {n for n, r in roles.items() if r["rolcanlogin"]} == {
         "idservice_owner",
         "idservice_app",
         "idservice_audit",
+        "idservice_admin",
     }
     assert {n for n, r in roles.items() if r["rolcreaterole"]} == {"idservice_owner"}
     assert not any(r["rolsuper"] or r["rolcreatedb"] for r in roles.values())
     # inherited memberships: each login role gets exactly its group's privileges
-    assert member == ["idservice_auditor>idservice_audit", "idservice_service>idservice_app"]
+    assert member == ["idservice_administrator>idservice_admin",
+                      "idservice_auditor>idservice_audit", "idservice_service>idservice_app"]
     assert owner == "idservice_owner"
     assert public_create is False
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from idservice.auth.administration import admin_actor
 from idservice.auth.client_registry import add_client
 from idservice.db.migrate import migrate
 from idservice.db.pool import connect
@@ -21,7 +22,7 @@ def own_database(fresh_database: DatabaseUrls) -> DatabaseTarget:
     """A new, migrated database (dropped after the test)."""
     asyncio.run(migrate(fresh_database.owner))
     return DatabaseTarget(fresh_database.service, fresh_database.owner, fresh_database.auditor,
-                          None)
+                          None, fresh_database.admin)
 
 
 def fetch(url: str, sql: str, *args: object) -> list[Any]:
@@ -35,12 +36,16 @@ def fetch(url: str, sql: str, *args: object) -> list[Any]:
     return asyncio.run(main())
 
 
-def register_client(url: str, client_id: str, cert_pem: bytes, jurisdiction: str = "052") -> None:
+def register_client(admin_url: str | None, client_id: str, cert_pem: bytes,
+                    jurisdiction: str = "052") -> None:
+    """As `idservice clients add` does it: the administrator role, an `admin.*` event."""
+    assert admin_url is not None
+
     async def main() -> None:
-        conn = await connect(url)
+        conn = await connect(admin_url)
         try:
             await add_client(conn, client_id=client_id, cert_pem=cert_pem,
-                             roles=["registrar"], jurisdiction=jurisdiction)
+                             roles=["registrar"], jurisdiction=jurisdiction, by=admin_actor())
         finally:
             await conn.close()
 

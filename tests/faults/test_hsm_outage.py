@@ -83,7 +83,7 @@ def test_hsm_outage_refuses_signing_keeps_issuing_and_recovers(
     client_id = f"faults-{uuid.uuid4().hex[:8]}"
     client = new_client_key(client_id)
     key = client.key
-    register_client(own_database.service_url, client_id, client.cert_pem)
+    register_client(own_database.admin_url, client_id, client.cert_pem)
 
     def service_db(sql: str, *args: object) -> list:
         return fetch(own_database.service_url, sql, *args)

@@ -85,7 +85,7 @@ def cluster(pg_scratch_dir: Path) -> Iterator[Cluster]:
     superuser = pg.ensure_running()
     urls = asyncio.run(ensure_database(superuser))
     asyncio.run(migrate(urls.owner))
-    yield Cluster(pg, DatabaseTarget(urls.service, urls.owner, urls.auditor, None))
+    yield Cluster(pg, DatabaseTarget(urls.service, urls.owner, urls.auditor, None, urls.admin))
     pg.stop()
 
 
@@ -162,7 +162,7 @@ def test_postgres_sigkill_during_issuance_loses_nothing_and_duplicates_nothing(
         "audit_key_label": "faults-pg-audit", "db_pool_max": CLIENTS})
     service_url = cluster.target.service_url
     key = new_client_key("faults-pg-registrar")
-    register_client(service_url, "faults-pg-registrar", key.cert_pem)
+    register_client(cluster.target.admin_url, "faults-pg-registrar", key.cert_pem)
     thread = ServerThread(create_app(app_settings, database=cluster.target), free_port()).start()
     try:
         response = httpx.post(f"{thread.base_url}/v1/auth/client-token", data=client_token_form(

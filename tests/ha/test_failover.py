@@ -33,6 +33,7 @@ from pydantic import SecretStr
 
 from hsm.softhsm import SoftHsmToken
 from idservice.app import create_app
+from idservice.auth.administration import admin_actor
 from idservice.auth.assertion import client_token_form
 from idservice.auth.client_registry import add_client
 from idservice.db.migrate import migrate
@@ -58,6 +59,7 @@ class Pair:
     standby: DebianCluster
     service_url: str  # both hosts, read-write wanted
     owner_url: str
+    admin_url: str  # the primary
 
 
 def _sql(url: str, sql: str, *args: object) -> list[asyncpg.Record]:
@@ -105,7 +107,7 @@ def pair() -> Iterator[Pair]:
         password = quote(primary.role_passwords[APP_ROLE], safe="")
         service_url = (f"postgresql://{APP_ROLE}:{password}@127.0.0.1:{primary.port},"
                        f"127.0.0.1:{standby.port}/idservice?target_session_attrs=read-write")
-        yield Pair(primary, standby, service_url, urls.owner)
+        yield Pair(primary, standby, service_url, urls.owner, urls.admin)
     finally:
         standby.stop("immediate")
         primary.stop("immediate")
@@ -178,10 +180,10 @@ def test_acknowledged_pins_survive_primary_loss_and_issuance_resumes(
         key = new_client_key("ha-registrar")
 
         async def register() -> None:
-            conn = await connect(pair.service_url)
+            conn = await connect(pair.admin_url)
             try:
                 await add_client(conn, client_id="ha-registrar", cert_pem=key.cert_pem,
-                                 roles=["registrar"], jurisdiction="052")
+                                 roles=["registrar"], jurisdiction="052", by=admin_actor())
             finally:
                 await conn.close()
 

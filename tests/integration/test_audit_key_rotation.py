@@ -52,13 +52,14 @@ def _cli(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProc
                           capture_output=True, text=True, timeout=120, check=False)
 
 
-def _operator_token(server: ServerThread, service_url: str, role: str = "auditor") -> str:
-    """An operator in this database and a token minted by the server's own issuer."""
+def _operator_token(server: ServerThread, admin_url: str, role: str = "auditor") -> str:
+    """An operator in this database (written as the administrator role, which alone may) and
+    a token minted by the server's own issuer."""
     operator_id = f"{role}-{secrets.token_hex(4)}"
     fingerprint = secrets.token_hex(32)
 
     async def insert() -> None:
-        conn = await asyncpg.connect(service_url)
+        conn = await asyncpg.connect(admin_url)
         try:
             await conn.execute(
                 "INSERT INTO operator (id, name, cert_sha256, cert_issuer, cert_serial, "
@@ -125,11 +126,11 @@ async def _max_checkpoint(url: str) -> int:
 @pytest.fixture(scope="module")
 def rotated(hsm_settings: Settings, module_database: DatabaseUrls) -> Iterator[RotatedLog]:
     urls = module_database
-    target = DatabaseTarget(urls.service, urls.owner, urls.auditor, None)
+    target = DatabaseTarget(urls.service, urls.owner, urls.auditor, None, urls.admin)
     before = ServerThread(create_app(hsm_settings.model_copy(update={"audit_key_label": OLD}),
                                      database=target), free_port()).start()
     try:
-        with before.client(_operator_token(before, urls.service)) as auditor:
+        with before.client(_operator_token(before, urls.admin)) as auditor:
             _checkpoints_after_reads(before, auditor, 2)
     finally:
         before.stop()
@@ -138,7 +139,7 @@ def rotated(hsm_settings: Settings, module_database: DatabaseUrls) -> Iterator[R
     rotated_settings = hsm_settings.model_copy(update={"audit_key_label": NEW,
                                                        "audit_previous_key_labels": [OLD]})
     after = ServerThread(create_app(rotated_settings, database=target), free_port()).start()
-    token = _operator_token(after, urls.service)
+    token = _operator_token(after, urls.admin)
     auditor = after.client(token)
     try:
         _checkpoints_after_reads(after, auditor, 2)
@@ -226,7 +227,7 @@ def test_key_files_are_repeatable(rotated: RotatedLog, tmp_path: Path) -> None:
 def test_listing_the_keys_needs_an_auditor_and_is_audited(rotated: RotatedLog) -> None:
     server = rotated.server
     assert httpx.get(f"{server.base_url}/v1/audit/keys").status_code == 401
-    with server.client(_operator_token(server, rotated.urls.service, "officer")) as officer:
+    with server.client(_operator_token(server, rotated.urls.admin, "officer")) as officer:
         assert officer.get("/v1/audit/keys").status_code == 403
     response = rotated.auditor.get("/v1/audit/keys", headers={"X-Request-Id": "list-keys-1"})
     assert response.status_code == 200

@@ -121,7 +121,7 @@ def ui_env(settings: Settings, pg_server: PgServer, pg_superuser_url: str,
     urls = asyncio.run(pg_server.ensure_database(name))
     asyncio.run(migrate(urls.owner))
     database = DatabaseTarget(service_url=urls.service, owner_url=urls.owner,
-                              auditor_url=urls.auditor, embedded=None)
+                              auditor_url=urls.auditor, embedded=None, admin_url=urls.admin)
     workdir = tmp_path_factory.mktemp("auditor-ui-pki")
     pki = OfficerPki.build(datetime.now(UTC))
     officer = provision(softhsm_token_factory(f"auditor-usb-{secrets.token_hex(3)}"), workdir)

@@ -93,14 +93,14 @@ def test_wrong_grant_type_is_unsupported_grant_type(server: ServerThread) -> Non
 
 
 def test_disabled_client_token_stops_working_within_poll_interval(
-    server: ServerThread, make_client: Callable, settings: Settings, service_db: Callable
+    server: ServerThread, make_client: Callable, settings: Settings, admin_db: Callable
 ) -> None:
     client_id, key = make_client("052")
     token = _post(server, client_token_form(client_id, key, settings.client_token_url)
                   ).json()["access_token"]
     with server.client(token) as client:
         assert client.post("/v1/pins", json=issue_body("052")).status_code == 201
-        service_db("UPDATE client SET enabled = false WHERE id = $1", client_id)
+        admin_db("UPDATE client SET enabled = false WHERE id = $1", client_id)
         deadline = time.monotonic() + 10 * settings.revocation_poll_interval + 5
         status = 201
         while time.monotonic() < deadline and status != 401:

@@ -313,20 +313,20 @@ def _wait_for_401(officer_env: OfficerLoginEnv, token: str, limit: float = 10.0)
 
 
 def test_disabled_operator_operator_disabled(officer_env: OfficerLoginEnv,
-                                            service_db: Callable) -> None:
+                                            admin_db: Callable) -> None:
     cert = officer_env.cert("good")
     operator_id = officer_env.register(cert)
-    service_db("UPDATE operator SET enabled = false WHERE id = $1", operator_id)
+    admin_db("UPDATE operator SET enabled = false WHERE id = $1", operator_id)
     _problem(officer_env.login(cert), "operator_disabled")
 
 
 def test_token_used_after_operator_disabled_unauthenticated(
-        officer_env: OfficerLoginEnv, service_db: Callable) -> None:
+        officer_env: OfficerLoginEnv, admin_db: Callable) -> None:
     cert = officer_env.cert("good")
     operator_id = officer_env.register(cert)
     response = officer_env.login(cert)
     assert response.status_code == 200, response.text
-    service_db("UPDATE operator SET enabled = false WHERE id = $1", operator_id)
+    admin_db("UPDATE operator SET enabled = false WHERE id = $1", operator_id)
     assert _wait_for_401(officer_env, response.json()["access_token"]) < 60
     with officer_env.server.client(response.json()["access_token"]) as client:
         refused = client.get("/v1/persons/052000000002", params={"purpose": "probe"})

@@ -30,7 +30,14 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import asyncpg
 
 from idservice.db.embedded import EmbeddedPostgres
-from idservice.db.roles import APP_ROLE, AUDIT_ROLE, OWNER_ROLE, DatabaseUrls, ensure_database
+from idservice.db.roles import (
+    ADMIN_ROLE,
+    APP_ROLE,
+    AUDIT_ROLE,
+    OWNER_ROLE,
+    DatabaseUrls,
+    ensure_database,
+)
 
 __all__ = [
     "ENV_VAR",
@@ -48,7 +55,7 @@ ENV_VAR = "IDSERVICE_TEST_PG"
 SERVERS = ("embedded", "debian")
 SUPERUSER = "postgres"
 REPLICATION_ROLE = "replicator"
-LOGIN_ROLES = (OWNER_ROLE, APP_ROLE, AUDIT_ROLE)
+LOGIN_ROLES = (OWNER_ROLE, APP_ROLE, AUDIT_ROLE, ADMIN_ROLE)
 
 
 def selected_server() -> str:
@@ -181,6 +188,7 @@ class DebianCluster:
             owner=with_password(urls.owner, self.role_passwords[OWNER_ROLE]),
             service=with_password(urls.service, self.role_passwords[APP_ROLE]),
             auditor=with_password(urls.auditor, self.role_passwords[AUDIT_ROLE]),
+            admin=with_password(urls.admin, self.role_passwords[ADMIN_ROLE]),
         )
 
     async def ensure_database(self, database: str = "idservice") -> DatabaseUrls:

@@ -54,6 +54,7 @@ def cli_env(settings: Settings) -> dict[str, str]:
     if settings.database_url:
         env["IDSERVICE_DATABASE_URL"] = settings.database_url
         env["IDSERVICE_OWNER_DATABASE_URL"] = settings.owner_database_url or ""
+        env["IDSERVICE_ADMIN_DATABASE_URL"] = settings.admin_database_url or ""
     return env
 
 

@@ -20,6 +20,7 @@ from pydantic import SecretStr
 
 from hsm.client import sign_with_token
 from idservice.app import create_app
+from idservice.auth.administration import admin_actor
 from idservice.auth.operators import add_operator
 from idservice.auth.webeid import auth_token, signed_data
 from idservice.db.pool import connect
@@ -55,11 +56,12 @@ class OfficerLoginEnv:
     def register(self, cert: x509.Certificate, *, roles: tuple[str, ...] = ("officer",),
                  jurisdiction: str = "052") -> str:
         async def main() -> str:
-            conn = await connect(self.database.service_url)
+            assert self.database.admin_url is not None
+            conn = await connect(self.database.admin_url)
             try:
                 return await add_operator(
                     conn, cert_pem=cert.public_bytes(Encoding.PEM), name="Test Officer",
-                    roles=list(roles), jurisdiction=jurisdiction)
+                    roles=list(roles), jurisdiction=jurisdiction, by=admin_actor())
             finally:
                 await conn.close()
 
