@@ -4,6 +4,10 @@ Every service process polls the database (every `interval` seconds, default 5) i
 it on every request, so a revocation or a disabled subject takes effect everywhere within one
 interval - well inside the contract's 60 s - and request handling costs no extra round trip.
 A logout in this process takes effect here at once.
+
+Polls follow commit order, not insert order (migrations/0017): each poll reads, in one
+snapshot, the revocations of transactions at or above the previous snapshot's xmin, so a
+logout that commits after a later one is still seen by the next poll.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ class RevocationState:
         self._revoked: dict[str, float] = {}  # jti -> expiry (epoch seconds)
         self._disabled: frozenset[tuple[str, str]] = frozenset()
         self._revoked_certs: frozenset[str] = frozenset()  # x5t#S256 of revoked certificates
-        self._since = datetime(1970, 1, 1, tzinfo=UTC)
+        self._horizon = "0"  # xid8: the xmin of the previous poll's snapshot
         self._rounds = 0
         self._loop = PeriodicTask("revocation-poller", interval, self._poll, sleep_first=True)
         self.last_refresh: datetime | None = None
@@ -55,11 +59,13 @@ class RevocationState:
 
     async def refresh(self) -> None:
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(q.REVOKED_SINCE, self._since)
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                horizon: str = await conn.fetchval(q.REVOCATION_HORIZON)
+                rows = await conn.fetch(q.REVOKED_SINCE, self._horizon)
             disabled = await conn.fetch(q.DISABLED_SUBJECTS)
         for row in rows:
             self._revoked[row["jti"]] = row["expires_at"].timestamp()
-            self._since = max(self._since, row["revoked_at"])
+        self._horizon = horizon
         now = datetime.now(UTC).timestamp()
         for jti in [j for j, exp in self._revoked.items() if exp < now - 3600]:
             del self._revoked[jti]

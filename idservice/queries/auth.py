@@ -28,8 +28,12 @@ REVOKE_TOKEN = """
 INSERT INTO revoked_token (jti, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING
 """
 
+# Commit-safe polling (migrations/0017): in one repeatable-read snapshot, its xmin (the next
+# poll's start) and every live revocation by a transaction at or above the previous xmin.
+REVOCATION_HORIZON = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"
+
 REVOKED_SINCE = """
-SELECT jti, revoked_at, expires_at FROM revoked_token WHERE revoked_at > $1 AND expires_at > now()
+SELECT jti, expires_at FROM revoked_token WHERE txid >= $1::text::xid8 AND expires_at > now()
 """
 
 DISABLED_SUBJECTS = """

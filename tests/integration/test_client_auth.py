@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import httpx
 import jwt
 import pytest
 
 from idservice.auth.assertion import ASSERTION_FORM_TYPE, client_assertion, client_token_form
+from idservice.db.pool import connect
+from idservice.queries import auth as q
+from idservice.runtime import DatabaseTarget
 from idservice.settings import Settings
 from tests.support.bodies import issue_body
 from tests.support.server import ServerThread
@@ -121,6 +126,59 @@ def test_logout_revokes_the_presented_token(server: ServerThread,
         assert after.status_code == 401 and after.json()["code"] == "unauthenticated"
     with server.client(other) as client:
         assert client.post("/v1/pins", json=issue_body("052")).status_code == 201
+
+
+def _status_of(server: ServerThread, token: str) -> int:
+    """401 once the token is revoked; 403 (authenticated, wrong role) before: nothing written."""
+    with server.client(token) as client:
+        return client.get("/v1/audit/checkpoint").status_code
+
+
+def _wait_for_status(server: ServerThread, token: str, wanted: int, seconds: float) -> float:
+    started = time.monotonic()
+    while (status := _status_of(server, token)) != wanted:
+        assert time.monotonic() - started < seconds, f"still {status} after {seconds} s"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def test_logout_committed_out_of_order_stops_the_token_within_the_poll_interval(
+        server: ServerThread, client_token: Callable[..., str], database: DatabaseTarget,
+        settings: Settings) -> None:
+    """Two logouts as another worker writes them (`REVOKE_TOKEN`): the first one inserted
+    commits last, after this server's poller has seen the second. It must still be seen."""
+    first, second = client_token("052"), client_token("052")
+    assert _status_of(server, first) == _status_of(server, second) == 403
+
+    async def main() -> float:
+        early = await connect(database.service_url)
+        late = await connect(database.service_url)
+        try:
+            slow = early.transaction()
+            await slow.start()
+            await early.execute(q.REVOKE_TOKEN, _jti(first), _expiry(first))
+            async with late.transaction():
+                await late.execute(q.REVOKE_TOKEN, _jti(second), _expiry(second))
+            await asyncio.to_thread(_wait_for_status, server, second, 401, 30)
+            await asyncio.sleep(2 * settings.revocation_poll_interval)  # more polls go by
+            assert _status_of(server, first) == 403
+            await slow.commit()
+            return await asyncio.to_thread(_wait_for_status, server, first, 401,
+                                           3 * settings.revocation_poll_interval + 5)
+        finally:
+            await early.close()
+            await late.close()
+
+    assert asyncio.run(main()) <= 2 * settings.revocation_poll_interval + 1
+
+
+def _jti(token: str) -> str:
+    return str(jwt.decode(token, options={"verify_signature": False})["jti"])
+
+
+def _expiry(token: str) -> datetime:
+    exp = jwt.decode(token, options={"verify_signature": False})["exp"]
+    return datetime.fromtimestamp(exp, UTC)
 
 
 def test_tampered_token_is_unauthenticated(server: ServerThread,
