@@ -28,7 +28,7 @@ __all__ = ["MAX_LIMIT", "EventFilter", "checkpoint", "checkpoint_keys", "checkpo
            "search"]
 
 MAX_LIMIT = 1000
-_ACTOR_TYPES = ("operator", "client", "anonymous")
+_ACTOR_TYPES = ("operator", "client", "anonymous", "certificate", "admin")
 _FIRST = -1  # keyset start: before index 0
 
 

@@ -1,8 +1,9 @@
 """Officer login, as one service (contract 3.1): the route only parses the body and answers.
 
 `challenge` hands out a nonce. `login` runs the validator's checks in the contract's order, and
-then, in this order: on failure, one `auth.login_failed` event naming who the attempt claimed
-to be, written in its own transaction before the refusal leaves; on success, an access token
+then, in this order: on failure, one `auth.login_failed` event naming the operator only when the
+certificate's path validated (otherwise the certificate), written in its own transaction before
+the refusal leaves; on success, an access token
 bound to the certificate (`cnf.x5t#S256`), one `auth.login` event and the certificate's entry in
 the live-certificate list (its OCSP status is re-checked while the token lives), in one
 transaction. Both endpoints are rate limited per source address before any other work.
@@ -120,14 +121,19 @@ def _claimed_certificate(raw: Mapping[str, Any]) -> x509.Certificate | None:
 
 
 async def _failure_actor(conn: Conn, attempt: LoginAttempt) -> tuple[Actor, dict[str, Any]]:
+    """Whom a refused login names (contract 7): the operator only once the certificate's path
+    to our CAs validated (anyone can copy an officer's issuer and serial into a certificate of
+    their own); before that, the certificate itself."""
     cert = attempt.certificate or _claimed_certificate(attempt.raw_token)
     if cert is None:
-        return Actor("operator", "unknown"), {}
+        return Actor("anonymous", "unknown"), {}
     identity = certificate_identity(cert)
     details = {"cert_sha256": identity.sha256, "subject": cert.subject.rfc4514_string()}
     if attempt.operator is not None:
         return Actor("operator", attempt.operator.id), details
-    row = await conn.fetchrow(q.FIND_OPERATOR, identity.sha256, identity.issuer, identity.serial)
-    if row is not None:  # the operator this (possibly stolen or stale) certificate names
-        return Actor("operator", row["id"]), details
-    return Actor("operator", f"sha256:{identity.sha256}"), details
+    if attempt.path:  # validated: this certificate is one our CA issued
+        row = await conn.fetchrow(q.FIND_OPERATOR, identity.sha256, identity.issuer,
+                                  identity.serial)
+        if row is not None:  # the operator this (possibly stolen or revoked) certificate names
+            return Actor("operator", row["id"]), details
+    return Actor("certificate", f"sha256:{identity.sha256}"), details

@@ -17,6 +17,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import jwt
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from pydantic import SecretStr
 
@@ -51,7 +54,8 @@ def _problem(response, code: str) -> dict:
 
 
 def _last_event(service_db: Callable, actor_id: str) -> dict:
-    rows = service_db("SELECT action, outcome, details::text AS details FROM audit_event "
+    rows = service_db("SELECT actor_type, action, outcome, details::text AS details "
+                      "FROM audit_event "
                       "WHERE actor_id = $1 ORDER BY id DESC LIMIT 1", actor_id)
     assert rows, f"no audit event for {actor_id}"
     return dict(rows[0])
@@ -181,11 +185,59 @@ def test_malformed_token_variants_token_parse(officer_env: OfficerLoginEnv,
 
 def _refused_and_audited(officer_env: OfficerLoginEnv, service_db: Callable, kind: CertKind,
                          code: str) -> None:
+    """Refused before the path validated: the event names the certificate, not the operator
+    registered for it (contract 7)."""
     cert = officer_env.cert(kind)
     operator_id = officer_env.register(cert)  # registered, so the refusal is the certificate's
     _problem(officer_env.login(cert), code)
-    event = _last_event(service_db, operator_id)
+    fingerprint = hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
+    event = _last_event(service_db, f"sha256:{fingerprint}")
     assert event["action"] == "auth.login_failed" and event["outcome"] == code
+    assert event["actor_type"] == "certificate"
+    assert not service_db("SELECT 1 FROM audit_event WHERE actor_id = $1", operator_id)
+
+
+def _copy_of(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
+    """Self-signed with one's own key, copying `cert`'s issuer name, serial, subject,
+    validity and extensions: every check before the path passes."""
+    builder = (x509.CertificateBuilder().subject_name(cert.subject).issuer_name(cert.issuer)
+               .serial_number(cert.serial_number).public_key(key.public_key())
+               .not_valid_before(cert.not_valid_before_utc)
+               .not_valid_after(cert.not_valid_after_utc))
+    for extension in cert.extensions:
+        builder = builder.add_extension(extension.value, critical=extension.critical)
+    return builder.sign(key, hashes.SHA256())
+
+
+def test_copy_of_officers_issuer_and_serial_is_audited_as_its_certificate(
+        officer_env: OfficerLoginEnv, service_db: Callable) -> None:
+    """Contract 7: a failed login names an operator only once the path validated."""
+    real = officer_env.cert("good")
+    operator_id = officer_env.register(real)
+    forged = _copy_of(real, ec.generate_private_key(ec.SECP256R1()))
+    assert (forged.issuer, forged.serial_number) == (real.issuer, real.serial_number)
+    nonce = officer_env.challenge()
+    token = officer_env.signed_token(real, nonce) | {
+        "unverifiedCertificate": b64(forged.public_bytes(Encoding.DER))}
+    _problem(officer_env.post_token(nonce, token), "cert_untrusted")
+    fingerprint = hashlib.sha256(forged.public_bytes(Encoding.DER)).hexdigest()
+    rows = service_db("SELECT actor_type, actor_id, outcome FROM audit_event "
+                      "WHERE details ->> 'cert_sha256' = $1", fingerprint)
+    assert [tuple(r) for r in rows] == [("certificate", f"sha256:{fingerprint}",
+                                         "cert_untrusted")]
+    assert not service_db("SELECT 1 FROM audit_event WHERE actor_id = $1", operator_id)
+
+
+def test_revoked_officer_certificate_names_the_operator(officer_env: OfficerLoginEnv,
+                                                        service_db: Callable) -> None:
+    """The path validated (the CA issued it), so the refusal names whom it belongs to."""
+    cert = officer_env.cert("revoked")
+    operator_id = officer_env.register(cert)
+    officer_env.publish_crls()
+    time.sleep(0.8)  # the CRL cache re-reads its files every 0.2 s
+    _problem(officer_env.login(cert), "cert_revoked")
+    event = _last_event(service_db, operator_id)
+    assert (event["actor_type"], event["outcome"]) == ("operator", "cert_revoked")
 
 
 def test_expired_cert_expired(officer_env: OfficerLoginEnv, service_db: Callable) -> None:
@@ -297,6 +349,7 @@ def test_unknown_operator_operator_unknown_audits_fingerprint(
     fingerprint = hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
     event = _last_event(service_db, f"sha256:{fingerprint}")
     assert event["action"] == "auth.login_failed" and event["outcome"] == "operator_unknown"
+    assert event["actor_type"] == "certificate"
     assert "Nobody Registered" in event["details"]
 
 
