@@ -25,6 +25,7 @@ from idservice.audit.integrator import Integrator
 from idservice.audit.partitions import PartitionKeeper
 from idservice.audit.sequencer import Sequencer
 from idservice.auth.client_login import ClientLogin
+from idservice.auth.client_pki import ClientPki
 from idservice.auth.officer_login import OfficerLogin
 from idservice.auth.officer_pki import OfficerPki
 from idservice.auth.token_revocation import RevocationState
@@ -93,6 +94,7 @@ def create_app(
             await revocation.refresh()
             revocation.start()
             officer_pki = await OfficerPki.start(settings, pool, revocation, clock)
+            client_pki = await ClientPki.start(settings, pool, revocation)
             partitions = PartitionKeeper(pool, settings.audit_partition_months_ahead)
             await partitions.start()
             sequencer = Sequencer(pool, settings.sequencer_interval)
@@ -127,7 +129,7 @@ def create_app(
                 client_login=ClientLogin(
                     pool, issuer, clock, audience=settings.client_token_url,
                     max_lifetime=settings.client_assertion_max_lifetime,
-                    rate_limit=settings.auth_rate_limit),
+                    rate_limit=settings.auth_rate_limit, pki=client_pki),
                 officer_login=OfficerLogin(pool, officer_pki.validator, issuer, clock,
                                            settings.auth_rate_limit),
                 audit_signer=audit_signer,
@@ -145,6 +147,7 @@ def create_app(
                 await partitions.stop()
                 await revocation.stop()
                 await officer_pki.stop()
+                await client_pki.stop()
         finally:
             if pool is not None:
                 await pool.close()

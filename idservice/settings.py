@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     # How often the OCSP status of the certificates behind live officer tokens is asked again;
     # live tokens stop when it is revoked, or has gone unconfirmed for two of these periods.
     ocsp_recheck_seconds: float = Field(default=30.0, gt=0, le=30)
+    # Machine clients whose certificate a CA here issued are checked against its CRLs
+    # (contract 7; refreshed like the officers' every crl_refresh_seconds).
+    client_trust_anchors: CommaList = []
+    client_crls: CommaList = []
 
     token_ttl: int = Field(default=900, ge=60, le=86_400)
     token_issuer: str = "idservice"
@@ -120,7 +124,7 @@ class Settings(BaseSettings):
 
     @field_validator("forwarded_allow_ips", "jwt_previous_key_labels", "trust_anchors",
                      "issuing_cas", "crls", "cert_policies", "audit_previous_key_labels",
-                     mode="before")
+                     "client_trust_anchors", "client_crls", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         if value is None:

@@ -12,6 +12,7 @@ import asyncpg
 
 from idservice.audit.events import AuditEvent, RequestContext
 from idservice.audit.recorder import record
+from idservice.auth.client_pki import ClientPki
 from idservice.auth.clients import ClientAuthError, claimed_client_id, verify_client_assertion
 from idservice.auth.principal import Actor
 from idservice.auth.rate_limit import check_rate_limit
@@ -25,8 +26,10 @@ _METHOD = "private_key_jwt"
 
 class ClientLogin:
     def __init__(self, pool: asyncpg.Pool, issuer: AccessTokenIssuer, clock: Clock, *,
-                 audience: str, max_lifetime: int, rate_limit: int) -> None:
+                 audience: str, max_lifetime: int, rate_limit: int,
+                 pki: ClientPki | None = None) -> None:
         self._pool = pool
+        self._pki = pki
         self._issuer = issuer
         self._clock = clock
         self._audience = audience
@@ -43,10 +46,13 @@ class ClientLogin:
                 client = await verify_client_assertion(
                     conn, assertion=assertion, client_id=client_id, audience=self._audience,
                     clock=self._clock, max_lifetime=self._max_lifetime)
+                if self._pki is not None:
+                    await self._pki.check(client.cert_pem, self._clock.now())
                 issued = await self._issuer.issue(
                     kind="client", subject=client.id, roles=client.roles,
                     jurisdiction=client.jurisdiction,
-                    extra={"scope": " ".join(sorted(client.roles))})
+                    extra={"scope": " ".join(sorted(client.roles))},
+                    not_after=client.cert_not_after)
                 await record(conn, dataclasses.replace(rctx, actor=Actor("client", client.id)), [
                     AuditEvent("auth.login", "success",
                                details={"method": _METHOD, "jti": issued.claims["jti"]})])

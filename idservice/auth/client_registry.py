@@ -1,15 +1,17 @@
 """Registering, listing and disabling machine clients (used by `idservice clients ...`).
 
-A client's registered key is the public key of the certificate it presents at enrolment; the
-certificate's SHA-256 is kept to identify it. Only the public key is used to verify assertions.
+A client's registered key is the public key of the certificate it presents at enrolment. The
+whole certificate is kept (contract 7): its notAfter ends the client's tokens, and its issuer and
+serial are matched against the client CAs' CRLs (`auth/client_pki.py`). An expired certificate
+is refused here.
 Adding and disabling are administration: run as the administrator database role, each with
 its `admin.*` audit event in the same transaction (`auth/administration.py`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -17,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from idservice.auth.administration import record_admin
+from idservice.auth.certificates import certificate_identity
 from idservice.auth.principal import ROLES, Actor
 from idservice.db.types import Conn
 from idservice.queries import auth as q
@@ -52,21 +55,29 @@ def parse_jurisdiction(value: str) -> str:
 
 
 async def add_client(conn: Conn, *, client_id: str, cert_pem: bytes, roles: list[str],
-                     jurisdiction: str, by: Actor, name: str | None = None) -> None:
+                     jurisdiction: str, by: Actor, name: str | None = None,
+                     now: datetime | None = None) -> None:
     try:
         cert = x509.load_pem_x509_certificate(cert_pem)
     except ValueError as exc:
         raise ClientRegistryError("--cert is not a PEM certificate") from exc
+    not_after = cert.not_valid_after_utc
+    if not_after <= (now or datetime.now(UTC)):
+        raise ClientRegistryError(
+            f"the certificate expired on {not_after.isoformat()}: ask the software's supplier "
+            "for a current certificate and register that one")
     public_pem = cert.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
-    fingerprint = hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
+    identity = certificate_identity(cert)
     display = name or cert.subject.rfc4514_string() or client_id
     try:
         async with conn.transaction():
             await conn.execute(q.INSERT_CLIENT, client_id, display, public_pem.decode(),
-                               fingerprint, roles, jurisdiction)
+                               identity.sha256, roles, jurisdiction,
+                               cert.public_bytes(Encoding.PEM).decode(), not_after,
+                               identity.issuer, identity.serial)
             await record_admin(conn, by, "admin.client_add", {
                 "client_id": client_id, "roles": roles, "jurisdiction": jurisdiction,
-                "cert_sha256": fingerprint})
+                "cert_sha256": identity.sha256, "cert_not_after": not_after.isoformat()})
     except asyncpg.UniqueViolationError as exc:
         raise ClientRegistryError(f"client {client_id} already exists") from exc
     except asyncpg.CheckViolationError as exc:
@@ -77,7 +88,9 @@ async def list_clients(conn: Conn) -> list[dict[str, Any]]:
     return [
         {"id": r["id"], "name": r["name"], "roles": list(r["roles"]),
          "jurisdiction": r["jurisdiction"], "enabled": r["enabled"],
-         "cert_sha256": r["cert_sha256"], "created_at": r["created_at"].isoformat()}
+         "cert_sha256": r["cert_sha256"],
+         "cert_not_after": r["cert_not_after"].isoformat() if r["cert_not_after"] else None,
+         "created_at": r["created_at"].isoformat()}
         for r in await conn.fetch(q.LIST_CLIENTS)
     ]
 

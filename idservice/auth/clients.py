@@ -50,6 +50,8 @@ class VerifiedClient:
     id: str
     roles: list[str]
     jurisdiction: str
+    cert_pem: str | None = None  # None: registered before certificates were kept (0018)
+    cert_not_after: datetime | None = None
 
 
 def claimed_client_id(assertion: str) -> str | None:
@@ -92,6 +94,8 @@ async def verify_client_assertion(
     row = await conn.fetchrow(q.GET_CLIENT, issuer)
     if row is None or not row["enabled"]:
         raise ClientAuthError("invalid_client", "unknown or disabled client")
+    if row["cert_not_after"] is not None and row["cert_not_after"] <= clock.now():
+        raise ClientAuthError("invalid_client", "the client's certificate has expired")
     key = load_pem_public_key(row["public_key_pem"].encode())
     algorithms = _algorithms_for(key)
     if header.get("alg") not in algorithms:
@@ -123,4 +127,5 @@ async def verify_client_assertion(
     burned = await conn.fetchval(q.REMEMBER_JTI, issuer, jti, datetime.fromtimestamp(exp, UTC))
     if burned is None:
         raise ClientAuthError("invalid_client", "client assertion replayed (jti already used)")
-    return VerifiedClient(issuer, list(row["roles"]), row["jurisdiction"])
+    return VerifiedClient(issuer, list(row["roles"]), row["jurisdiction"], row["cert_pem"],
+                          row["cert_not_after"])

@@ -9,10 +9,7 @@ serial (lowercase hex), as Keycloak's X.509 authenticator does. Access tokens ca
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -20,6 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from idservice.auth.administration import record_admin
+from idservice.auth.certificates import CertificateIdentity, certificate_identity, x5t_s256
 from idservice.auth.client_registry import ClientRegistryError, parse_jurisdiction, parse_roles
 from idservice.auth.principal import Actor
 from idservice.db.types import Conn
@@ -41,25 +39,6 @@ __all__ = [
 _ID = re.compile(r"[^A-Za-z0-9._-]+")
 
 OperatorRegistryError = ClientRegistryError
-
-
-@dataclass(frozen=True)
-class CertificateIdentity:
-    sha256: str  # hex
-    issuer: str  # RFC 4514
-    serial: str  # lowercase hex
-
-
-def certificate_identity(cert: x509.Certificate) -> CertificateIdentity:
-    return CertificateIdentity(
-        sha256=hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest(),
-        issuer=cert.issuer.rfc4514_string(),
-        serial=format(cert.serial_number, "x"),
-    )
-
-
-def x5t_s256(cert_der: bytes) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(cert_der).digest()).rstrip(b"=").decode()
 
 
 def _default_id(cert: x509.Certificate, identity: CertificateIdentity) -> str:

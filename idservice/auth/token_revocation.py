@@ -33,6 +33,7 @@ class RevocationState:
         self._revoked: dict[str, float] = {}  # jti -> expiry (epoch seconds)
         self._disabled: frozenset[tuple[str, str]] = frozenset()
         self._revoked_certs: frozenset[str] = frozenset()  # x5t#S256 of revoked certificates
+        self._revoked_clients: frozenset[str] = frozenset()  # ids: certificate revoked by a CRL
         self._horizon = "0"  # xid8: the xmin of the previous poll's snapshot
         self._rounds = 0
         self._loop = PeriodicTask("revocation-poller", interval, self._poll, sleep_first=True)
@@ -43,6 +44,8 @@ class RevocationState:
             raise Unauthenticated("access token revoked")
         if (principal.kind, principal.id) in self._disabled:
             raise Unauthenticated(f"{principal.kind} disabled")
+        if principal.kind == "client" and principal.id in self._revoked_clients:
+            raise Unauthenticated("client certificate revoked")
         if principal.cert_thumbprint is not None and \
                 principal.cert_thumbprint in self._revoked_certs:
             raise Unauthenticated("certificate revoked")
@@ -50,6 +53,10 @@ class RevocationState:
     def set_revoked_certificates(self, thumbprints: frozenset[str]) -> None:
         """Thumbprints (`cnf.x5t#S256`) of operator certificates revoked by a CRL."""
         self._revoked_certs = thumbprints
+
+    def set_revoked_clients(self, client_ids: frozenset[str]) -> None:
+        """Clients whose certificate a client CA's CRL lists (`auth/client_pki.py`)."""
+        self._revoked_clients = client_ids
 
     async def revoke(self, principal: Principal, conn: Conn) -> None:
         """Record the revocation in the caller's transaction (so it is audited with it)."""

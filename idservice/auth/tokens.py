@@ -15,6 +15,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 import jwt
@@ -71,8 +72,13 @@ class AccessTokenIssuer:
         roles: Iterable[str],
         jurisdiction: str,
         extra: dict[str, Any] | None = None,
+        not_after: datetime | None = None,
     ) -> IssuedToken:
+        """`not_after`: no token outlives this (a client certificate's notAfter)."""
         now = int(self._clock.now().timestamp())
+        exp = now + self._ttl
+        if not_after is not None:
+            exp = min(exp, int(not_after.timestamp()))
         claims: dict[str, Any] = {
             "iss": self._issuer,
             "aud": self._audience,
@@ -80,7 +86,7 @@ class AccessTokenIssuer:
             "kind": kind,
             "iat": now,
             "nbf": now,
-            "exp": now + self._ttl,
+            "exp": exp,
             "jti": secrets.token_urlsafe(18),
             "roles": sorted(roles),
             "jur": jurisdiction,
@@ -93,7 +99,7 @@ class AccessTokenIssuer:
             + _b64url(json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode())
         )
         signature = await self._signer.sign(self._key.label, signing_input.encode(), "ES256")
-        return IssuedToken(f"{signing_input}.{_b64url(signature)}", claims, self._ttl)
+        return IssuedToken(f"{signing_input}.{_b64url(signature)}", claims, exp - now)
 
 
 class AccessTokenVerifier:

@@ -1,16 +1,24 @@
 """SQL of machine clients, operators and token revocation."""
 
 GET_CLIENT = """
-SELECT id, name, public_key_pem, roles, jurisdiction, enabled FROM client WHERE id = $1
+SELECT id, name, public_key_pem, roles, jurisdiction, enabled, cert_pem, cert_not_after
+  FROM client WHERE id = $1
 """
 
 INSERT_CLIENT = """
-INSERT INTO client (id, name, public_key_pem, cert_sha256, roles, jurisdiction)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO client (id, name, public_key_pem, cert_sha256, roles, jurisdiction, cert_pem,
+                    cert_not_after, cert_issuer, cert_serial)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+"""
+
+# Enabled clients with a stored certificate, for matching CRL entries (issuer, serial).
+CLIENT_CERTIFICATES = """
+SELECT id, cert_issuer, cert_serial FROM client WHERE enabled AND cert_issuer IS NOT NULL
 """
 
 LIST_CLIENTS = """
-SELECT id, name, roles, jurisdiction, enabled, cert_sha256, created_at FROM client ORDER BY id
+SELECT id, name, roles, jurisdiction, enabled, cert_sha256, cert_not_after, created_at
+  FROM client ORDER BY id
 """
 
 DISABLE_CLIENT = """
@@ -36,8 +44,9 @@ REVOKED_SINCE = """
 SELECT jti, expires_at FROM revoked_token WHERE txid >= $1::text::xid8 AND expires_at > now()
 """
 
+# Clients whose certificate has expired count as disabled (their tokens end at notAfter anyway).
 DISABLED_SUBJECTS = """
-SELECT 'client' AS kind, id FROM client WHERE NOT enabled
+SELECT 'client' AS kind, id FROM client WHERE NOT enabled OR cert_not_after <= now()
 UNION ALL
 SELECT 'operator', id FROM operator WHERE NOT enabled
 """
