@@ -28,6 +28,7 @@ from idservice.auth.client_login import ClientLogin
 from idservice.auth.client_pki import ClientPki
 from idservice.auth.officer_login import OfficerLogin
 from idservice.auth.officer_pki import OfficerPki
+from idservice.auth.rate_limit import AuthLimits, RateLimitReporter
 from idservice.auth.token_revocation import RevocationState
 from idservice.auth.tokens import AccessTokenIssuer, AccessTokenVerifier, TokenKey
 from idservice.clock import Clock, SystemClock
@@ -95,6 +96,12 @@ def create_app(
             revocation.start()
             officer_pki = await OfficerPki.start(settings, pool, revocation, clock)
             client_pki = await ClientPki.start(settings, pool, revocation)
+            limits = AuthLimits(pool, source_limit=settings.auth_source_rate_limit,
+                                identity_limit=settings.auth_rate_limit,
+                                failure_events=settings.auth_failure_events_per_minute,
+                                verify_limit=settings.verify_rate_limit)
+            rate_reporter = RateLimitReporter(pool, interval=settings.auth_report_interval)
+            rate_reporter.start()
             partitions = PartitionKeeper(pool, settings.audit_partition_months_ahead)
             await partitions.start()
             sequencer = Sequencer(pool, settings.sequencer_interval)
@@ -129,9 +136,10 @@ def create_app(
                 client_login=ClientLogin(
                     pool, issuer, clock, audience=settings.client_token_url,
                     max_lifetime=settings.client_assertion_max_lifetime,
-                    rate_limit=settings.auth_rate_limit, pki=client_pki),
-                officer_login=OfficerLogin(pool, officer_pki.validator, issuer, clock,
-                                           settings.auth_rate_limit),
+                    limits=limits, pki=client_pki),
+                officer_login=OfficerLogin(pool, officer_pki.validator, issuer, clock, limits,
+                                           officer_pki.nonce_key),
+                auth_limits=limits,
                 audit_signer=audit_signer,
                 audit_integrator=integrator,
                 crls=officer_pki.crls,
@@ -146,6 +154,7 @@ def create_app(
                 await sequencer.stop()
                 await partitions.stop()
                 await revocation.stop()
+                await rate_reporter.stop()
                 await officer_pki.stop()
                 await client_pki.stop()
         finally:

@@ -12,6 +12,7 @@ from idservice.audit.integrator import Integrator
 from idservice.auth.client_login import ClientLogin
 from idservice.auth.crl_cache import CrlCache
 from idservice.auth.officer_login import OfficerLogin
+from idservice.auth.rate_limit import AuthLimits
 from idservice.auth.token_revocation import RevocationState
 from idservice.auth.tokens import AccessTokenIssuer, AccessTokenVerifier, TokenKey
 from idservice.clock import Clock
@@ -34,6 +35,7 @@ class Services:
     revocation: RevocationState
     persons: PersonsContext
     client_login: ClientLogin
+    auth_limits: AuthLimits
     officer_login: OfficerLogin | None = None
     audit_signer: CheckpointSigner | None = None
     audit_integrator: Integrator | None = None

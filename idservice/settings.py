@@ -109,9 +109,16 @@ class Settings(BaseSettings):
     audit_checkpoint_interval: float = Field(default=2.0, ge=0, le=9)  # contract: <= 10 s
     # audit_event partitions (one per UTC month) kept this many months ahead of the current one.
     audit_partition_months_ahead: int = Field(default=3, ge=1, le=120)
-    # Requests per minute to each authentication endpoint per client id / source IP, counted
-    # across all processes in the database (0 = off; auth/rate_limit.py).
+    # Authentication limits (contract 7; auth/rate_limit.py), counted in the database across
+    # all processes, per minute (0 = off): per source address (IPv6: /64) over the three
+    # endpoints; per verified client / operator; per caller of /v1/pins/verify. Failed logins
+    # whose identity did not verify get their own event up to this many per source and minute.
+    auth_source_rate_limit: int = Field(default=120, ge=0)
     auth_rate_limit: int = Field(default=600, ge=0)
+    verify_rate_limit: int = Field(default=120, ge=0)
+    auth_failure_events_per_minute: int = Field(default=30, ge=0, le=10_000)
+    # How often the `auth.rate_limited` events of past minutes are written (well inside 60 s).
+    auth_report_interval: float = Field(default=10.0, gt=0, le=30)
     revocation_poll_interval: float = Field(default=5.0, gt=0, le=30)
     log_level: str = "INFO"
     # /metrics: how often each process re-reads the database facts (fullest PIN buckets, audit

@@ -50,9 +50,12 @@ def settings(data_dir: Path, server_port: int, pg_server: PgServer) -> Settings:
         urls = asyncio.run(pg_server.ensure_database())
         configured = {"database_url": urls.service, "owner_database_url": urls.owner,
                       "admin_database_url": urls.admin}
+    # Every test's logins come from 127.0.0.1: the per-source limit and failure-event cap are
+    # set out of reach here (the paths still run); their own tests run servers with small ones.
     return Settings(data_dir=data_dir, origin=f"http://127.0.0.1:{server_port}",
                     log_level="WARNING", sequencer_interval=0.05,
-                    revocation_poll_interval=0.5, **configured)
+                    revocation_poll_interval=0.5, auth_source_rate_limit=1_000_000,
+                    auth_failure_events_per_minute=10_000, **configured)
 
 
 @pytest.fixture(scope="session")

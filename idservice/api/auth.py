@@ -48,6 +48,8 @@ def _oauth_error(error: ClientAuthError) -> JSONResponse:
                **problem_doc(429)},
 )
 async def client_token(request: Request, svc: Svc) -> JSONResponse:
+    rctx = anonymous_context(request, _ANONYMOUS)
+    await svc.auth_limits.admit(rctx)  # contract 7: before any other work
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media != "application/x-www-form-urlencoded":
         return _oauth_error(ClientAuthError(
@@ -69,9 +71,8 @@ async def client_token(request: Request, svc: Svc) -> JSONResponse:
         return _oauth_error(ClientAuthError(
             "invalid_client", f"client_assertion_type must be {ASSERTION_TYPE}", 401))
     try:
-        issued = await svc.client_login.login(
-            anonymous_context(request, _ANONYMOUS), form["client_assertion"],
-            form.get("client_id"))
+        issued = await svc.client_login.login(rctx, form["client_assertion"],
+                                              form.get("client_id"))
     except ClientAuthError as error:
         return _oauth_error(error)
     return JSONResponse(

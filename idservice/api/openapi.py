@@ -157,7 +157,9 @@ class PersonSearchDoc(BaseModel):
 class ActorDoc(BaseModel):
     model_config = ConfigDict(title="Actor")
 
-    type: Literal["operator", "client"]
+    # anonymous: `auth.rate_limited` and refusals without a certificate; certificate: a login
+    # refused before its path validated; admin: `operators` / `clients` commands (contract 7)
+    type: Literal["operator", "client", "anonymous", "certificate", "admin"]
     id: str
 
 

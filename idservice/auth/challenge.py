@@ -1,29 +1,43 @@
-"""Login challenges (contract 3.1 step 1; Web eID's nonce): 32 random bytes, base64 (44 chars),
-stored server-side for 5 minutes, single use.
+"""Login challenges (contract 3.1 step 1; Web eID's nonce): 32 bytes, base64 (44 characters),
+valid 5 minutes, single use.
 
-Only the nonce's SHA-256 is stored. `consume` deletes it with `DELETE ... RETURNING` in its own
-statement (autocommit), before anything else about the login is checked, so a nonce can never
-be used twice, not even by two concurrent requests, and a refused login still burns it.
+Stateless, so that asking for challenges stores nothing (contract 7: nothing an anonymous
+caller sends may grow storage without bound): the 32 bytes are the expiry (4 bytes, Unix
+seconds), 12 random bytes and the first 16 bytes of HMAC-SHA-256 over both, keyed with a
+server secret every process shares (`auth_secret`, created by the first one). A nonce is
+authentic only with a valid MAC, and expired once its own expiry has passed (so a late attempt
+always hears `nonce_expired`). Single use: an authentic, unexpired nonce is inserted into
+`auth_nonce_used` (by SHA-256, `INSERT ... ON CONFLICT DO NOTHING RETURNING`, autocommit)
+before anything else about the login is checked; a second use, even a concurrent one, finds
+it there. Those rows are bounded by the logins attempted (rate limited per source) and
+deleted after their expiry.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime
+
+import asyncpg
 
 from idservice.auth.login_errors import NonceExpired, NonceNotFound
 from idservice.clock import Clock
 from idservice.db.types import Conn
 from idservice.queries import officers as q
 
-__all__ = ["NONCE_TTL_SECONDS", "Challenge", "consume_nonce", "new_challenge"]
+__all__ = ["NONCE_TTL_SECONDS", "Challenge", "NonceKey", "consume_nonce", "make_nonce"]
 
 NONCE_TTL_SECONDS = 300
-_NONCE_BYTES = 32
 _NONCE_CHARS = 44
+_RANDOM_BYTES = 12
+_MAC_BYTES = 16
+_SECRET_NAME = "challenge-nonce-hmac"
+_DOMAIN = b"idservice challenge nonce v1\x00"
 
 
 @dataclass(frozen=True)
@@ -32,26 +46,50 @@ class Challenge:
     expires_in: int
 
 
-def _key(nonce: str) -> str:
-    return hashlib.sha256(nonce.encode("utf-8")).hexdigest()
+class NonceKey:
+    """The shared HMAC key of the nonces (read once per process)."""
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 32:
+            raise ValueError("the nonce secret must have at least 32 bytes")
+        self._secret = secret
+
+    @classmethod
+    async def load(cls, pool: asyncpg.Pool) -> NonceKey:
+        await pool.execute(q.ENSURE_SECRET, _SECRET_NAME, secrets.token_bytes(32))
+        secret: bytes = await pool.fetchval(q.GET_SECRET, _SECRET_NAME)
+        return cls(secret)
+
+    def mac(self, body: bytes) -> bytes:
+        return hmac.new(self._secret, _DOMAIN + body, hashlib.sha256).digest()[:_MAC_BYTES]
+
+    def challenge(self, clock: Clock) -> Challenge:
+        expires = int(clock.now().timestamp()) + NONCE_TTL_SECONDS
+        return Challenge(make_nonce(self, expires), NONCE_TTL_SECONDS)
 
 
-async def new_challenge(conn: Conn, clock: Clock) -> Challenge:
-    nonce = base64.b64encode(secrets.token_bytes(_NONCE_BYTES)).decode("ascii")
-    now = clock.now()
-    await conn.execute(q.PURGE_NONCES, now)
-    await conn.execute(q.INSERT_NONCE, _key(nonce), now + timedelta(seconds=NONCE_TTL_SECONDS))
-    return Challenge(nonce, NONCE_TTL_SECONDS)
+def make_nonce(key: NonceKey, expires: int) -> str:
+    """A nonce valid until `expires` (Unix seconds)."""
+    body = expires.to_bytes(4, "big") + secrets.token_bytes(_RANDOM_BYTES)
+    return base64.b64encode(body + key.mac(body)).decode("ascii")
 
 
-async def consume_nonce(conn: Conn, nonce: str, clock: Clock) -> None:
-    """Delete the nonce; raise if it was not there or has expired. Commits on its own."""
+async def consume_nonce(conn: Conn, key: NonceKey, nonce: str, clock: Clock) -> None:
+    """Raise unless `nonce` is ours, unexpired and unused; then it is used (committed)."""
     if conn.is_in_transaction():
         raise RuntimeError("a nonce is consumed outside any transaction, so it stays consumed")
     if len(nonce) != _NONCE_CHARS:
         raise NonceNotFound("nonce must be the 44-character string from /v1/auth/challenge")
-    expires_at = await conn.fetchval(q.CONSUME_NONCE, _key(nonce))
-    if expires_at is None:
-        raise NonceNotFound("unknown or already used nonce")
-    if expires_at <= clock.now():
+    try:
+        raw = base64.b64decode(nonce, validate=True)
+    except (binascii.Error, ValueError):
+        raise NonceNotFound("unknown nonce; ask /v1/auth/challenge for one") from None
+    body, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
+    if len(raw) != 32 or not hmac.compare_digest(mac, key.mac(body)):
+        raise NonceNotFound("unknown nonce; ask /v1/auth/challenge for one")
+    expires = datetime.fromtimestamp(int.from_bytes(body[:4], "big"), UTC)
+    if expires <= clock.now():
         raise NonceExpired("nonce expired; ask for a new challenge")
+    digest = hashlib.sha256(nonce.encode("ascii")).hexdigest()
+    if await conn.fetchval(q.USE_NONCE, digest, expires) is None:
+        raise NonceNotFound("nonce already used; ask for a new challenge")

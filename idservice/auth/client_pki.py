@@ -90,12 +90,12 @@ class ClientPki:
         try:
             await self._paths.crl_checked(_asn1(cert), hashlib.sha256(der).hexdigest(), now)
         except RevokedError as exc:
-            raise ClientAuthError("invalid_client", "the client's certificate is revoked") \
-                from exc
+            raise ClientAuthError("invalid_client", "the client's certificate is revoked",
+                                  verified=True) from exc
         except VALIDATION_ERRORS as exc:
             raise ClientAuthError(
                 "invalid_client", "the client's certificate does not validate with a fresh "
-                "CRL of its CA (IDSERVICE_CLIENT_CRLS)") from exc
+                "CRL of its CA (IDSERVICE_CLIENT_CRLS)", verified=True) from exc
 
     async def stop(self) -> None:
         if self._crls is not None:

@@ -30,16 +30,22 @@ __all__ = [
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 _SKEW = 30
+_CLAIM_ERRORS = (jwt.InvalidAudienceError, jwt.InvalidIssuerError, jwt.MissingRequiredClaimError,
+                 jwt.ImmatureSignatureError, jwt.ExpiredSignatureError, jwt.InvalidIssuedAtError)
 
 
 class ClientAuthError(Exception):
-    """An RFC 6749 error: `error` is the registered code, the message its description."""
+    """An RFC 6749 error: `error` is the registered code, the message its description.
+    `verified`: raised after the assertion's signature verified (the client proved its key),
+    so the refusal is the client's own doing, not anyone's who typed its id."""
 
-    def __init__(self, error: str, description: str, status: int = 401) -> None:
+    def __init__(self, error: str, description: str, status: int = 401, *,
+                 verified: bool = False) -> None:
         super().__init__(description)
         self.error = error
         self.description = description
         self.status = status
+        self.verified = verified
 
     def body(self) -> dict[str, str]:
         return {"error": self.error, "error_description": self.description}
@@ -108,24 +114,30 @@ async def verify_client_assertion(
                                    "verify_exp": False, "verify_nbf": False, "verify_iat": False},
         )
     except jwt.PyJWTError as exc:
-        raise ClientAuthError("invalid_client", f"client assertion rejected: {exc}") from exc
+        # PyJWT checks the signature before the claims: a claim error means it verified.
+        raise ClientAuthError("invalid_client", f"client assertion rejected: {exc}",
+                              verified=isinstance(exc, _CLAIM_ERRORS)) from exc
+
+    def refused(description: str) -> ClientAuthError:
+        return ClientAuthError("invalid_client", description, verified=True)
+
     if claims.get("sub") != issuer:
-        raise ClientAuthError("invalid_client", "sub must be the client_id")
+        raise refused("sub must be the client_id")
     exp = claims["exp"]
     if not isinstance(exp, int | float):
-        raise ClientAuthError("invalid_client", "exp must be a number")
+        raise refused("exp must be a number")
     if exp + _SKEW <= now:
-        raise ClientAuthError("invalid_client", "client assertion expired")
+        raise refused("client assertion expired")
     if exp > now + max_lifetime + _SKEW:
-        raise ClientAuthError("invalid_client", f"exp must be at most {max_lifetime} s ahead")
+        raise refused(f"exp must be at most {max_lifetime} s ahead")
     nbf = claims.get("nbf")
     if isinstance(nbf, int | float) and nbf > now + _SKEW:
-        raise ClientAuthError("invalid_client", "client assertion not yet valid")
+        raise refused("client assertion not yet valid")
     jti = claims["jti"]
     if not isinstance(jti, str) or not 1 <= len(jti) <= 200:
-        raise ClientAuthError("invalid_client", "jti must be a string of 1-200 characters")
+        raise refused("jti must be a string of 1-200 characters")
     burned = await conn.fetchval(q.REMEMBER_JTI, issuer, jti, datetime.fromtimestamp(exp, UTC))
     if burned is None:
-        raise ClientAuthError("invalid_client", "client assertion replayed (jti already used)")
+        raise refused("client assertion replayed (jti already used)")
     return VerifiedClient(issuer, list(row["roles"]), row["jurisdiction"], row["cert_pem"],
                           row["cert_not_after"])

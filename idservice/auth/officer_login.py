@@ -6,7 +6,9 @@ certificate's path validated (otherwise the certificate), written in its own tra
 the refusal leaves; on success, an access token
 bound to the certificate (`cnf.x5t#S256`), one `auth.login` event and the certificate's entry in
 the live-certificate list (its OCSP status is re-checked while the token lives), in one
-transaction. Both endpoints are rate limited per source address before any other work.
+transaction. Both endpoints are rate limited per source address before any other work, a
+verified operator per operator, and failures whose signature did not verify are recorded up
+to the per-source cap (`auth/rate_limit.py`).
 """
 
 from __future__ import annotations
@@ -24,13 +26,13 @@ from cryptography import x509
 
 from idservice.audit.events import AuditEvent, RequestContext
 from idservice.audit.recorder import record
-from idservice.auth.challenge import Challenge, new_challenge
+from idservice.auth.challenge import Challenge, NonceKey
 from idservice.auth.checks.base import LoginAttempt
 from idservice.auth.live_certs import track_live_certificate
-from idservice.auth.login_errors import LoginFailed
+from idservice.auth.login_errors import LoginFailed, OperatorDisabled, OperatorUnknown
 from idservice.auth.operators import certificate_identity, x5t_s256
 from idservice.auth.principal import Actor
-from idservice.auth.rate_limit import check_rate_limit
+from idservice.auth.rate_limit import AuthLimits
 from idservice.auth.tokens import AccessTokenIssuer, IssuedToken
 from idservice.auth.validator import LoginValidator
 from idservice.clock import Clock
@@ -40,6 +42,8 @@ from idservice.queries import officers as q
 __all__ = ["OfficerLogin", "OfficerSession"]
 
 _METHOD = "web-eid"
+# Refusals after the signature verified: the attempt proved the certificate's key.
+_AFTER_SIGNATURE = (OperatorUnknown, OperatorDisabled)
 _MAX_CERT_CHARS = 16 * 1024
 
 
@@ -59,22 +63,23 @@ class OfficerLogin:
     web pages' login script goes through the same `POST /v1/auth/token`)."""
 
     def __init__(self, pool: asyncpg.Pool, validator: LoginValidator,
-                 issuer: AccessTokenIssuer, clock: Clock, rate_limit: int) -> None:
+                 issuer: AccessTokenIssuer, clock: Clock, limits: AuthLimits,
+                 nonce_key: NonceKey) -> None:
         self._pool = pool
         self._validator = validator
         self._issuer = issuer
         self._clock = clock
-        self._rate_limit = rate_limit
+        self._limits = limits
+        self._nonce_key = nonce_key
 
     async def challenge(self, rctx: RequestContext) -> Challenge:
-        await check_rate_limit(self._pool, self._rate_limit, "challenge",
-                               rctx.source_ip or "unknown")
-        async with self._pool.acquire() as conn:
-            return await new_challenge(conn, self._clock)
+        """A stateless nonce (`auth/challenge.py`): nothing is stored."""
+        await self._limits.admit(rctx)
+        return self._nonce_key.challenge(self._clock)
 
     async def check_rate(self, rctx: RequestContext) -> None:
         """Counted before the body is even read (contract 7: before any other work)."""
-        await check_rate_limit(self._pool, self._rate_limit, "token", rctx.source_ip or "unknown")
+        await self._limits.admit(rctx)
 
     async def login(self, rctx: RequestContext, nonce: str,
                     auth_token: Mapping[str, Any]) -> OfficerSession:
@@ -85,13 +90,15 @@ class OfficerLogin:
                 await self._validator.validate(attempt)
             except LoginFailed as error:
                 actor, details = await _failure_actor(conn, attempt)
-                async with conn.transaction():
-                    await record(conn, dataclasses.replace(rctx, actor=actor), [AuditEvent(
+                await self._limits.record_failure(
+                    conn, dataclasses.replace(rctx, actor=actor), AuditEvent(
                         "auth.login_failed", error.code,
-                        details={"method": _METHOD, "reason": error.detail, **details})])
+                        details={"method": _METHOD, "reason": error.detail, **details}),
+                    verified=isinstance(error, _AFTER_SIGNATURE))
                 raise
             operator = attempt.operator
             assert operator is not None
+            await self._limits.check_identity(rctx, "operator", operator.id)
             cert_der = attempt.parsed.certificate_der
             issued = await self._issuer.issue(
                 kind="operator", subject=operator.id, roles=operator.roles,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from idservice.auth.challenge import NonceKey
 from idservice.auth.crl_cache import CrlCache
 from idservice.auth.live_certs import LiveCertificates
 from idservice.auth.operators import revoked_operator_thumbprints
@@ -38,8 +39,9 @@ class _RevokedCertificates:
 
 class OfficerPki:
     def __init__(self, validator: LoginValidator, crls: CrlCache,
-                 live: LiveCertificates) -> None:
+                 live: LiveCertificates, nonce_key: NonceKey) -> None:
         self.validator = validator
+        self.nonce_key = nonce_key
         self.crls = crls
         self.live = live
 
@@ -57,14 +59,15 @@ class OfficerPki:
         await crls.refresh()
         await push_revoked()
         crls.start(push_revoked)
-        validator = LoginValidator.from_settings(settings, pki, crls, clock)
+        nonce_key = await NonceKey.load(pool)
+        validator = LoginValidator.from_settings(settings, pki, crls, clock, nonce_key)
         assert validator.trust is not None and validator.revocation is not None
         live = LiveCertificates(
             pool, validator.trust, validator.revocation, clock, revoked.set_by_ocsp,
             recheck=settings.ocsp_recheck_seconds,
             interval=min(settings.ocsp_recheck_seconds, settings.revocation_poll_interval))
         live.start()
-        return cls(validator, crls, live)
+        return cls(validator, crls, live, nonce_key)
 
     async def stop(self) -> None:
         await self.live.stop()

@@ -23,6 +23,7 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from idservice.auth.challenge import NonceKey
 from idservice.auth.checks.base import LoginAttempt, LoginCheck, ValidatorConfig
 from idservice.auth.checks.certificate import CertificateCheck
 from idservice.auth.checks.nonce import NonceCheck
@@ -85,7 +86,7 @@ class LoginValidator:
 
     @classmethod
     def from_settings(cls, settings: Settings, pki: OfficerPkiFiles, crls: CrlSource,
-                      clock: Clock) -> LoginValidator:
+                      clock: Clock, nonce_key: NonceKey) -> LoginValidator:
         config = ValidatorConfig(
             origin=settings.origin,
             trust_anchors=tuple(_asn1(c) for c in pki.trust_anchors),
@@ -109,7 +110,7 @@ class LoginValidator:
         trust = TrustCheck(paths)
         revocation = RevocationCheck(paths, ocsp, policy=settings.revocation)
         return cls([
-            NonceCheck(clock),
+            NonceCheck(nonce_key, clock),
             TokenFormatCheck(),
             CertificateCheck(),
             PurposeCheck(),

@@ -1,11 +1,18 @@
 """SQL of officer login: challenge nonces and the operator registry."""
 
-INSERT_NONCE = "INSERT INTO auth_nonce (nonce_sha256, expires_at) VALUES ($1, $2)"
+# Stateless nonces (auth/challenge.py): only a presented, authentic, unexpired one is kept,
+# until it expires, so that it works once.
+USE_NONCE = """
+INSERT INTO auth_nonce_used (nonce_sha256, expires_at) VALUES ($1, $2)
+ON CONFLICT DO NOTHING RETURNING 1
+"""
 
-CONSUME_NONCE = "DELETE FROM auth_nonce WHERE nonce_sha256 = $1 RETURNING expires_at"
+PURGE_USED_NONCES = "DELETE FROM auth_nonce_used WHERE expires_at < now() - interval '1 minute'"
 
-# Expired nonces are kept an hour so a late attempt still hears `nonce_expired`.
-PURGE_NONCES = "DELETE FROM auth_nonce WHERE expires_at < $1::timestamptz - interval '1 hour'"
+# The nonces' HMAC key: the first process creates it, every process reads the same one.
+ENSURE_SECRET = "INSERT INTO auth_secret (name, secret) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+
+GET_SECRET = "SELECT secret FROM auth_secret WHERE name = $1"
 
 FIND_OPERATOR = """
 SELECT id, name, roles, jurisdiction, enabled FROM operator

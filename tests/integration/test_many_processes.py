@@ -38,7 +38,8 @@ pytestmark = pytest.mark.embedded_only  # the embedded cluster itself (fixtures_
 
 IDSERVICE = [sys.executable, "-m", "idservice.cli"]
 WORKERS = 3
-RATE_LIMIT = 12
+RATE_LIMIT = 30  # per source address and minute
+PROBE = "127.0.0.9"  # the rate-limit probe's own address
 PINS = 60
 
 
@@ -53,10 +54,11 @@ class Stack:
     def assertion(self) -> dict[str, str]:
         return client_token_form(self.client_id, self.key, f"{self.base}/v1/auth/client-token")
 
-    def post(self, path: str, **kwargs: object) -> httpx.Response:
+    def post(self, path: str, *, source: str = "127.0.0.1", **kwargs: object) -> httpx.Response:
         """One request on its own connection (`Connection: close`): any worker may answer."""
         headers = {"Connection": "close", **kwargs.pop("headers", {})}  # type: ignore[dict-item]
-        with httpx.Client(base_url=self.base, timeout=30) as client:
+        with httpx.Client(base_url=self.base, timeout=30,
+                          transport=httpx.HTTPTransport(local_address=source)) as client:
             return client.post(path, headers=headers, **kwargs)  # type: ignore[arg-type]
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -87,7 +89,7 @@ def stack() -> Iterator[Stack]:
            if not k.startswith(("IDSERVICE_", "SOFTHSM2", "PROMETHEUS_"))}
     env.update({"IDSERVICE_DATA_DIR": str(data_dir), "IDSERVICE_ORIGIN": base,
                 "IDSERVICE_ALLOW_DEV_PARTS": "1",  # serve on the embedded cluster and SoftHSM
-                "IDSERVICE_AUTH_RATE_LIMIT": str(RATE_LIMIT),
+                "IDSERVICE_AUTH_SOURCE_RATE_LIMIT": str(RATE_LIMIT),
                 "IDSERVICE_REVOCATION_POLL_INTERVAL": "0.5"})
     process = subprocess.Popen(
         [*IDSERVICE, "serve", "--workers", str(WORKERS), "--port", str(port)],
@@ -187,10 +189,10 @@ def test_the_rate_limit_counts_across_workers(stack: Stack) -> None:
         time.sleep(60.5 - time.time() % 60)
     form = client_token_form("rate-probe", ec.generate_private_key(ec.SECP256R1()),
                              f"{stack.base}/v1/auth/client-token")
-    statuses = [stack.post("/v1/auth/client-token", data=form).status_code
+    statuses = [stack.post("/v1/auth/client-token", data=form, source=PROBE).status_code
                 for _ in range(RATE_LIMIT)]
     assert statuses == [401] * RATE_LIMIT  # an unknown client, counted all the same
-    limited = stack.post("/v1/auth/client-token", data=form)
+    limited = stack.post("/v1/auth/client-token", data=form, source=PROBE)
     assert limited.status_code == 429, limited.text
     assert limited.json()["code"] == "rate_limited"
     assert int(limited.headers["retry-after"]) >= 1

@@ -12,7 +12,6 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 
 import httpx
 import jwt
@@ -25,6 +24,7 @@ from pydantic import SecretStr
 
 from hsm.client import sign_with_token
 from idservice.app import create_app
+from idservice.auth.challenge import NonceKey, make_nonce
 from idservice.auth.operators import x5t_s256
 from idservice.auth.webeid import auth_token, signed_data
 from idservice.runtime import DatabaseTarget
@@ -112,13 +112,32 @@ def test_unknown_nonce_nonce_not_found(officer_env: OfficerLoginEnv) -> None:
                                                                     nonce)), "nonce_not_found")
 
 
+def _server_nonce_key(service_db: Callable) -> NonceKey:
+    """The key every process makes nonces with (auth_secret), to make one that expired."""
+    return NonceKey(service_db("SELECT secret FROM auth_secret")[0]["secret"])
+
+
 def test_expired_nonce_nonce_expired(officer_env: OfficerLoginEnv, service_db: Callable) -> None:
-    nonce = b64(secrets.token_bytes(32))
-    service_db("INSERT INTO auth_nonce (nonce_sha256, expires_at) VALUES ($1, $2)",
-               hashlib.sha256(nonce.encode()).hexdigest(),
-               datetime.now(UTC) - timedelta(seconds=1))
+    nonce = make_nonce(_server_nonce_key(service_db), int(time.time()) - 1)
     _problem(officer_env.post_token(nonce, officer_env.signed_token(officer_env.cert("good"),
                                                                     nonce)), "nonce_expired")
+
+
+def test_nonce_with_forged_expiry_nonce_not_found(officer_env: OfficerLoginEnv) -> None:
+    """The expiry is covered by the MAC: moving it later makes the nonce unknown."""
+    raw = bytearray(base64.b64decode(officer_env.challenge()))
+    raw[0:4] = (int(time.time()) + 86_400).to_bytes(4, "big")
+    nonce = b64(bytes(raw))
+    _problem(officer_env.post_token(nonce, officer_env.signed_token(officer_env.cert("good"),
+                                                                    nonce)), "nonce_not_found")
+
+
+def test_challenges_store_nothing(officer_env: OfficerLoginEnv, service_db: Callable) -> None:
+    """Contract 7: asking for challenges cannot grow the database (stateless nonces)."""
+    before = service_db("SELECT count(*) AS n FROM auth_nonce_used")[0]["n"]
+    for _ in range(20):
+        officer_env.challenge()
+    assert service_db("SELECT count(*) AS n FROM auth_nonce_used")[0]["n"] == before
 
 
 def test_malformed_base64_token_parse(officer_env: OfficerLoginEnv) -> None:
