@@ -57,9 +57,10 @@ async def issue_pin(request: Request, svc: Svc, caller: Caller) -> JSONResponse:
 
 @router.post("/v1/pins/verify", openapi_extra=json_body_doc(VerifyRequest, {
     "pin": "052324000001", "full_name": "Nguyễn Thị Minh Anh", "date_of_birth": "2024-03-02"}),
-             responses={200: {"model": VerifyResultDoc}})
+             responses={200: {"model": VerifyResultDoc}, **problem_doc(429)})
 async def verify_pin(request: Request, svc: Svc, caller: Caller) -> dict[str, bool]:
     authorize(caller, Action.PIN_VERIFY)
+    await svc.auth_limits.check_verify(request_context(request, caller), caller)
     req = await json_body(request, VerifyRequest, svc.settings.max_body_bytes)
     return {"match": await verify(svc.persons, caller, request_context(request, caller), req)}
 

@@ -1,6 +1,11 @@
 """What auditors read: events, checkpoints, proofs (contract section 5). Each read is itself an
 `audit.read` event, written in the transaction of the read (an export records its event and
-commits it before the first row is sent)."""
+commits it before the first row is sent).
+
+An auditor whose jurisdiction is a province sees, in lists, by index and in exports, only the
+events of PINs of that province and the events without a PIN (contract 7; `auth/policy.py`);
+asking for another province's PIN or event is `403`. Checkpoints and proofs reveal no record
+and stay available to every auditor."""
 
 from __future__ import annotations
 
@@ -15,11 +20,17 @@ import asyncpg
 from idservice.audit import entry, treestore
 from idservice.audit.events import AuditEvent, RequestContext
 from idservice.audit.recorder import record
-from idservice.auth.policy import Action, authorize
+from idservice.auth.policy import (
+    Action,
+    authorize,
+    covers,
+    event_pin_prefix,
+    require_jurisdiction,
+)
 from idservice.auth.principal import Principal
 from idservice.db.types import Conn
-from idservice.errors import InvalidField, NotFound
-from idservice.pin.format import is_well_formed
+from idservice.errors import Forbidden, InvalidField, NotFound
+from idservice.pin.format import is_well_formed, parse_pin
 from idservice.queries import audit as q
 
 __all__ = ["MAX_LIMIT", "EventFilter", "checkpoint", "checkpoint_keys", "checkpoint_status",
@@ -95,12 +106,21 @@ async def _audit(conn: Conn, rctx: RequestContext, what: str, outcome: str = "ok
                                          details={"what": what, **details})])
 
 
+def _visible_prefix(principal: Principal, flt: EventFilter) -> str | None:
+    """The caller's PIN prefix (None: all); its own `pin` filter must be within it."""
+    prefix = event_pin_prefix(principal)
+    if prefix is not None and flt.pin is not None:
+        require_jurisdiction(principal, Action.AUDIT_EVENTS, pin=flt.pin, field="pin")
+    return prefix
+
+
 async def search(pool: asyncpg.Pool, principal: Principal, rctx: RequestContext,
                  flt: EventFilter, limit: int, after: str | None) -> dict[str, Any]:
     authorize(principal, Action.AUDIT_EVENTS)
+    prefix = _visible_prefix(principal, flt)
     start = _cursor(after)
     async with pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(q.SEARCH, *flt.args(), start, limit)
+        rows = await conn.fetch(q.SEARCH, *flt.args(), start, limit, prefix)
         await _audit(conn, rctx, "events", pin=flt.pin, filters=flt.describe(), count=len(rows))
     events = [entry.render_row(r) for r in rows]
     more = len(events) == limit
@@ -112,9 +132,15 @@ async def get_event(pool: asyncpg.Pool, principal: Principal, rctx: RequestConte
     authorize(principal, Action.AUDIT_EVENTS)
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(q.ENTRY, index)
-        await _audit(conn, rctx, "event", "ok" if row else "not_found", index=index)
+        visible = row is None or row["pin"] is None \
+            or covers(principal, Action.AUDIT_EVENTS, parse_pin(row["pin"]).province_code)
+        outcome = "not_found" if row is None else "ok" if visible else "forbidden"
+        await _audit(conn, rctx, "event", outcome, index=index)
     if row is None:
         raise NotFound(f"no sequenced audit event {index}")
+    if not visible:
+        raise Forbidden(f"jurisdiction {principal.jurisdiction} does not cover the PIN of "
+                        f"event {index}")
     return entry.render_row(row)
 
 
@@ -122,18 +148,19 @@ async def export(pool: asyncpg.Pool, principal: Principal, rctx: RequestContext,
                  flt: EventFilter, fmt: str) -> AsyncIterator[dict[str, Any]]:
     """Record the export, then return an iterator over every matching event (one snapshot)."""
     authorize(principal, Action.AUDIT_EVENTS)
+    prefix = _visible_prefix(principal, flt)
     async with pool.acquire() as conn, conn.transaction():
         await _audit(conn, rctx, "export", pin=flt.pin, filters=flt.describe(), format=fmt)
-    return _export_rows(pool, flt)
+    return _export_rows(pool, flt, prefix)
 
 
-async def _export_rows(pool: asyncpg.Pool, flt: EventFilter,
+async def _export_rows(pool: asyncpg.Pool, flt: EventFilter, prefix: str | None,
                        page: int = MAX_LIMIT) -> AsyncIterator[dict[str, Any]]:
     async with pool.acquire() as conn, \
             conn.transaction(isolation="repeatable_read", readonly=True):
         start = _FIRST
         while True:
-            rows = await conn.fetch(q.SEARCH, *flt.args(), start, page)
+            rows = await conn.fetch(q.SEARCH, *flt.args(), start, page, prefix)
             for row in rows:
                 yield entry.render_row(row)
             if len(rows) < page:

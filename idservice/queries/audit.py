@@ -59,7 +59,8 @@ SELECT index, at, actor_type, actor_id, action, pin, purpose, outcome, request_i
   FROM audit_entry WHERE index = $1
 """
 
-# Search: every filter optional ($n IS NULL), keyset pagination on index.
+# Search: every filter optional ($n IS NULL), keyset pagination on index; $9 is the auditor's
+# jurisdiction (contract 7): events of PINs of that province, and events without a PIN.
 SEARCH = """
 SELECT index, at, actor_type, actor_id, action, pin, purpose, outcome, request_id, source_ip,
        details
@@ -71,6 +72,7 @@ SELECT index, at, actor_type, actor_id, action, pin, purpose, outcome, request_i
    AND ($5::timestamptz IS NULL OR at >= $5)
    AND ($6::timestamptz IS NULL OR at < $6)
    AND index > $7
+   AND ($9::text IS NULL OR pin IS NULL OR starts_with(pin, $9))
  ORDER BY index
  LIMIT $8
 """

@@ -34,6 +34,7 @@ from tests.support.server import ServerThread, free_port
 SOURCE_LIMIT = 10  # requests per source and minute over the three endpoints
 IDENTITY_LIMIT = 3  # verified logins per client and minute
 FAILURE_EVENTS = 3  # failure events per source and minute whose identity did not verify
+VERIFY_LIMIT = 4  # PIN verifications per caller and minute
 FLOOD, REAL = "127.0.0.2", "127.0.0.3"
 
 
@@ -45,7 +46,8 @@ def limited_server(settings: Settings, database: DatabaseTarget, softhsm_dir: So
         "pkcs11_module": token.module_path, "pkcs11_token_label": token.token_label,
         "pkcs11_pin": SecretStr(softhsm_dir.user_pin), "jwt_key_label": "rate-limit-es256",
         "auth_source_rate_limit": SOURCE_LIMIT, "auth_rate_limit": IDENTITY_LIMIT,
-        "auth_failure_events_per_minute": FAILURE_EVENTS, "auth_report_interval": 0.5})
+        "auth_failure_events_per_minute": FAILURE_EVENTS, "auth_report_interval": 0.5,
+        "verify_rate_limit": VERIFY_LIMIT})
     thread = ServerThread(create_app(limited, database=database), free_port()).start()
     yield thread
     thread.stop()
@@ -172,6 +174,29 @@ def test_a_verified_client_is_limited_per_client(
             other_id, other_key, settings.client_token_url)).status_code == 200
 
 
+def test_pin_verification_is_limited_per_caller(
+        limited_server: ServerThread, make_client: Callable[..., tuple[str, Any]],
+        settings: Settings) -> None:
+    """/v1/pins/verify answers match / no match for a PIN, name and birth date: a PIN oracle,
+    limited per caller (contract 7)."""
+    _fresh_window()
+    body = {"pin": "052324000001", "full_name": "Nguyễn Thị Minh Anh",
+            "date_of_birth": "2024-03-02"}
+    tokens = []
+    for _ in range(2):
+        client_id, key = make_client("052")
+        response = httpx.post(f"{limited_server.base_url}/v1/auth/client-token",
+                              data=client_token_form(client_id, key, settings.client_token_url))
+        assert response.status_code == 200, response.text
+        tokens.append(response.json()["access_token"])
+    with limited_server.client(tokens[0]) as guesser:
+        for _ in range(VERIFY_LIMIT):
+            assert guesser.post("/v1/pins/verify", json=body).json() == {"match": False}
+        _assert_limited(guesser.post("/v1/pins/verify", json=body))
+    with limited_server.client(tokens[1]) as other:  # another caller has its own count
+        assert other.post("/v1/pins/verify", json=body).status_code == 200
+
+
 def test_rate_limited_event_is_written_once_by_concurrent_reporters(
         database: DatabaseTarget, service_db: Callable[..., list]) -> None:
     """Every process runs a reporter; a minute's event is written by exactly one."""
@@ -207,3 +232,4 @@ def test_zero_turns_the_limits_off() -> None:
     asyncio.run(limits.admit(RequestContext(Actor("anonymous", "x"), None, "127.0.0.1")))
     assert Settings().auth_source_rate_limit == 120
     assert Settings().auth_failure_events_per_minute == 30
+    assert Settings().verify_rate_limit == 120
