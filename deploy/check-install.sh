@@ -27,7 +27,7 @@ curl -sS -o /dev/null -w "plain http -> %{http_code} %{redirect_url}\n" http://l
 echo "== register a client (docs/operations.md step 5)"
 W=$(mktemp -d); cd $W
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=civil-052 -keyout client.key -out client.pem 2>/dev/null
-set -a; . /etc/idservice/idservice.env; set +a
+set -a; . /etc/idservice/idservice.env; . /etc/idservice/admin.env; set +a
 /opt/idservice/venv/bin/idservice clients add --id civil-052 --cert client.pem --roles registrar --jurisdiction 052 || true
 TOKEN=$(SSL_CERT_FILE=$CA /opt/idservice/venv/bin/idservice clients token --id civil-052 --key client.key)
 echo "token: ${TOKEN:0:20}..."

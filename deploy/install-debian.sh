@@ -14,7 +14,9 @@
 #                      under /etc/idservice/tls (replace it before going live)
 #   TRUST_ANCHORS, ISSUING_CAS, CRLS, CERT_POLICIES   officer-login PKI (contract 6.1), optional
 # Secrets: /etc/idservice/secrets.env (root, 0600) holds OWNER_DB_PASSWORD, SERVICE_DB_PASSWORD,
-# AUDITOR_DB_PASSWORD and HSM_USER_PIN (+ HSM_SO_PIN for SoftHSM); missing ones are generated.
+# AUDITOR_DB_PASSWORD, ADMIN_DB_PASSWORD and HSM_USER_PIN (+ HSM_SO_PIN for SoftHSM); missing
+# ones are generated. /etc/idservice/admin.env (root, 0600) holds the URL the `operators` /
+# `clients` commands connect with (the administrator role, never the service's).
 set -euo pipefail
 
 [ "$(id -u)" -eq 0 ] || { echo "install-debian.sh: run as root" >&2; exit 1; }
@@ -34,6 +36,7 @@ DB=idservice
 OWNER=idservice_owner
 APP=idservice_app
 AUDIT=idservice_audit
+ADMIN=idservice_admin
 
 log() { echo "install-debian: $*" >&2; }
 
@@ -61,7 +64,8 @@ install -d -m 0755 "$PREFIX"
 secrets="$ETC/secrets.env"
 [ -f "$secrets" ] || install -m 0600 -o root -g root /dev/null "$secrets"
 chmod 0600 "$secrets"
-for name in OWNER_DB_PASSWORD SERVICE_DB_PASSWORD AUDITOR_DB_PASSWORD HSM_USER_PIN HSM_SO_PIN; do
+for name in OWNER_DB_PASSWORD SERVICE_DB_PASSWORD AUDITOR_DB_PASSWORD ADMIN_DB_PASSWORD \
+            HSM_USER_PIN HSM_SO_PIN; do
   grep -q "^$name=" "$secrets" || echo "$name=$(openssl rand -hex 24)" >> "$secrets"
 done
 # shellcheck disable=SC1090
@@ -87,13 +91,15 @@ systemctl enable --now postgresql >/dev/null 2>&1 || pg_ctlcluster 15 main start
 psql_su() { runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 log "database roles and database"
 psql_su -v owner_pw="$OWNER_DB_PASSWORD" -v app_pw="$SERVICE_DB_PASSWORD" \
-        -v audit_pw="$AUDITOR_DB_PASSWORD" <<SQL
+        -v audit_pw="$AUDITOR_DB_PASSWORD" -v admin_pw="$ADMIN_DB_PASSWORD" <<SQL
 SELECT 'CREATE ROLE $OWNER' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$OWNER') \gexec
 SELECT 'CREATE ROLE $APP' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$APP') \gexec
 SELECT 'CREATE ROLE $AUDIT' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$AUDIT') \gexec
+SELECT 'CREATE ROLE $ADMIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$ADMIN') \gexec
 ALTER ROLE $OWNER WITH LOGIN CREATEROLE NOSUPERUSER NOCREATEDB NOREPLICATION PASSWORD :'owner_pw';
 ALTER ROLE $APP WITH LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'app_pw';
 ALTER ROLE $AUDIT WITH LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'audit_pw';
+ALTER ROLE $ADMIN WITH LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'admin_pw';
 SELECT 'CREATE DATABASE $DB OWNER $OWNER ENCODING ''UTF8''' WHERE NOT EXISTS
   (SELECT FROM pg_database WHERE datname = '$DB') \gexec
 SQL
@@ -105,7 +111,14 @@ log "migrations (as $OWNER)"
 env -i PATH=/usr/bin:/bin HOME=/root IDSERVICE_DATABASE_URL="$owner_url" \
   IDSERVICE_OWNER_DATABASE_URL="$owner_url" "$PREFIX/venv/bin/idservice" db migrate
 # The group roles exist now (migration 0001): the login roles join them.
-psql_su -c "GRANT idservice_service TO $APP" -c "GRANT idservice_auditor TO $AUDIT"
+psql_su -c "GRANT idservice_service TO $APP" -c "GRANT idservice_auditor TO $AUDIT" \
+        -c "GRANT idservice_administrator TO $ADMIN"
+admin_env="$ETC/admin.env"
+tmp="$(mktemp)"
+echo "IDSERVICE_ADMIN_DATABASE_URL=postgresql://$ADMIN:$ADMIN_DB_PASSWORD@127.0.0.1:5432/$DB" \
+  > "$tmp"
+install -m 0600 -o root -g root "$tmp" "$admin_env"
+rm -f "$tmp"
 
 # 6. HSM: a named PKCS#11 module, or a SoftHSM token owned by the service user.
 if [ -z "$PKCS11_MODULE" ]; then

@@ -51,17 +51,19 @@ def test_install_script_is_strict_and_idempotent_by_construction() -> None:
     text = (DEPLOY / "install-debian.sh").read_text()
     assert "set -euo pipefail" in text
     # roles and database only created when missing; secrets only generated when missing
-    assert text.count("WHERE NOT EXISTS") == 4
+    assert text.count("WHERE NOT EXISTS") == 5
     assert 'grep -q "^$name=" "$secrets"' in text
     assert 'install -m 0600 -o root -g root "$tmp" "$envfile"' in text
     assert "GRANT idservice_service TO $APP" in text and "GRANT idservice_auditor TO $AUDIT" in text
+    assert "GRANT idservice_administrator TO $ADMIN" in text  # the operators/clients commands
+    assert 'install -m 0600 -o root -g root "$tmp" "$admin_env"' in text
     assert "idservice\" db migrate" in text
 
 
 # --- docker-compose ----------------------------------------------------------------------
 
 COMPOSE_ENV = {"PATH": "/usr/bin:/bin", "POSTGRES_PASSWORD": "p", "OWNER_DB_PASSWORD": "o",
-               "SERVICE_DB_PASSWORD": "s", "AUDITOR_DB_PASSWORD": "a"}
+               "SERVICE_DB_PASSWORD": "s", "AUDITOR_DB_PASSWORD": "a", "ADMIN_DB_PASSWORD": "d"}
 
 
 def compose_config(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
