@@ -15,7 +15,7 @@ __all__ = [
     "MalformedRequest",
     "NotFound",
     "PayloadTooLarge",
-    "PinSpaceExhaustedError",
+    "PinSpaceExhausted",
     "ProblemError",
     "PurposeRequired",
     "RateLimited",
@@ -83,7 +83,7 @@ class RegistrationConflict(ProblemError):
     status, code, title = 409, "registration_conflict", "Registration key already used"
 
 
-class PinSpaceExhaustedError(ProblemError):
+class PinSpaceExhausted(ProblemError):
     status, code, title = 409, "pin_space_exhausted", "PIN space exhausted"
 
 

@@ -18,13 +18,13 @@ import asyncpg
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from idservice.auth.client_registry import ClientRegistryError, parse_jurisdiction, parse_roles
+from idservice.auth.client_registry import RegistryError, parse_jurisdiction, parse_roles
 from idservice.db.types import Conn
 from idservice.queries import officers as q
 
 __all__ = [
     "CertificateIdentity",
-    "OperatorRegistryError",
+    "RegistryError",
     "add_operator",
     "certificate_identity",
     "disable_operator",
@@ -36,8 +36,6 @@ __all__ = [
 ]
 
 _ID = re.compile(r"[^A-Za-z0-9._-]+")
-
-OperatorRegistryError = ClientRegistryError
 
 
 @dataclass(frozen=True)
@@ -71,7 +69,7 @@ async def add_operator(conn: Conn, *, cert_pem: bytes, name: str, roles: list[st
     try:
         cert = x509.load_pem_x509_certificate(cert_pem)
     except ValueError as exc:
-        raise OperatorRegistryError("--cert is not a PEM certificate") from exc
+        raise RegistryError("--cert is not a PEM certificate") from exc
     identity = certificate_identity(cert)
     new_id = operator_id or _default_id(cert, identity)
     try:
@@ -79,10 +77,10 @@ async def add_operator(conn: Conn, *, cert_pem: bytes, name: str, roles: list[st
                            identity.serial, cert.public_bytes(Encoding.PEM).decode(), roles,
                            jurisdiction)
     except asyncpg.UniqueViolationError as exc:
-        raise OperatorRegistryError(
+        raise RegistryError(
             "an operator with this id or certificate is already registered") from exc
     except asyncpg.CheckViolationError as exc:
-        raise OperatorRegistryError(f"invalid operator: {exc.constraint_name}") from exc
+        raise RegistryError(f"invalid operator: {exc.constraint_name}") from exc
     return new_id
 
 

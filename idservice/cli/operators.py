@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from idservice.auth.operators import (
-    OperatorRegistryError,
+    RegistryError,
     add_operator,
     disable_operator,
     list_operators,
@@ -38,7 +38,7 @@ def add(
     """Register an operator by certificate."""
     try:
         role_list, jur = parse_roles(roles), parse_jurisdiction(jurisdiction)
-    except OperatorRegistryError as exc:
+    except RegistryError as exc:
         raise fail(str(exc), 2) from exc
     if not name.strip():
         raise fail("--name must not be empty", 2)
@@ -51,7 +51,7 @@ def add(
 
     try:
         new_id = run(main)
-    except OperatorRegistryError as exc:
+    except RegistryError as exc:
         raise fail(str(exc)) from exc
     console.print(f"operator [bold]{new_id}[/bold] added: roles {','.join(role_list)}, "
                   f"jurisdiction {jur}")

@@ -11,7 +11,7 @@ from types import FrameType
 import uvicorn
 
 from idservice.app import create_app
-from idservice.auth.client_registry import ClientRegistryError, add_client
+from idservice.auth.client_registry import RegistryError, add_client
 from idservice.cli.common import console
 from idservice.db.pool import connect
 from idservice.demo import demo_pki_settings, ensure_demo_client, register_demo_operators
@@ -33,7 +33,7 @@ async def _register_demo_client(cfg: Settings, db: DatabaseTarget, pki: DemoPki)
     client = ensure_demo_client(cfg.data_dir)
     conn = await connect(db.service_url)
     try:
-        with contextlib.suppress(ClientRegistryError):  # registered on an earlier run
+        with contextlib.suppress(RegistryError):  # registered on an earlier run
             await add_client(conn, client_id=client.id, cert_pem=client.cert_path.read_bytes(),
                              roles=["registrar"], jurisdiction=client.jurisdiction,
                              name="Demo civil-status software (Binh Dinh, 052)")

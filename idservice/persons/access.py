@@ -15,7 +15,7 @@ from idservice.persons.context import PersonsContext
 from idservice.persons.models import VerifyRequest
 from idservice.persons.names import check_text, fold_name
 from idservice.persons.views import person_view
-from idservice.pin.format import is_well_formed
+from idservice.pin.format import is_well_formed, parse_pin
 from idservice.queries import persons as q
 
 __all__ = ["SEARCH_LIMIT", "check_purpose", "read", "search", "verify"]
@@ -50,7 +50,7 @@ async def read(
     principal.require_role("officer")
     purpose = check_purpose(purpose)
     check_pin(pin)
-    if not principal.covers(pin[:3]):
+    if not principal.covers(parse_pin(pin).province_code):
         await _audit_denied(ctx, rctx, AuditEvent("person.read", "forbidden", pin=pin,
                                                   purpose=purpose))
         raise Forbidden(f"jurisdiction {principal.jurisdiction} does not cover this PIN")

@@ -15,16 +15,15 @@ from pydantic import ValidationError
 from idservice.audit.events import AuditEvent, RequestContext
 from idservice.audit.recorder import record
 from idservice.auth.principal import Principal
-from idservice.errors import InvalidField, NotFound, PinSpaceExhaustedError, Unavailable
+from idservice.errors import InvalidField, NotFound, ProblemError
 from idservice.persons.access import check_pin
-from idservice.persons.bucket_store import PgBucketStore
+from idservice.persons.allocation import claim_pins
 from idservice.persons.context import PersonsContext
 from idservice.persons.models import CorrectionRequest, IssueRequest
-from idservice.persons.names import fold_name
+from idservice.persons.rows import PersonRow
 from idservice.persons.rules import check_child
 from idservice.persons.views import canonical_json, load_record, person_view
-from idservice.pin.allocator import AllocationContention, PinSpaceExhausted, allocate
-from idservice.pin.format import bucket_prefix
+from idservice.pin.format import parse_pin
 from idservice.queries import persons as q
 
 __all__ = ["correct"]
@@ -52,51 +51,35 @@ async def correct(
 ) -> dict[str, Any]:
     principal.require_role("officer")
     check_pin(pin)
-    principal.require_jurisdiction(pin[:3], field="pin")
+    principal.require_jurisdiction(parse_pin(pin).province_code, field="pin")
     changes = req.changes.as_dict()
     async with ctx.pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(q.GET_PERSON_FOR_UPDATE, pin)
-        if row is None:
+        current = await conn.fetchrow(q.GET_PERSON_FOR_UPDATE, pin)
+        if current is None:
             raise NotFound("no person with this PIN")
-        if row["status"] == "cancelled":
-            raise InvalidField(f"this PIN was replaced by {row['replaced_by']}; correct that "
+        if current["status"] == "cancelled":
+            raise InvalidField(f"this PIN was replaced by {current['replaced_by']}; correct that "
                                "record instead", field="pin")
-        old = load_record(row["record"])
+        old = load_record(current["record"])
         new_req = _apply(old, changes)
         check_child(new_req.child, new_req.registration.registered_on, prefix="changes")
-        new_record = new_req.model_dump(mode="json")
-        child = new_req.child
-        old_child = old["child"]
-        reissue = (child.sex != old_child["sex"]
-                   or child.date_of_birth.year != int(old_child["date_of_birth"][:4]))
-        folded = [fold_name(n) for n in child.other_names]
+        row = PersonRow.of(new_req, canonical_json(new_req.model_dump(mode="json")))
         actor = rctx.actor
-        if not reissue:
-            await conn.execute(q.UPDATE_RECORD, pin, canonical_json(new_record), child.full_name,
-                               fold_name(child.full_name), folded)
+        if row.prefix == parse_pin(pin).prefix:  # sex and birth year unchanged: same PIN
+            await conn.execute(q.PERSON_UPDATE, pin, row.composite())
             await conn.execute(q.INSERT_HISTORY, pin, actor.type, actor.id, req.reason,
                                canonical_json(changes), canonical_json(old), None)
             await record(conn, rctx, [AuditEvent(
                 "person.correct", "corrected", pin=pin,
                 details={"fields": sorted(changes), "reason": req.reason})])
-            current = await conn.fetchrow(q.GET_PERSON, pin)
-            assert current is not None
-            return person_view(current)
+            updated = await conn.fetchrow(q.GET_PERSON, pin)
+            assert updated is not None
+            return person_view(updated)
 
-        prefix = bucket_prefix(pin[:3], child.date_of_birth.year, child.sex)
-        reg = new_req.registration
-        columns = [reg.authority, reg.number, reg.registered_on, reg.province_code,
-                   child.full_name, fold_name(child.full_name), folded, child.sex,
-                   child.date_of_birth, canonical_json(new_record)]
-        store = PgBucketStore(conn, prefix, columns, ctx.allocator)
-        try:
-            await allocate(store, ctx.rng, ctx.allocator, bucket=prefix)
-        except PinSpaceExhausted as exc:
-            raise PinSpaceExhaustedError(f"all numbers of bucket {prefix} are used") from exc
-        except AllocationContention as exc:
-            raise Unavailable("too much contention for free numbers; retry") from exc
-        assert store.claimed is not None
-        new_pin: str = store.claimed["pin"]
+        [claim] = await claim_pins(conn, ctx, [row])
+        if isinstance(claim, ProblemError):
+            raise claim
+        new_pin = claim.pin
         await conn.execute(q.CANCEL, pin, new_pin)
         await conn.execute(q.INSERT_HISTORY, pin, actor.type, actor.id, req.reason,
                            canonical_json(changes), canonical_json(old), new_pin)
@@ -106,8 +89,8 @@ async def correct(
                                 "new_pin": new_pin}),
             AuditEvent("pin.issue", "issued", pin=new_pin, details={"replaces": pin}),
         ])
-        current = await conn.fetchrow(q.GET_PERSON, new_pin)
-        assert current is not None
-        view = person_view(current)
+        reissued = await conn.fetchrow(q.GET_PERSON, new_pin)
+        assert reissued is not None
+        view = person_view(reissued)
         view["replaces"] = pin
         return view
