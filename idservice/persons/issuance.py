@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from idservice.audit.events import AuditEvent, RequestContext
-from idservice.audit.recorder import record
+from idservice.audit.recorder import event_columns, record
 from idservice.auth.principal import Principal
 from idservice.db.types import Conn
 from idservice.errors import PinSpaceExhausted, ProblemError, RegistrationConflict
@@ -81,12 +81,10 @@ def existing_outcome(
         return (
             RegistrationConflict("this registration key was used with different content",
                                  field="registration"),
-            AuditEvent("pin.issue", "registration_conflict", pin=pin,
-                       details={"registration": _key(p)}),
+            AuditEvent("pin.issue", "registration_conflict", pin=pin, details=_details(p)),
         )
     outcome = IssueOutcome(pin, status, issued_at, registration, created=False)
-    return outcome, AuditEvent("pin.issue", "replayed", pin=pin,
-                               details={"registration": _key(p)})
+    return outcome, AuditEvent("pin.issue", "replayed", pin=pin, details=_details(p))
 
 
 def issued_outcome(
@@ -94,10 +92,9 @@ def issued_outcome(
 ) -> tuple[IssueOutcome | ProblemError, AuditEvent]:
     if isinstance(claim, PinSpaceExhausted):
         return claim, AuditEvent("pin.issue", "pin_space_exhausted",
-                                 details={"registration": _key(p), "bucket": p.row.prefix})
+                                 details=_details(p, bucket=p.row.prefix))
     outcome = IssueOutcome(claim.pin, "active", claim.issued_at, p.registration, created=True)
-    return outcome, AuditEvent("pin.issue", "issued", pin=claim.pin,
-                               details={"registration": _key(p)})
+    return outcome, AuditEvent("pin.issue", "issued", pin=claim.pin, details=_details(p))
 
 
 async def issue_in_transaction(
@@ -122,8 +119,10 @@ async def issue_in_transaction(
     return issued_outcome(p, claim)
 
 
-def _key(p: PreparedIssue) -> dict[str, str]:
-    return {"authority": p.row.registration_authority, "number": p.row.registration_number}
+def _details(p: PreparedIssue, **more: Any) -> dict[str, Any]:
+    """The details of every pin.issue event of a registration (both paths)."""
+    key = {"authority": p.row.registration_authority, "number": p.row.registration_number}
+    return {"registration": key, **more}
 
 
 async def issue(
@@ -133,10 +132,13 @@ async def issue(
     `issue_in_transaction` in a transaction of its own when every random candidate is taken."""
     principal.require_role("registrar")
     p = prepare(ctx, principal, req)
-    actor = rctx.actor
+    # The event issue_pin() writes: action and outcome are its own (issued, replayed or
+    # registration_conflict), everything else is prepared here as for any other event.
+    columns = event_columns(rctx, [AuditEvent("pin.issue", "issued", details=_details(p))])
     row = await ctx.pool.fetchrow(
         q.ISSUE_PIN, p.row.composite(), p.digest, p.row.prefix, fast_path_candidates(ctx),
-        ctx.allocator.block_size, actor.type, actor.id, rctx.request_id, rctx.source_ip)
+        ctx.allocator.block_size, columns.actor_type, columns.actor_id, columns.request_id,
+        columns.source_ip, columns.details[0])
     assert row is not None
     outcome = row["outcome"]
     if outcome == "needs_exact":

@@ -97,10 +97,10 @@ INSERT INTO registration (authority, number, body_sha256, pin)
 SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[])
 """
 
-# One-statement single issuance (migrations/0012_person_row.sql).
+# One-statement single issuance (migrations/0013_audit_write.sql).
 ISSUE_PIN = """
 SELECT outcome, pin, status, issued_at, registration
   FROM issue_pin(p_row => $1::person_row, p_digest => $2, p_prefix => $3,
                  p_candidates => $4::int[], p_block_size => $5, p_actor_type => $6,
-                 p_actor_id => $7, p_request_id => $8, p_source_ip => $9)
+                 p_actor_id => $7, p_request_id => $8, p_source_ip => $9, p_details => $10)
 """
