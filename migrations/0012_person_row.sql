@@ -33,8 +33,10 @@ CREATE TYPE person_row AS (
   record                  text
 );
 
+-- Not STRICT, so that the planner inlines it (a STRICT SQL function whose body is not strict is
+-- called instead: measured ~150 us more per issuance); null in, null out all the same.
 CREATE FUNCTION make_pin(prefix text, serial integer) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN CASE WHEN prefix ~ '^[0-9]{6}$' AND serial BETWEEN 0 AND 999999
             THEN prefix || lpad(serial::text, 6, '0') END;
 
@@ -49,18 +51,17 @@ BEGIN
     INSERT INTO person AS p (pin, registration_authority, registration_number, registered_on,
                              province_code, full_name, name_folded, other_names_folded, sex,
                              date_of_birth, record)
-    SELECT make_pin(p_prefix[i], p_serial[i]), (p_row[i]).registration_authority,
-           (p_row[i]).registration_number, (p_row[i]).registered_on, (p_row[i]).province_code,
-           (p_row[i]).full_name, (p_row[i]).name_folded, (p_row[i]).other_names_folded,
-           (p_row[i]).sex, (p_row[i]).date_of_birth, (p_row[i]).record::jsonb
-      FROM generate_subscripts(p_row, 1) AS i
+    SELECT make_pin(p_prefix[r.ordinality], p_serial[r.ordinality]), r.registration_authority,
+           r.registration_number, r.registered_on, r.province_code, r.full_name, r.name_folded,
+           r.other_names_folded, r.sex, r.date_of_birth, r.record::jsonb
+      FROM unnest(p_row) WITH ORDINALITY AS r
     ON CONFLICT ON CONSTRAINT person_pkey DO NOTHING
     RETURNING p.pin, p.issued_at
   ), counted AS (
     INSERT INTO pin_block AS b (prefix, block, used)
-    SELECT p_prefix[i], p_serial[i] / p_block_size, count(*)::integer
-      FROM generate_subscripts(p_row, 1) AS i
-      JOIN ins ON ins.pin = make_pin(p_prefix[i], p_serial[i])
+    SELECT u.prefix, u.serial / p_block_size, count(*)::integer
+      FROM unnest(p_prefix, p_serial) AS u(prefix, serial)
+      JOIN ins ON ins.pin = make_pin(u.prefix, u.serial)
      GROUP BY 1, 2 ORDER BY 1, 2
     ON CONFLICT (prefix, block) DO UPDATE SET used = b.used + EXCLUDED.used
   )
