@@ -243,14 +243,15 @@ DECLARE
   v_pin text;
   v_at timestamptz;
   v_outcome text;
+  v_province text := (p_row).province_code;
   v_authority text := (p_row).registration_authority;
   v_number text := (p_row).registration_number;
 BEGIN
-  PERFORM pg_advisory_xact_lock(hashtextextended(v_authority || chr(31) || v_number, 7305));
+  PERFORM pg_advisory_xact_lock(registration_lock_key(v_province, v_authority, v_number));
   SELECT r.body_sha256, p.pin, p.status, p.issued_at, p.record->'registration' AS reg
     INTO found_reg
     FROM registration r JOIN person p ON p.pin = r.pin
-   WHERE r.authority = v_authority AND r.number = v_number;
+   WHERE r.province_code = v_province AND r.authority = v_authority AND r.number = v_number;
   IF FOUND THEN
     v_outcome := CASE WHEN found_reg.body_sha256 = p_digest THEN 'replayed'
                       ELSE 'registration_conflict' END;
@@ -270,8 +271,8 @@ BEGIN
     RETURN;
   END IF;
 
-  INSERT INTO registration (authority, number, body_sha256, pin)
-  VALUES (v_authority, v_number, p_digest, v_pin);
+  INSERT INTO registration (province_code, authority, number, body_sha256, pin)
+  VALUES (v_province, v_authority, v_number, p_digest, v_pin);
   PERFORM audit_write(p_actor_type, p_actor_id, p_request_id, p_source_ip,
                       ARRAY['pin.issue'], ARRAY[v_pin], ARRAY[NULL::text], ARRAY['issued'],
                       ARRAY[p_details]);
@@ -388,6 +389,15 @@ BEGIN
     USING ERRCODE = 'insufficient_privilege';
 END
 $$;
+
+
+--
+-- Name: registration_lock_key(text, text, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.registration_lock_key(province_code text, authority text, number text) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN hashtextextended(((((province_code || chr(31)) || authority) || chr(31)) || number), (7305)::bigint);
 
 
 SET default_tablespace = '';
@@ -681,7 +691,8 @@ CREATE TABLE public.registration (
     number text NOT NULL,
     body_sha256 bytea NOT NULL,
     pin text NOT NULL COLLATE pg_catalog."C",
-    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL
+    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    province_code text NOT NULL
 );
 
 
@@ -849,7 +860,7 @@ ALTER TABLE ONLY public.pin_block
 --
 
 ALTER TABLE ONLY public.registration
-    ADD CONSTRAINT registration_pkey PRIMARY KEY (authority, number);
+    ADD CONSTRAINT registration_pkey PRIMARY KEY (province_code, authority, number);
 
 
 --
@@ -1220,6 +1231,14 @@ GRANT ALL ON FUNCTION public.person_insert(p_prefix text[], p_serial integer[], 
 
 REVOKE ALL ON FUNCTION public.person_update(p_pin text, p_row public.person_row) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.person_update(p_pin text, p_row public.person_row) TO idservice_service;
+
+
+--
+-- Name: FUNCTION registration_lock_key(province_code text, authority text, number text); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.registration_lock_key(province_code text, authority text, number text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.registration_lock_key(province_code text, authority text, number text) TO idservice_service;
 
 
 --

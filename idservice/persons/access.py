@@ -14,6 +14,7 @@ from idservice.errors import Forbidden, InvalidField, NotFound, PurposeRequired
 from idservice.persons.context import PersonsContext
 from idservice.persons.models import VerifyRequest
 from idservice.persons.names import check_text, fold_name
+from idservice.persons.rules import check_province_exists
 from idservice.persons.views import person_view
 from idservice.pin.format import is_well_formed, parse_pin
 from idservice.queries import persons as q
@@ -108,6 +109,8 @@ async def search(
     if province_code is not None and not (len(province_code) == 3 and province_code.isdigit()
                                           and province_code.isascii()):
         raise InvalidField("province_code must be 3 digits", field="province_code")
+    if province_code is not None:
+        check_province_exists(ctx.provinces, province_code, "province_code")
     if principal.jurisdiction != "*":
         if province_code not in (None, principal.jurisdiction):
             raise Forbidden(f"jurisdiction {principal.jurisdiction} does not cover "

@@ -26,6 +26,7 @@ from idservice.persons.issuance import (
     existing_outcome,
     issued_outcome,
 )
+from idservice.persons.rows import RegistrationKey, key_arrays
 from idservice.persons.views import load_record
 from idservice.queries import persons as q
 
@@ -34,8 +35,6 @@ __all__ = ["BatchLine", "LineResult", "issue_chunk", "issue_many"]
 Result = tuple[IssueOutcome | ProblemError, AuditEvent]
 
 
-def _key(p: PreparedIssue) -> tuple[str, str]:
-    return p.row.registration_authority, p.row.registration_number
 
 
 async def issue_many(
@@ -43,22 +42,21 @@ async def issue_many(
 ) -> list[Result]:
     """Issue or replay every item inside the caller's transaction; results in input order."""
     results: list[Result | None] = [None] * len(items)
-    first_of: dict[tuple[str, str], int] = {}
+    first_of: dict[RegistrationKey, int] = {}
     repeats: list[tuple[int, int]] = []
     for i, p in enumerate(items):
-        j = first_of.setdefault(_key(p), i)
+        j = first_of.setdefault(p.row.registration_key, i)
         if j != i:
             repeats.append((i, j))
     unique = sorted(first_of.values())
-    authorities = [items[i].row.registration_authority for i in unique]
-    numbers = [items[i].row.registration_number for i in unique]
-    await conn.execute(q.LOCK_REGISTRATIONS, authorities, numbers)
-    known = {(r["authority"], r["number"]): r
-             for r in await conn.fetch(q.FIND_REGISTRATIONS, authorities, numbers)}
+    keys = key_arrays([items[i].row.registration_key for i in unique])
+    await conn.execute(q.LOCK_REGISTRATIONS, *keys)
+    known = {RegistrationKey(r["province_code"], r["authority"], r["number"]): r
+             for r in await conn.fetch(q.FIND_REGISTRATIONS, *keys)}
 
     new: list[int] = []
     for i in unique:
-        row = known.get(_key(items[i]))
+        row = known.get(items[i].row.registration_key)
         if row is None:
             new.append(i)
         else:
@@ -70,13 +68,9 @@ async def issue_many(
                       strict=True))
     issued = {i: c for i, c in claims.items() if isinstance(c, Claim)}
     if issued:
-        await conn.execute(
-            q.INSERT_REGISTRATIONS,
-            [items[i].row.registration_authority for i in issued],
-            [items[i].row.registration_number for i in issued],
-            [items[i].digest for i in issued],
-            [c.pin for c in issued.values()],
-        )
+        await conn.execute(q.INSERT_REGISTRATIONS,
+                           *key_arrays([items[i].row.registration_key for i in issued]),
+                           [items[i].digest for i in issued], [c.pin for c in issued.values()])
     for i in new:
         results[i] = issued_outcome(items[i], claims[i])
 

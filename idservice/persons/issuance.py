@@ -1,7 +1,9 @@
 """Issuing PINs for birth registrations: single requests and NDJSON batches.
 
-Idempotency key: (registration.authority, registration.number). The same key and body gives
-the same PIN again; the same key with other content is a conflict. A transaction-level advisory
+Idempotency key: (registration.province_code, .authority, .number), contract 7. The same key
+and body gives the same PIN again; the same key with other content is a conflict. The province
+is checked against the caller's jurisdiction before anything is looked up (`prepare`), so a
+registrar can only create, probe or block keys of its own provinces. A transaction-level advisory
 lock on the key serialises concurrent retries of one registration, and the PIN itself is claimed
 by inserting the person row (primary key), so a PIN is never issued twice.
 """
@@ -21,7 +23,7 @@ from idservice.persons.allocation import Claim, claim_pins, fast_path_candidates
 from idservice.persons.context import PersonsContext
 from idservice.persons.models import IssueRequest
 from idservice.persons.rows import PersonRow
-from idservice.persons.rules import check_issue
+from idservice.persons.rules import check_issue, check_province_exists
 from idservice.persons.views import body_digest, canonical_json, load_record, rfc3339
 from idservice.queries import persons as q
 
@@ -62,7 +64,11 @@ class PreparedIssue:
 
 
 def prepare(ctx: PersonsContext, principal: Principal, req: IssueRequest) -> PreparedIssue:
-    """Checks that need no database: jurisdiction and the cross-field rules."""
+    """Checks that need no database, before any lookup: a province code that exists (else 422:
+    a typo is not a jurisdiction question), the caller's jurisdiction over it (else 403), then
+    the cross-field rules."""
+    check_province_exists(ctx.provinces, req.registration.province_code,
+                          "registration.province_code")
     principal.require_jurisdiction(req.registration.province_code,
                                    field="registration.province_code")
     check_issue(req, ctx.provinces, ctx.clock.today())
@@ -105,23 +111,22 @@ async def issue_in_transaction(
     Returns the outcome or the problem to report, and the audit event to write for it.
     """
     row = p.row
-    await conn.execute(q.LOCK_REGISTRATION, row.registration_authority, row.registration_number)
-    existing = await conn.fetchrow(q.FIND_REGISTRATION, row.registration_authority,
-                                   row.registration_number)
+    await conn.execute(q.LOCK_REGISTRATION, *row.registration_key)
+    existing = await conn.fetchrow(q.FIND_REGISTRATION, *row.registration_key)
     if existing is not None:
         return existing_outcome(p, existing["pin"], bytes(existing["body_sha256"]),
                                 existing["status"], existing["issued_at"],
                                 load_record(existing["record"])["registration"])
     [claim] = await claim_pins(conn, ctx, [row])
     if isinstance(claim, Claim):
-        await conn.execute(q.INSERT_REGISTRATION, row.registration_authority,
-                           row.registration_number, p.digest, claim.pin)
+        await conn.execute(q.INSERT_REGISTRATION, *row.registration_key, p.digest, claim.pin)
     return issued_outcome(p, claim)
 
 
 def _details(p: PreparedIssue, **more: Any) -> dict[str, Any]:
     """The details of every pin.issue event of a registration (both paths)."""
-    key = {"authority": p.row.registration_authority, "number": p.row.registration_number}
+    province, authority, number = p.row.registration_key
+    key = {"province_code": province, "authority": authority, "number": number}
     return {"registration": key, **more}
 
 

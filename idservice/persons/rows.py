@@ -9,16 +9,32 @@ order is written down twice only, here and in that type, and a test compares the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import date
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from idservice.persons.models import IssueRequest
 from idservice.persons.names import fold_name
 from idservice.pin.format import Sex, bucket_prefix
 
-__all__ = ["PERSON_ROW_FIELDS", "PersonRow"]
+__all__ = ["PERSON_ROW_FIELDS", "PersonRow", "RegistrationKey", "key_arrays"]
+
+
+class RegistrationKey(NamedTuple):
+    """One birth registration (contract 7): the idempotency key of issuance. A tuple, so the
+    SQL takes it as its arguments in this order (`*key`)."""
+
+    province_code: str
+    authority: str
+    number: str
+
+
+def key_arrays(keys: Sequence[RegistrationKey]) -> tuple[list[str], list[str], list[str]]:
+    """Registration keys as the three arrays the bulk statements take."""
+    return ([k.province_code for k in keys], [k.authority for k in keys],
+            [k.number for k in keys])
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +66,11 @@ class PersonRow:
             date_of_birth=child.date_of_birth,
             record=record_json,
         )
+
+    @property
+    def registration_key(self) -> RegistrationKey:
+        return RegistrationKey(self.province_code, self.registration_authority,
+                               self.registration_number)
 
     @property
     def prefix(self) -> str:

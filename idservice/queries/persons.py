@@ -25,16 +25,18 @@ BLOCK_COUNTS = "SELECT block, used FROM pin_block WHERE prefix = $1"
 # $1, $2 the first and last PIN of a block (built by idservice/pin/format.make_pin).
 PINS_BETWEEN = "SELECT pin FROM person WHERE pin BETWEEN $1 AND $2 ORDER BY pin"
 
-LOCK_REGISTRATION = "SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 7305))"
+# The registration key is (province_code, authority, number): migrations/0014_registration_key.sql.
+LOCK_REGISTRATION = "SELECT pg_advisory_xact_lock(registration_lock_key($1, $2, $3))"
 
 FIND_REGISTRATION = """
 SELECT r.body_sha256, p.pin, p.status, p.issued_at, p.record
   FROM registration r JOIN person p ON p.pin = r.pin
- WHERE r.authority = $1 AND r.number = $2
+ WHERE r.province_code = $1 AND r.authority = $2 AND r.number = $3
 """
 
 INSERT_REGISTRATION = """
-INSERT INTO registration (authority, number, body_sha256, pin) VALUES ($1, $2, $3, $4)
+INSERT INTO registration (province_code, authority, number, body_sha256, pin)
+VALUES ($1, $2, $3, $4, $5)
 """
 
 GET_PERSON = """
@@ -78,26 +80,26 @@ VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb, $7)
 # Sorted, de-duplicated lock order, so two batches can never deadlock on registration locks.
 LOCK_REGISTRATIONS = """
 SELECT count(pg_advisory_xact_lock(h)) FROM (
-  SELECT DISTINCT hashtextextended(a || chr(31) || n, 7305) AS h
-    FROM unnest($1::text[], $2::text[]) AS u(a, n) ORDER BY 1) s
+  SELECT DISTINCT registration_lock_key(p, a, n) AS h
+    FROM unnest($1::text[], $2::text[], $3::text[]) AS u(p, a, n) ORDER BY 1) s
 """
 
 FIND_REGISTRATIONS = """
-SELECT r.authority, r.number, r.body_sha256, p.pin, p.status, p.issued_at,
+SELECT r.province_code, r.authority, r.number, r.body_sha256, p.pin, p.status, p.issued_at,
        p.record->'registration' AS registration
-  FROM unnest($1::text[], $2::text[]) AS u(a, n)
-  JOIN registration r ON r.authority = u.a AND r.number = u.n
+  FROM unnest($1::text[], $2::text[], $3::text[]) AS u(p, a, n)
+  JOIN registration r ON r.province_code = u.p AND r.authority = u.a AND r.number = u.n
   JOIN person p ON p.pin = r.pin
 """
 
 TAKEN_PINS = "SELECT pin FROM person WHERE pin = ANY($1::text[])"
 
 INSERT_REGISTRATIONS = """
-INSERT INTO registration (authority, number, body_sha256, pin)
-SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[])
+INSERT INTO registration (province_code, authority, number, body_sha256, pin)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[])
 """
 
-# One-statement single issuance (migrations/0013_audit_write.sql).
+# One-statement single issuance (migrations/0014_registration_key.sql).
 ISSUE_PIN = """
 SELECT outcome, pin, status, issued_at, registration
   FROM issue_pin(p_row => $1::person_row, p_digest => $2, p_prefix => $3,
