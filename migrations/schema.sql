@@ -252,9 +252,13 @@ BEGIN
     INTO found_reg
     FROM registration r JOIN person p ON p.pin = r.pin
    WHERE r.province_code = v_province AND r.authority = v_authority AND r.number = v_number;
+  IF FOUND AND found_reg.body_sha256 <> p_digest THEN
+    RETURN QUERY SELECT 'registration_conflict'::text, found_reg.pin::text, found_reg.status,
+                        found_reg.issued_at, found_reg.reg;
+    RETURN;
+  END IF;
   IF FOUND THEN
-    v_outcome := CASE WHEN found_reg.body_sha256 = p_digest THEN 'replayed'
-                      ELSE 'registration_conflict' END;
+    v_outcome := 'replayed';
     PERFORM audit_write(p_actor_type, p_actor_id, p_request_id, p_source_ip,
                         ARRAY['pin.issue'], ARRAY[found_reg.pin::text], ARRAY[NULL::text],
                         ARRAY[v_outcome], ARRAY[p_details]);

@@ -14,6 +14,7 @@ from idservice.errors import Forbidden, InvalidField, NotFound, PurposeRequired
 from idservice.persons.context import PersonsContext
 from idservice.persons.models import VerifyRequest
 from idservice.persons.names import check_text, fold_name
+from idservice.persons.refusals import refusals_recorded
 from idservice.persons.rules import check_province_exists
 from idservice.persons.views import person_view
 from idservice.pin.format import is_well_formed, parse_pin
@@ -39,11 +40,6 @@ def check_pin(pin: str, field: str = "pin") -> str:
     return pin
 
 
-async def _audit_denied(ctx: PersonsContext, rctx: RequestContext, event: AuditEvent) -> None:
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        await record(conn, rctx, [event])
-
-
 async def read(
     ctx: PersonsContext, principal: Principal, rctx: RequestContext, pin: str,
     purpose: str | None,
@@ -51,16 +47,15 @@ async def read(
     principal.require_role("officer")
     purpose = check_purpose(purpose)
     check_pin(pin)
-    if not principal.covers(parse_pin(pin).province_code):
-        await _audit_denied(ctx, rctx, AuditEvent("person.read", "forbidden", pin=pin,
-                                                  purpose=purpose))
-        raise Forbidden(f"jurisdiction {principal.jurisdiction} does not cover this PIN")
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(q.GET_PERSON, pin)
-        outcome = "found" if row is not None else "not_found"
-        await record(conn, rctx, [AuditEvent("person.read", outcome, pin=pin, purpose=purpose)])
-    if row is None:
-        raise NotFound("no person with this PIN")
+    async with refusals_recorded(ctx, rctx, "person.read", pin=pin, purpose=purpose):
+        if not principal.covers(parse_pin(pin).province_code):
+            raise Forbidden(f"jurisdiction {principal.jurisdiction} does not cover this PIN")
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(q.GET_PERSON, pin)
+            if row is None:
+                raise NotFound("no person with this PIN: check the number")
+            await record(conn, rctx, [AuditEvent("person.read", "found", pin=pin,
+                                                 purpose=purpose)])
     return person_view(row)
 
 

@@ -26,6 +26,7 @@ from idservice.persons.issuance import (
     existing_outcome,
     issued_outcome,
 )
+from idservice.persons.refusals import refusal
 from idservice.persons.rows import RegistrationKey, key_arrays
 from idservice.persons.views import load_record
 from idservice.queries import persons as q
@@ -122,8 +123,7 @@ async def _issue_chunk_once(
         for line, item in lines:
             if isinstance(item, ProblemError):
                 results.append((line, item))
-                events.append(AuditEvent("pin.issue", "rejected",
-                                         details={"line": line, "code": item.code}))
+                events.append(refusal("pin.issue", item, line=line))
                 continue
             result, event = next(issued)
             results.append((line, result))

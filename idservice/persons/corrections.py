@@ -20,8 +20,9 @@ from idservice.persons.access import check_pin
 from idservice.persons.allocation import claim_pins
 from idservice.persons.context import PersonsContext
 from idservice.persons.models import CorrectionRequest, IssueRequest
+from idservice.persons.refusals import refusals_recorded
 from idservice.persons.rows import PersonRow
-from idservice.persons.rules import check_child
+from idservice.persons.rules import check_birth_year, check_child
 from idservice.persons.views import canonical_json, load_record, person_view
 from idservice.pin.format import parse_pin
 from idservice.queries import persons as q
@@ -49,14 +50,23 @@ async def correct(
     ctx: PersonsContext, principal: Principal, rctx: RequestContext, pin: str,
     req: CorrectionRequest,
 ) -> dict[str, Any]:
+    """Apply a correction; every refusal once the PIN is known is audited (contract 7)."""
     principal.require_role("officer")
     check_pin(pin)
-    principal.require_jurisdiction(parse_pin(pin).province_code, field="pin")
     changes = req.changes.as_dict()
+    if req.changes.date_of_birth is not None:  # needs no record: refused before any lookup
+        check_birth_year(req.changes.date_of_birth, field="changes.date_of_birth")
+    async with refusals_recorded(ctx, rctx, "person.correct", pin=pin):
+        principal.require_jurisdiction(parse_pin(pin).province_code, field="pin")
+        return await _correct(ctx, rctx, pin, req.reason, changes)
+
+
+async def _correct(ctx: PersonsContext, rctx: RequestContext, pin: str, reason: str,
+                   changes: dict[str, Any]) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn, conn.transaction():
         current = await conn.fetchrow(q.GET_PERSON_FOR_UPDATE, pin)
         if current is None:
-            raise NotFound("no person with this PIN")
+            raise NotFound("no person with this PIN: check the number")
         if current["status"] == "cancelled":
             raise InvalidField(f"this PIN was replaced by {current['replaced_by']}; correct that "
                                "record instead", field="pin")
@@ -67,11 +77,11 @@ async def correct(
         actor = rctx.actor
         if row.prefix == parse_pin(pin).prefix:  # sex and birth year unchanged: same PIN
             await conn.execute(q.PERSON_UPDATE, pin, row.composite())
-            await conn.execute(q.INSERT_HISTORY, pin, actor.type, actor.id, req.reason,
+            await conn.execute(q.INSERT_HISTORY, pin, actor.type, actor.id, reason,
                                canonical_json(changes), canonical_json(old), None)
             await record(conn, rctx, [AuditEvent(
                 "person.correct", "corrected", pin=pin,
-                details={"fields": sorted(changes), "reason": req.reason})])
+                details={"fields": sorted(changes), "reason": reason})])
             updated = await conn.fetchrow(q.GET_PERSON, pin)
             assert updated is not None
             return person_view(updated)
@@ -81,11 +91,11 @@ async def correct(
             raise claim
         new_pin = claim.pin
         await conn.execute(q.CANCEL, pin, new_pin)
-        await conn.execute(q.INSERT_HISTORY, pin, actor.type, actor.id, req.reason,
+        await conn.execute(q.INSERT_HISTORY, pin, actor.type, actor.id, reason,
                            canonical_json(changes), canonical_json(old), new_pin)
         await record(conn, rctx, [
             AuditEvent("person.correct", "reissued", pin=pin,
-                       details={"fields": sorted(changes), "reason": req.reason,
+                       details={"fields": sorted(changes), "reason": reason,
                                 "new_pin": new_pin}),
             AuditEvent("pin.issue", "issued", pin=new_pin, details={"replaces": pin}),
         ])

@@ -22,6 +22,7 @@ from idservice.errors import PinSpaceExhausted, ProblemError, RegistrationConfli
 from idservice.persons.allocation import Claim, claim_pins, fast_path_candidates
 from idservice.persons.context import PersonsContext
 from idservice.persons.models import IssueRequest
+from idservice.persons.refusals import record_refusal, refusal
 from idservice.persons.rows import PersonRow
 from idservice.persons.rules import check_issue, check_province_exists
 from idservice.persons.views import body_digest, canonical_json, load_record, rfc3339
@@ -84,11 +85,8 @@ def existing_outcome(
 ) -> tuple[IssueOutcome | ProblemError, AuditEvent]:
     """A registration key seen before: the same body is a replay, another body a conflict."""
     if digest != p.digest:
-        return (
-            RegistrationConflict("this registration key was used with different content",
-                                 field="registration"),
-            AuditEvent("pin.issue", "registration_conflict", pin=pin, details=_details(p)),
-        )
+        conflict = _conflict()
+        return conflict, refusal("pin.issue", conflict, pin=pin, **_details(p))
     outcome = IssueOutcome(pin, status, issued_at, registration, created=False)
     return outcome, AuditEvent("pin.issue", "replayed", pin=pin, details=_details(p))
 
@@ -97,8 +95,7 @@ def issued_outcome(
     p: PreparedIssue, claim: Claim | PinSpaceExhausted
 ) -> tuple[IssueOutcome | ProblemError, AuditEvent]:
     if isinstance(claim, PinSpaceExhausted):
-        return claim, AuditEvent("pin.issue", "pin_space_exhausted",
-                                 details=_details(p, bucket=p.row.prefix))
+        return claim, refusal("pin.issue", claim, **_details(p, bucket=p.row.prefix))
     outcome = IssueOutcome(claim.pin, "active", claim.issued_at, p.registration, created=True)
     return outcome, AuditEvent("pin.issue", "issued", pin=claim.pin, details=_details(p))
 
@@ -123,6 +120,12 @@ async def issue_in_transaction(
     return issued_outcome(p, claim)
 
 
+def _conflict() -> RegistrationConflict:
+    return RegistrationConflict(
+        "this registration (province, authority, number) was already used with other content; "
+        "send the same content again, or correct the existing record", field="registration")
+
+
 def _details(p: PreparedIssue, **more: Any) -> dict[str, Any]:
     """The details of every pin.issue event of a registration (both paths)."""
     province, authority, number = p.row.registration_key
@@ -137,8 +140,8 @@ async def issue(
     `issue_in_transaction` in a transaction of its own when every random candidate is taken."""
     principal.require_role("registrar")
     p = prepare(ctx, principal, req)
-    # The event issue_pin() writes: action and outcome are its own (issued, replayed or
-    # registration_conflict), everything else is prepared here as for any other event.
+    # The event issue_pin() writes: action and outcome are its own (issued or replayed),
+    # everything else is prepared here as for any other event.
     columns = event_columns(rctx, [AuditEvent("pin.issue", "issued", details=_details(p))])
     row = await ctx.pool.fetchrow(
         q.ISSUE_PIN, p.row.composite(), p.digest, p.row.prefix, fast_path_candidates(ctx),
@@ -153,8 +156,10 @@ async def issue(
         if isinstance(result, ProblemError):
             raise result
         return result
-    if outcome == "registration_conflict":
-        raise RegistrationConflict("this registration key was used with different content",
-                                   field="registration")
+    if outcome == "registration_conflict":  # issue_pin() wrote nothing: the refusal is ours
+        conflict = _conflict()
+        await record_refusal(ctx, rctx, refusal("pin.issue", conflict, pin=row["pin"],
+                                                **_details(p)))
+        raise conflict
     return IssueOutcome(row["pin"], row["status"], row["issued_at"],
                         load_record(row["registration"]), created=outcome == "issued")

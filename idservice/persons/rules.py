@@ -13,7 +13,7 @@ from idservice.persons.models import Child, IssueRequest
 from idservice.pin.format import FIRST_BIRTH_YEAR, LAST_BIRTH_YEAR
 from idservice.pin.provinces import ProvinceNotValidOn, ProvinceTable, UnknownProvince
 
-__all__ = ["check_child", "check_issue", "check_province_exists"]
+__all__ = ["check_birth_year", "check_child", "check_issue", "check_province_exists"]
 
 
 def check_province_exists(table: ProvinceTable, code: str, field: str) -> None:
@@ -24,13 +24,16 @@ def check_province_exists(table: ProvinceTable, code: str, field: str) -> None:
                            "where the birth is registered", field=field)
 
 
-def check_child(child: Child, registered_on: date, *, prefix: str = "child") -> None:
-    dob = child.date_of_birth
+def check_birth_year(dob: date, *, field: str) -> None:
+    """The years a PIN can encode (its G digit): a rule of the date alone."""
     if dob.year < FIRST_BIRTH_YEAR or dob.year > LAST_BIRTH_YEAR:
         raise InvalidField(
-            f"birth year must be between {FIRST_BIRTH_YEAR} and {LAST_BIRTH_YEAR}",
-            field=f"{prefix}.date_of_birth",
-        )
+            f"birth year must be between {FIRST_BIRTH_YEAR} and {LAST_BIRTH_YEAR}", field=field)
+
+
+def check_child(child: Child, registered_on: date, *, prefix: str = "child") -> None:
+    dob = child.date_of_birth
+    check_birth_year(dob, field=f"{prefix}.date_of_birth")
     if dob > registered_on:
         raise InvalidField(
             "date_of_birth must not be after registration.registered_on",

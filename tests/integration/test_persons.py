@@ -59,15 +59,18 @@ def test_read_outside_jurisdiction_is_forbidden_and_audited(
         response = other.get(f"/v1/persons/{pin}", params={"purpose": "curiosity"})
     assert response.status_code == 403 and response.json()["code"] == "forbidden"
     assert "child" not in response.text
-    assert [e["outcome"] for e in _events(service_db, "person.read", pin)] == ["forbidden"]
+    events = _events(service_db, "person.read", pin)
+    assert [(e["outcome"], e["details"]["code"]) for e in events] == [("refused", "forbidden")]
+    assert events[0]["purpose"] == "curiosity"
 
 
 def test_read_unknown_pin_is_not_found_and_audited(officer: httpx.Client,
                                                    service_db: Callable[..., list]) -> None:
     response = officer.get("/v1/persons/052399999999", params={"purpose": "lookup"})
     assert response.status_code == 404 and response.json()["code"] == "not_found"
-    assert [e["outcome"] for e in _events(service_db, "person.read", "052399999999")] \
-        == ["not_found"]
+    assert [(e["outcome"], e["details"]["code"])
+            for e in _events(service_db, "person.read", "052399999999")] \
+        == [("refused", "not_found")]
 
 
 def test_search_folds_diacritics_and_matches_other_names(
