@@ -13,6 +13,7 @@ __all__ = [
     "Forbidden",
     "InvalidField",
     "MalformedRequest",
+    "NoChange",
     "NotFound",
     "PayloadTooLarge",
     "PinSpaceExhausted",
@@ -77,6 +78,12 @@ class Forbidden(ProblemError):
 
 class NotFound(ProblemError):
     status, code, title = 404, "not_found", "Not found"
+
+
+class NoChange(ProblemError):
+    """Contract 7: a correction that leaves the record as it is."""
+
+    status, code, title = 422, "no_change", "Nothing to change"
 
 
 class RegistrationConflict(ProblemError):
