@@ -16,7 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from idservice.audit.events import AuditEvent, RequestContext, check_details
+from idservice.audit.events import (
+    MAX_CALLER_TEXT,
+    AuditEvent,
+    RequestContext,
+    cap_text,
+    check_details,
+)
 from idservice.db.types import Conn
 from idservice.queries import audit as q
 
@@ -44,16 +50,35 @@ class EventColumns:
 
 
 def event_columns(ctx: RequestContext, events: Sequence[AuditEvent]) -> EventColumns:
-    """Check and serialise events for `audit_write()` (refuses details that could not be
-    hashed into the log: `events.check_details`)."""
+    """Check and serialise events for `audit_write()`: details that could not be hashed into
+    the log are refused (`events.check_details`), caller-chosen text beyond 4 KiB per event
+    is cut (`events.cap_text`; contract 7)."""
+    budget = MAX_CALLER_TEXT - sum(_size(text) for text in (ctx.actor.id, ctx.request_id,
+                                                             ctx.source_ip))
+    purposes: list[str | None] = []
+    details: list[str] = []
     for event in events:
         check_details(event.details)
+        purpose = event.purpose
+        text = json.dumps(event.details, ensure_ascii=False, sort_keys=True)
+        # The JSON text (quotes, escapes) is never shorter than the strings it holds: only an
+        # event that may be over its budget is walked.
+        if _size(text) + _size(purpose) > budget:
+            purpose, capped = cap_text(purpose, event.details, budget)
+            text = json.dumps(capped, ensure_ascii=False, sort_keys=True)
+        purposes.append(purpose)
+        details.append(text)
     return EventColumns(
         ctx.actor.type, ctx.actor.id, ctx.request_id, ctx.source_ip,
-        [e.action for e in events], [e.pin for e in events], [e.purpose for e in events],
-        [e.outcome for e in events],
-        [json.dumps(e.details, ensure_ascii=False, sort_keys=True) for e in events],
+        [e.action for e in events], [e.pin for e in events], purposes,
+        [e.outcome for e in events], details,
     )
+
+
+def _size(text: str | None) -> int:
+    if text is None:
+        return 0
+    return len(text) if text.isascii() else len(text.encode())
 
 
 async def record(
