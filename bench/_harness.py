@@ -682,6 +682,7 @@ _NOTABLE: tuple[tuple[str, str], ...] = (
     ("issuance transaction: issuance.issue()", "issue (idservice/persons/issuance.py"),
     ("  issue_in_transaction (lock, find, claim, insert registration)",
      "issue_in_transaction (idservice/persons/issuance.py"),
+    ("  PIN claims, exact path (allocation.claim_pins)", "claim_pins (idservice/persons"),
     ("  PIN claim statement (PgBucketStore.claim_first_free)", "claim_first_free ("),
     ("  audit insert (audit.recorder.record)", "record (idservice/audit/recorder.py"),
     ("  BEGIN (Transaction.__aenter__)", "Transaction.__aenter__"),

@@ -220,7 +220,7 @@ async def paced_writes(stack: Stack, rate: float, seconds: float,
             "integrated_after_s": drained, "lag": await lag_of(stack, "lag-%"), "cpu": cpu}
 
 
-# The service's own audit INSERT (idservice.queries.audit.INSERT_EVENTS) with pgbench variables
+# The service's own audit write (idservice.queries.audit.WRITE_EVENTS) with pgbench variables
 # in place of its parameters: one person.read event per transaction, as `record()` writes it.
 _PGBENCH_ARGS = ("'operator'", "'officer-' || (:n::bigint % 97)", "'lagpg-' || :n::bigint",
                  "'10.0.0.1'",
@@ -231,7 +231,7 @@ _PGBENCH_ARGS = ("'operator'", "'officer-' || (:n::bigint % 97)", "'lagpg-' || :
 
 
 def _pgbench_script() -> str:
-    sql = q.INSERT_EVENTS
+    sql = q.WRITE_EVENTS
     for i in range(len(_PGBENCH_ARGS), 0, -1):  # $10 would match $1 first the other way round
         sql = sql.replace(f"${i}", _PGBENCH_ARGS[i - 1])
     return "\\set n random(1, 1000000000)\n" + " ".join(sql.split()) + ";\n"

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from cryptography.x509.oid import NameOID
 
-from idservice.auth.operators import OperatorRegistryError, add_operator
+from idservice.auth.operators import RegistryError, add_operator
 from idservice.auth.principal import Actor
 from idservice.db.types import Conn
 from idservice.devpki import DemoPki
@@ -88,7 +88,7 @@ def demo_pki_settings(cfg: Settings, pki: DemoPki) -> dict[str, list[str]]:
 async def register_demo_operators(conn: Conn, pki: DemoPki, by: Actor) -> None:
     """Register each demo token's certificate (id = token label); kept if already there."""
     for op in pki.operators:
-        with contextlib.suppress(OperatorRegistryError):  # registered on an earlier run
+        with contextlib.suppress(RegistryError):  # registered on an earlier run
             await add_operator(conn, cert_pem=op.cert_path.read_bytes(), name=op.name,
                                roles=list(op.roles), jurisdiction=op.jurisdiction,
                                operator_id=op.id, by=by)

@@ -13,9 +13,10 @@ __all__ = [
     "Forbidden",
     "InvalidField",
     "MalformedRequest",
+    "NoChange",
     "NotFound",
     "PayloadTooLarge",
-    "PinSpaceExhaustedError",
+    "PinSpaceExhausted",
     "ProblemError",
     "PurposeRequired",
     "RateLimited",
@@ -79,11 +80,17 @@ class NotFound(ProblemError):
     status, code, title = 404, "not_found", "Not found"
 
 
+class NoChange(ProblemError):
+    """Contract 7: a correction that leaves the record as it is."""
+
+    status, code, title = 422, "no_change", "Nothing to change"
+
+
 class RegistrationConflict(ProblemError):
     status, code, title = 409, "registration_conflict", "Registration key already used"
 
 
-class PinSpaceExhaustedError(ProblemError):
+class PinSpaceExhausted(ProblemError):
     status, code, title = 409, "pin_space_exhausted", "PIN space exhausted"
 
 

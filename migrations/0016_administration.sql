@@ -31,6 +31,9 @@ GRANT SELECT, INSERT, UPDATE ON client, operator TO idservice_administrator;
 -- The administrator writes its own events, naming only what it describes (as the service).
 GRANT INSERT (actor_type, actor_id, action, pin, purpose, outcome, request_id, source_ip,
               details) ON audit_event TO idservice_administrator;
+-- ... through the one writer of events (0013), as every other writer does.
+GRANT EXECUTE ON FUNCTION audit_write(text, text, text, text, text[], text[], text[], text[],
+                                      text[]) TO idservice_administrator;
 
 -- (0009 created the check while 0003's table still held its name: look it up by what it checks.)
 DO $$

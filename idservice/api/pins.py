@@ -34,6 +34,7 @@ from idservice.persons import batch, issuance
 from idservice.persons.access import verify
 from idservice.persons.context import PersonsContext
 from idservice.persons.models import IssueRequest, VerifyRequest
+from idservice.pin.format import parse_pin
 
 __all__ = ["router"]
 
@@ -130,7 +131,7 @@ async def _run_batch(
         out = bytearray()
         for line, result in results:
             if not isinstance(result, ProblemError) and result.created:
-                ISSUANCES.labels(result.pin[:3]).inc()
+                ISSUANCES.labels(parse_pin(result.pin).province_code).inc()
             out += json.dumps(_line_result(line, result), ensure_ascii=False).encode() + b"\n"
         return bytes(out)
 

@@ -4,8 +4,10 @@ The one place that renders an event: the API, the integrator and the verifier al
 the leaf hash `SHA-256(0x00 || JCS(event))` (RFC 8785 canonical JSON) is computed from exactly
 the object an auditor sees. The integrator and the verifier hash millions of rows, so
 `row_leaf_hashes` writes the canonical JSON of `render_row(row)` directly for the usual rows
-(the same bytes, by construction and tested, odd values included) and hands every other row to
-`render_row` + `canonical_json`.
+and hands every other row to `render_row` + `canonical_json`. That hand-written text is checked
+against the leaf derived from `EVENT_FIELDS` and `render_row` alone
+(tests/unit/audit/test_entry_fast_path.py): a field added to or renamed in the event without it
+fails there, as do odd values (tests/unit/audit/test_leaves.py).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from idservice.db.types import Conn
 from idservice.queries import auth as q
 
 __all__ = [
-    "ClientRegistryError",
+    "RegistryError",
     "add_client",
     "disable_client",
     "list_clients",
@@ -36,21 +36,22 @@ __all__ = [
 _JURISDICTION = re.compile(r"^([0-9]{3}|\*)$")
 
 
-class ClientRegistryError(ValueError):
-    pass
+class RegistryError(ValueError):
+    """An `operators` or `clients` command refused its input (both registries share the role
+    and jurisdiction rules, hence one error)."""
 
 
 def parse_roles(value: str) -> list[str]:
     roles = sorted({r.strip() for r in value.split(",") if r.strip()})
     unknown = [r for r in roles if r not in ROLES]
     if not roles or unknown:
-        raise ClientRegistryError(f"roles must be some of {sorted(ROLES)}; got {value!r}")
+        raise RegistryError(f"roles must be some of {sorted(ROLES)}; got {value!r}")
     return roles
 
 
 def parse_jurisdiction(value: str) -> str:
     if not _JURISDICTION.match(value):
-        raise ClientRegistryError("jurisdiction must be a 3-digit province code or *")
+        raise RegistryError("jurisdiction must be a 3-digit province code or *")
     return value
 
 
@@ -60,10 +61,10 @@ async def add_client(conn: Conn, *, client_id: str, cert_pem: bytes, roles: list
     try:
         cert = x509.load_pem_x509_certificate(cert_pem)
     except ValueError as exc:
-        raise ClientRegistryError("--cert is not a PEM certificate") from exc
+        raise RegistryError("--cert is not a PEM certificate") from exc
     not_after = cert.not_valid_after_utc
     if not_after <= (now or datetime.now(UTC)):
-        raise ClientRegistryError(
+        raise RegistryError(
             f"the certificate expired on {not_after.isoformat()}: ask the software's supplier "
             "for a current certificate and register that one")
     public_pem = cert.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
@@ -79,9 +80,9 @@ async def add_client(conn: Conn, *, client_id: str, cert_pem: bytes, roles: list
                 "client_id": client_id, "roles": roles, "jurisdiction": jurisdiction,
                 "cert_sha256": identity.sha256, "cert_not_after": not_after.isoformat()})
     except asyncpg.UniqueViolationError as exc:
-        raise ClientRegistryError(f"client {client_id} already exists") from exc
+        raise RegistryError(f"client {client_id} already exists") from exc
     except asyncpg.CheckViolationError as exc:
-        raise ClientRegistryError(f"invalid client: {exc.constraint_name}") from exc
+        raise RegistryError(f"invalid client: {exc.constraint_name}") from exc
 
 
 async def list_clients(conn: Conn) -> list[dict[str, Any]]:

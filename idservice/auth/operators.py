@@ -18,14 +18,14 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from idservice.auth.administration import record_admin
 from idservice.auth.certificates import CertificateIdentity, certificate_identity, x5t_s256
-from idservice.auth.client_registry import ClientRegistryError, parse_jurisdiction, parse_roles
+from idservice.auth.client_registry import RegistryError, parse_jurisdiction, parse_roles
 from idservice.auth.principal import Actor
 from idservice.db.types import Conn
 from idservice.queries import officers as q
 
 __all__ = [
     "CertificateIdentity",
-    "OperatorRegistryError",
+    "RegistryError",
     "add_operator",
     "certificate_identity",
     "disable_operator",
@@ -37,8 +37,6 @@ __all__ = [
 ]
 
 _ID = re.compile(r"[^A-Za-z0-9._-]+")
-
-OperatorRegistryError = ClientRegistryError
 
 
 def _default_id(cert: x509.Certificate, identity: CertificateIdentity) -> str:
@@ -53,7 +51,7 @@ async def add_operator(conn: Conn, *, cert_pem: bytes, name: str, roles: list[st
     try:
         cert = x509.load_pem_x509_certificate(cert_pem)
     except ValueError as exc:
-        raise OperatorRegistryError("--cert is not a PEM certificate") from exc
+        raise RegistryError("--cert is not a PEM certificate") from exc
     identity = certificate_identity(cert)
     new_id = operator_id or _default_id(cert, identity)
     try:
@@ -65,10 +63,10 @@ async def add_operator(conn: Conn, *, cert_pem: bytes, name: str, roles: list[st
                 "operator_id": new_id, "roles": roles, "jurisdiction": jurisdiction,
                 "cert_sha256": identity.sha256})
     except asyncpg.UniqueViolationError as exc:
-        raise OperatorRegistryError(
+        raise RegistryError(
             "an operator with this id or certificate is already registered") from exc
     except asyncpg.CheckViolationError as exc:
-        raise OperatorRegistryError(f"invalid operator: {exc.constraint_name}") from exc
+        raise RegistryError(f"invalid operator: {exc.constraint_name}") from exc
     return new_id
 
 

@@ -12,7 +12,7 @@ import typer
 from idservice.auth.administration import admin_actor
 from idservice.auth.assertion import client_token_form, load_private_key
 from idservice.auth.client_registry import (
-    ClientRegistryError,
+    RegistryError,
     add_client,
     disable_client,
     list_clients,
@@ -38,7 +38,7 @@ def add(
     """Register a client and its key."""
     try:
         role_list, jur = parse_roles(roles), parse_jurisdiction(jurisdiction)
-    except ClientRegistryError as exc:
+    except RegistryError as exc:
         raise fail(str(exc), 2) from exc
 
     async def main() -> None:
@@ -49,7 +49,7 @@ def add(
 
     try:
         run(main)
-    except ClientRegistryError as exc:
+    except RegistryError as exc:
         raise fail(str(exc)) from exc
     console.print(f"client [bold]{client_id}[/bold] added: roles {','.join(role_list)}, "
                   f"jurisdiction {jur}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,6 +15,7 @@ from idservice.cli.agent import agent as agent_command
 from idservice.cli.common import console, run, settings
 from idservice.cli.login import login as login_command
 from idservice.db.migrate import migrate as apply_migrations
+from idservice.db.schema import fresh_schema
 from idservice.runtime import resolve_database
 
 __all__ = ["app"]
@@ -43,6 +46,20 @@ def db_migrate() -> None:
 
     applied = run(main)
     console.print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+
+
+@db_app.command("schema")
+def db_schema(
+    output: Annotated[Path | None, typer.Option(
+        help="write here instead of stdout, e.g. migrations/schema.sql")] = None,
+) -> None:
+    """Print the schema the migrations build: a new database in a throw-away embedded cluster,
+    migrated, then `pg_dump --schema-only` (what migrations/schema.sql must contain)."""
+    text = fresh_schema()
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
 
 
 @app.command()

@@ -11,7 +11,7 @@ import typer
 
 from idservice.auth.administration import admin_actor
 from idservice.auth.operators import (
-    OperatorRegistryError,
+    RegistryError,
     add_operator,
     disable_operator,
     list_operators,
@@ -39,7 +39,7 @@ def add(
     """Register an operator by certificate."""
     try:
         role_list, jur = parse_roles(roles), parse_jurisdiction(jurisdiction)
-    except OperatorRegistryError as exc:
+    except RegistryError as exc:
         raise fail(str(exc), 2) from exc
     if not name.strip():
         raise fail("--name must not be empty", 2)
@@ -52,7 +52,7 @@ def add(
 
     try:
         new_id = run(main)
-    except OperatorRegistryError as exc:
+    except RegistryError as exc:
         raise fail(str(exc)) from exc
     console.print(f"operator [bold]{new_id}[/bold] added: roles {','.join(role_list)}, "
                   f"jurisdiction {jur}")

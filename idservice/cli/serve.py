@@ -12,7 +12,7 @@ import uvicorn
 
 from idservice.app import create_app
 from idservice.auth.administration import admin_actor
-from idservice.auth.client_registry import ClientRegistryError, add_client
+from idservice.auth.client_registry import RegistryError, add_client
 from idservice.cli.common import ADMIN_URL_MISSING, console, err_console
 from idservice.db.pool import connect
 from idservice.demo import demo_pki_settings, ensure_demo_client, register_demo_operators
@@ -39,7 +39,7 @@ async def _register_demo_client(cfg: Settings, db: DatabaseTarget, pki: DemoPki)
     conn = await connect(db.admin_url)
     by = admin_actor()
     try:
-        with contextlib.suppress(ClientRegistryError):  # registered on an earlier run
+        with contextlib.suppress(RegistryError):  # registered on an earlier run
             await add_client(conn, client_id=client.id, cert_pem=client.cert_path.read_bytes(),
                              roles=["registrar"], jurisdiction=client.jurisdiction,
                              name="Demo civil-status software (Binh Dinh, 052)", by=by)

@@ -9,14 +9,16 @@ from typing import Any, Literal
 
 from idservice.audit.events import AuditEvent, RequestContext
 from idservice.audit.recorder import record
-from idservice.auth.policy import Action, authorize, covers, require_jurisdiction
+from idservice.auth.policy import Action, authorize, require_jurisdiction
 from idservice.auth.principal import Principal
-from idservice.errors import Forbidden, InvalidField, NotFound, PurposeRequired
+from idservice.errors import InvalidField, NotFound, PurposeRequired
 from idservice.persons.context import PersonsContext
 from idservice.persons.models import VerifyRequest
 from idservice.persons.names import check_text, fold_name
+from idservice.persons.refusals import refusals_recorded
+from idservice.persons.rules import check_province_exists
 from idservice.persons.views import person_view
-from idservice.pin.format import is_well_formed, parse_pin
+from idservice.pin.format import is_well_formed
 from idservice.queries import persons as q
 
 __all__ = ["SEARCH_LIMIT", "check_purpose", "read", "search", "verify"]
@@ -39,11 +41,6 @@ def check_pin(pin: str, field: str = "pin") -> str:
     return pin
 
 
-async def _audit_denied(ctx: PersonsContext, rctx: RequestContext, event: AuditEvent) -> None:
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        await record(conn, rctx, [event])
-
-
 async def read(
     ctx: PersonsContext, principal: Principal, rctx: RequestContext, pin: str,
     purpose: str | None,
@@ -51,16 +48,14 @@ async def read(
     authorize(principal, Action.PERSON_READ)
     purpose = check_purpose(purpose)
     check_pin(pin)
-    if not covers(principal, Action.PERSON_READ, parse_pin(pin).province_code):
-        await _audit_denied(ctx, rctx, AuditEvent("person.read", "forbidden", pin=pin,
-                                                  purpose=purpose))
-        raise Forbidden(f"jurisdiction {principal.jurisdiction} does not cover this PIN")
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(q.GET_PERSON, pin)
-        outcome = "found" if row is not None else "not_found"
-        await record(conn, rctx, [AuditEvent("person.read", outcome, pin=pin, purpose=purpose)])
-    if row is None:
-        raise NotFound("no person with this PIN")
+    async with refusals_recorded(ctx, rctx, "person.read", pin=pin, purpose=purpose):
+        require_jurisdiction(principal, Action.PERSON_READ, pin=pin)
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(q.GET_PERSON, pin)
+            if row is None:
+                raise NotFound("no person with this PIN: check the number")
+            await record(conn, rctx, [AuditEvent("person.read", "found", pin=pin,
+                                                 purpose=purpose)])
     return person_view(row)
 
 
@@ -110,6 +105,7 @@ async def search(
                                           and province_code.isascii()):
         raise InvalidField("province_code must be 3 digits", field="province_code")
     if province_code is not None:
+        check_province_exists(ctx.provinces, province_code, "province_code")
         require_jurisdiction(principal, Action.PERSON_SEARCH, province_code=province_code,
                              field="province_code")
     if principal.jurisdiction != "*":  # a province's officer searches only that province

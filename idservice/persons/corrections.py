@@ -3,10 +3,16 @@
 Name, place or parent corrections keep the PIN. A change of sex or birth year changes what the
 PIN encodes (G and YY), so it issues a new PIN in the right bucket, cancels the old one with
 `replaced_by`, and keeps the old record, never freeing its number.
+
+Contract 7: the changes are merged into the record (`merge`), never erase by accident; a
+correction that changes nothing is `no_change`; the `person.correct` event carries `before`
+and `after` of every field that changed (`differences`). The history row keeps the request's
+changes and the whole previous record.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -16,99 +22,130 @@ from idservice.audit.events import AuditEvent, RequestContext
 from idservice.audit.recorder import record
 from idservice.auth.policy import Action, authorize, require_jurisdiction
 from idservice.auth.principal import Principal
-from idservice.errors import InvalidField, NotFound, PinSpaceExhaustedError, Unavailable
+from idservice.errors import InvalidField, NoChange, NotFound, ProblemError
 from idservice.persons.access import check_pin
-from idservice.persons.bucket_store import PgBucketStore
+from idservice.persons.allocation import claim_pins
 from idservice.persons.context import PersonsContext
-from idservice.persons.models import CorrectionRequest, IssueRequest
-from idservice.persons.names import fold_name
-from idservice.persons.rules import check_child
+from idservice.persons.models import Child, CorrectionRequest, IssueRequest, Parent
+from idservice.persons.refusals import refusals_recorded
+from idservice.persons.rows import PersonRow
+from idservice.persons.rules import check_birth_year, check_child
 from idservice.persons.views import canonical_json, load_record, person_view
-from idservice.pin.allocator import AllocationContention, PinSpaceExhausted, allocate
-from idservice.pin.format import bucket_prefix
+from idservice.pin.format import parse_pin
 from idservice.queries import persons as q
 
-__all__ = ["correct"]
+__all__ = ["correct", "differences", "merge"]
 
-_CHILD_FIELDS = ("full_name", "other_names", "sex", "date_of_birth", "place_of_birth",
-                 "home_town", "ethnicity", "nationality")
+_PARENTS = ("father", "mother")
 
 
-def _apply(old: dict[str, Any], changes: dict[str, Any]) -> IssueRequest:
-    new = json.loads(json.dumps(old))
+def merge(record: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """The record with `changes` applied (contract 7): child fields flat, a parent merged field
+    by field into the recorded one (or created from them), null clears a field, a parent given
+    as null is removed. Everything not named stays as it was."""
+    new = copy.deepcopy(record)
     for key, value in changes.items():
-        if key in _CHILD_FIELDS:
+        if key not in _PARENTS:
             new["child"][key] = value
+        elif value is None:
+            new[key] = None
         else:
-            new[key] = value
+            new[key] = {**(record.get(key) or {}), **value}
+    return new
+
+
+def differences(old: dict[str, Any], new: dict[str, Any]
+                ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`before` and `after` of every field that differs, shaped like `changes` (child fields
+    flat; a parent's changed fields, or the whole parent where it was added or removed)."""
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for key in Child.model_fields:
+        if old["child"].get(key) != new["child"].get(key):
+            before[key], after[key] = old["child"].get(key), new["child"].get(key)
+    for parent in _PARENTS:
+        was, now = old.get(parent), new.get(parent)
+        if was == now:
+            continue
+        if was is None or now is None:
+            before[parent], after[parent] = was, now
+            continue
+        changed = [f for f in Parent.model_fields if was.get(f) != now.get(f)]
+        before[parent] = {f: was.get(f) for f in changed}
+        after[parent] = {f: now.get(f) for f in changed}
+    return before, after
+
+
+def _validated(record: dict[str, Any]) -> IssueRequest:
     try:
-        return IssueRequest.model_validate_json(json.dumps(new))
-    except ValidationError as exc:  # pragma: no cover - each change was validated already
-        raise InvalidField(str(exc.errors()[0]["msg"]), field="changes") from exc
+        return IssueRequest.model_validate_json(json.dumps(record))
+    except ValidationError as exc:  # only a parent created without its name gets here
+        error = exc.errors()[0]
+        loc = [str(part) for part in error["loc"]]
+        field = ".".join(["changes", *loc]) if loc and loc[0] in _PARENTS else "changes"
+        raise InvalidField(f"{error['msg']}: a parent added by a correction needs its "
+                           "full_name", field=field) from exc
 
 
 async def correct(
     ctx: PersonsContext, principal: Principal, rctx: RequestContext, pin: str,
     req: CorrectionRequest,
 ) -> dict[str, Any]:
+    """Apply a correction; every refusal once the PIN is known is audited (contract 7)."""
     authorize(principal, Action.PERSON_CORRECT)
     check_pin(pin)
-    require_jurisdiction(principal, Action.PERSON_CORRECT, pin=pin, field="pin")
     changes = req.changes.as_dict()
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(q.GET_PERSON_FOR_UPDATE, pin)
-        if row is None:
-            raise NotFound("no person with this PIN")
-        if row["status"] == "cancelled":
-            raise InvalidField(f"this PIN was replaced by {row['replaced_by']}; correct that "
-                               "record instead", field="pin")
-        old = load_record(row["record"])
-        new_req = _apply(old, changes)
-        check_child(new_req.child, new_req.registration.registered_on, prefix="changes")
-        new_record = new_req.model_dump(mode="json")
-        child = new_req.child
-        old_child = old["child"]
-        reissue = (child.sex != old_child["sex"]
-                   or child.date_of_birth.year != int(old_child["date_of_birth"][:4]))
-        folded = [fold_name(n) for n in child.other_names]
-        actor = rctx.actor
-        if not reissue:
-            await conn.execute(q.UPDATE_RECORD, pin, canonical_json(new_record), child.full_name,
-                               fold_name(child.full_name), folded)
-            await conn.execute(q.INSERT_HISTORY, pin, actor.type, actor.id, req.reason,
-                               canonical_json(changes), canonical_json(old), None)
-            await record(conn, rctx, [AuditEvent(
-                "person.correct", "corrected", pin=pin,
-                details={"fields": sorted(changes), "reason": req.reason})])
-            current = await conn.fetchrow(q.GET_PERSON, pin)
-            assert current is not None
-            return person_view(current)
+    if req.changes.date_of_birth is not None:  # needs no record: refused before any lookup
+        check_birth_year(req.changes.date_of_birth, field="changes.date_of_birth")
+    async with refusals_recorded(ctx, rctx, "person.correct", pin=pin):
+        require_jurisdiction(principal, Action.PERSON_CORRECT, pin=pin, field="pin")
+        return await _correct(ctx, rctx, pin, req.reason, changes)
 
-        prefix = bucket_prefix(pin[:3], child.date_of_birth.year, child.sex)
-        reg = new_req.registration
-        columns = [reg.authority, reg.number, reg.registered_on, reg.province_code,
-                   child.full_name, fold_name(child.full_name), folded, child.sex,
-                   child.date_of_birth, canonical_json(new_record)]
-        store = PgBucketStore(conn, prefix, columns, ctx.allocator)
-        try:
-            await allocate(store, ctx.rng, ctx.allocator, bucket=prefix)
-        except PinSpaceExhausted as exc:
-            raise PinSpaceExhaustedError(f"all numbers of bucket {prefix} are used") from exc
-        except AllocationContention as exc:
-            raise Unavailable("too much contention for free numbers; retry") from exc
-        assert store.claimed is not None
-        new_pin: str = store.claimed["pin"]
+
+async def _correct(ctx: PersonsContext, rctx: RequestContext, pin: str, reason: str,
+                   changes: dict[str, Any]) -> dict[str, Any]:
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        current = await conn.fetchrow(q.GET_PERSON_FOR_UPDATE, pin)
+        if current is None:
+            raise NotFound("no person with this PIN: check the number")
+        if current["status"] == "cancelled":
+            raise InvalidField(f"this PIN was replaced by {current['replaced_by']}; correct that "
+                               "record instead", field="pin")
+        old = load_record(current["record"])
+        new_req = _validated(merge(old, changes))
+        new_record = new_req.model_dump(mode="json")
+        before, after = differences(old, new_record)
+        if not after:
+            raise NoChange("this correction changes nothing: the record already says so",
+                           field="changes")
+        check_child(new_req.child, new_req.registration.registered_on, prefix="changes")
+        row = PersonRow.of(new_req, canonical_json(new_record))
+        details = {"fields": sorted(after), "reason": reason, "before": before, "after": after}
+        actor = rctx.actor
+        if row.prefix == parse_pin(pin).prefix:  # sex and birth year unchanged: same PIN
+            await conn.execute(q.PERSON_UPDATE, pin, row.composite())
+            await conn.execute(q.INSERT_HISTORY, pin, actor.type, actor.id, reason,
+                               canonical_json(changes), canonical_json(old), None)
+            await record(conn, rctx, [AuditEvent("person.correct", "corrected", pin=pin,
+                                                 details=details)])
+            updated = await conn.fetchrow(q.GET_PERSON, pin)
+            assert updated is not None
+            return person_view(updated)
+
+        [claim] = await claim_pins(conn, ctx, [row])
+        if isinstance(claim, ProblemError):
+            raise claim
+        new_pin = claim.pin
         await conn.execute(q.CANCEL, pin, new_pin)
-        await conn.execute(q.INSERT_HISTORY, pin, actor.type, actor.id, req.reason,
+        await conn.execute(q.INSERT_HISTORY, pin, actor.type, actor.id, reason,
                            canonical_json(changes), canonical_json(old), new_pin)
         await record(conn, rctx, [
             AuditEvent("person.correct", "reissued", pin=pin,
-                       details={"fields": sorted(changes), "reason": req.reason,
-                                "new_pin": new_pin}),
+                       details={**details, "new_pin": new_pin}),
             AuditEvent("pin.issue", "issued", pin=new_pin, details={"replaces": pin}),
         ])
-        current = await conn.fetchrow(q.GET_PERSON, new_pin)
-        assert current is not None
-        view = person_view(current)
+        reissued = await conn.fetchrow(q.GET_PERSON, new_pin)
+        assert reissued is not None
+        view = person_view(reissued)
         view["replaces"] = pin
         return view

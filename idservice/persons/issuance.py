@@ -1,50 +1,41 @@
 """Issuing PINs for birth registrations: single requests and NDJSON batches.
 
-Idempotency key: (registration.authority, registration.number). The same key and body gives
-the same PIN again; the same key with other content is a conflict. A transaction-level advisory
+Idempotency key: (registration.province_code, .authority, .number), contract 7. The same key
+and body gives the same PIN again; the same key with other content is a conflict. The province
+is checked against the caller's jurisdiction before anything is looked up (`prepare`), so a
+registrar can only create, probe or block keys of its own provinces. A transaction-level advisory
 lock on the key serialises concurrent retries of one registration, and the PIN itself is claimed
 by inserting the person row (primary key), so a PIN is never issued twice.
 """
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from idservice.audit.events import AuditEvent, RequestContext
-from idservice.audit.recorder import record
+from idservice.audit.recorder import event_columns, record
 from idservice.auth.policy import Action, authorize, require_jurisdiction
 from idservice.auth.principal import Principal
 from idservice.db.types import Conn
-from idservice.errors import (
-    PinSpaceExhaustedError,
-    ProblemError,
-    RegistrationConflict,
-    Unavailable,
-)
-from idservice.persons.bucket_store import PgBucketStore
+from idservice.errors import PinSpaceExhausted, ProblemError, RegistrationConflict
+from idservice.persons.allocation import Claim, claim_pins, fast_path_candidates
 from idservice.persons.context import PersonsContext
 from idservice.persons.models import IssueRequest
-from idservice.persons.names import fold_name
-from idservice.persons.rules import check_issue
+from idservice.persons.refusals import record_refusal, refusal
+from idservice.persons.rows import PersonRow
+from idservice.persons.rules import check_issue, check_province_exists
 from idservice.persons.views import body_digest, canonical_json, load_record, rfc3339
-from idservice.pin.allocator import AllocationContention, PinSpaceExhausted, allocate
-from idservice.pin.format import bucket_prefix
 from idservice.queries import persons as q
-
-_CSPRNG = secrets.SystemRandom()
 
 __all__ = [
     "IssueOutcome",
     "PreparedIssue",
-    "allocate_person",
     "existing_outcome",
     "issue",
     "issue_in_transaction",
     "issued_outcome",
-    "person_columns",
     "prepare",
 ]
 
@@ -69,28 +60,24 @@ class IssueOutcome:
 @dataclass(frozen=True)
 class PreparedIssue:
     req: IssueRequest
-    record: dict[str, Any]
-    canonical: str  # the record as stored (canonical JSON)
-    digest: bytes
+    registration: dict[str, Any]  # as stored and answered
+    row: PersonRow
+    digest: bytes  # of the record's canonical JSON (`row.record`)
 
 
 def prepare(ctx: PersonsContext, principal: Principal, req: IssueRequest) -> PreparedIssue:
-    """Checks that need no database: jurisdiction and the cross-field rules."""
+    """Checks that need no database, before any lookup: a province code that exists (else 422:
+    a typo is not a jurisdiction question), the caller's jurisdiction over it (else 403), then
+    the cross-field rules."""
+    check_province_exists(ctx.provinces, req.registration.province_code,
+                          "registration.province_code")
     require_jurisdiction(principal, Action.PIN_ISSUE, province_code=req.registration.province_code,
                          field="registration.province_code")
     check_issue(req, ctx.provinces, ctx.clock.today())
     record = req.model_dump(mode="json")
     canonical = canonical_json(record)
-    return PreparedIssue(req, record, canonical, body_digest(canonical))
-
-
-def person_columns(p: PreparedIssue) -> list[Any]:
-    reg, child = p.req.registration, p.req.child
-    return [
-        reg.authority, reg.number, reg.registered_on, reg.province_code, child.full_name,
-        fold_name(child.full_name), [fold_name(n) for n in child.other_names], child.sex,
-        child.date_of_birth, p.canonical,
-    ]
+    return PreparedIssue(req, record["registration"], PersonRow.of(req, canonical),
+                         body_digest(canonical))
 
 
 def existing_outcome(
@@ -99,46 +86,19 @@ def existing_outcome(
 ) -> tuple[IssueOutcome | ProblemError, AuditEvent]:
     """A registration key seen before: the same body is a replay, another body a conflict."""
     if digest != p.digest:
-        return (
-            RegistrationConflict("this registration key was used with different content",
-                                 field="registration"),
-            AuditEvent("pin.issue", "registration_conflict", pin=pin,
-                       details={"registration": _key(p)}),
-        )
+        conflict = _conflict()
+        return conflict, refusal("pin.issue", conflict, pin=pin, **_details(p))
     outcome = IssueOutcome(pin, status, issued_at, registration, created=False)
-    return outcome, AuditEvent("pin.issue", "replayed", pin=pin,
-                               details={"registration": _key(p)})
-
-
-async def allocate_person(
-    conn: Conn, ctx: PersonsContext, p: PreparedIssue
-) -> tuple[str, datetime] | ProblemError:
-    """Claim a PIN for a new registration by inserting its person row (not the registration)."""
-    child = p.req.child
-    prefix = bucket_prefix(p.req.registration.province_code, child.date_of_birth.year, child.sex)
-    store = PgBucketStore(conn, prefix, person_columns(p), ctx.allocator)
-    try:
-        await allocate(store, ctx.rng, ctx.allocator, bucket=prefix)
-    except PinSpaceExhausted:
-        return PinSpaceExhaustedError(f"all numbers of bucket {prefix} are used")
-    except AllocationContention as exc:
-        raise Unavailable("too much contention for free numbers; retry") from exc
-    assert store.claimed is not None
-    return store.claimed["pin"], store.claimed["issued_at"]
+    return outcome, AuditEvent("pin.issue", "replayed", pin=pin, details=_details(p))
 
 
 def issued_outcome(
-    p: PreparedIssue, claim: tuple[str, datetime] | ProblemError
+    p: PreparedIssue, claim: Claim | PinSpaceExhausted
 ) -> tuple[IssueOutcome | ProblemError, AuditEvent]:
-    if isinstance(claim, ProblemError):
-        child = p.req.child
-        prefix = bucket_prefix(p.req.registration.province_code, child.date_of_birth.year,
-                               child.sex)
-        return claim, AuditEvent("pin.issue", "pin_space_exhausted",
-                                 details={"registration": _key(p), "bucket": prefix})
-    pin, issued_at = claim
-    outcome = IssueOutcome(pin, "active", issued_at, p.record["registration"], created=True)
-    return outcome, AuditEvent("pin.issue", "issued", pin=pin, details={"registration": _key(p)})
+    if isinstance(claim, PinSpaceExhausted):
+        return claim, refusal("pin.issue", claim, **_details(p, bucket=p.row.prefix))
+    outcome = IssueOutcome(claim.pin, "active", claim.issued_at, p.registration, created=True)
+    return outcome, AuditEvent("pin.issue", "issued", pin=claim.pin, details=_details(p))
 
 
 async def issue_in_transaction(
@@ -148,41 +108,46 @@ async def issue_in_transaction(
 
     Returns the outcome or the problem to report, and the audit event to write for it.
     """
-    reg = p.req.registration
-    await conn.execute(q.LOCK_REGISTRATION, reg.authority, reg.number)
-    existing = await conn.fetchrow(q.FIND_REGISTRATION, reg.authority, reg.number)
+    row = p.row
+    await conn.execute(q.LOCK_REGISTRATION, *row.registration_key)
+    existing = await conn.fetchrow(q.FIND_REGISTRATION, *row.registration_key)
     if existing is not None:
         return existing_outcome(p, existing["pin"], bytes(existing["body_sha256"]),
                                 existing["status"], existing["issued_at"],
                                 load_record(existing["record"])["registration"])
-    claim = await allocate_person(conn, ctx, p)
-    if not isinstance(claim, ProblemError):
-        await conn.execute(q.INSERT_REGISTRATION, reg.authority, reg.number, p.digest, claim[0])
+    [claim] = await claim_pins(conn, ctx, [row])
+    if isinstance(claim, Claim):
+        await conn.execute(q.INSERT_REGISTRATION, *row.registration_key, p.digest, claim.pin)
     return issued_outcome(p, claim)
 
 
-def _key(p: PreparedIssue) -> dict[str, str]:
-    return {"authority": p.req.registration.authority, "number": p.req.registration.number}
+def _conflict() -> RegistrationConflict:
+    return RegistrationConflict(
+        "this registration (province, authority, number) was already used with other content; "
+        "send the same content again, or correct the existing record", field="registration")
+
+
+def _details(p: PreparedIssue, **more: Any) -> dict[str, Any]:
+    """The details of every pin.issue event of a registration (both paths)."""
+    province, authority, number = p.row.registration_key
+    key = {"province_code": province, "authority": authority, "number": number}
+    return {"registration": key, **more}
 
 
 async def issue(
     ctx: PersonsContext, principal: Principal, rctx: RequestContext, req: IssueRequest
 ) -> IssueOutcome:
     """One registration, one statement (`issue_pin()` in the database) in the common case;
-    the exact allocator in a transaction of its own when every random candidate is taken."""
+    `issue_in_transaction` in a transaction of its own when every random candidate is taken."""
     authorize(principal, Action.PIN_ISSUE)
     p = prepare(ctx, principal, req)
-    reg, child = req.registration, req.child
-    rng = ctx.rng or _CSPRNG
-    candidates = [rng.randrange(ctx.allocator.space) for _ in range(ctx.allocator.random_tries)]
-    columns = person_columns(p)
+    # The event issue_pin() writes: action and outcome are its own (issued or replayed),
+    # everything else is prepared here as for any other event.
+    columns = event_columns(rctx, [AuditEvent("pin.issue", "issued", details=_details(p))])
     row = await ctx.pool.fetchrow(
-        q.ISSUE_PIN, reg.authority, reg.number, p.digest,
-        bucket_prefix(reg.province_code, child.date_of_birth.year, child.sex), candidates,
-        ctx.allocator.block_size, reg.registered_on, reg.province_code, columns[4], columns[5],
-        columns[6], child.sex, child.date_of_birth, columns[9],
-        rctx.actor.type, rctx.actor.id, rctx.request_id, rctx.source_ip,
-    )
+        q.ISSUE_PIN, p.row.composite(), p.digest, p.row.prefix, fast_path_candidates(ctx),
+        ctx.allocator.block_size, columns.actor_type, columns.actor_id, columns.request_id,
+        columns.source_ip, columns.details[0])
     assert row is not None
     outcome = row["outcome"]
     if outcome == "needs_exact":
@@ -192,8 +157,10 @@ async def issue(
         if isinstance(result, ProblemError):
             raise result
         return result
-    if outcome == "registration_conflict":
-        raise RegistrationConflict("this registration key was used with different content",
-                                   field="registration")
+    if outcome == "registration_conflict":  # issue_pin() wrote nothing: the refusal is ours
+        conflict = _conflict()
+        await record_refusal(ctx, rctx, refusal("pin.issue", conflict, pin=row["pin"],
+                                                **_details(p)))
+        raise conflict
     return IssueOutcome(row["pin"], row["status"], row["issued_at"],
                         load_record(row["registration"]), created=outcome == "issued")

@@ -30,6 +30,7 @@ __all__ = [
     "CorrectionRequest",
     "IssueRequest",
     "Parent",
+    "ParentChanges",
     "Registration",
     "VerifyRequest",
 ]
@@ -108,8 +109,33 @@ class VerifyRequest(_Body):
     date_of_birth: IsoDate
 
 
+class ParentChanges(_Body):
+    """The fields of a parent a correction changes (contract 7): merged into the parent as
+    recorded, a field not named stays as it is, an explicit null clears it. A parent has a
+    name, so `full_name` cannot be cleared."""
+
+    full_name: Name | None = None
+    pin: PinStr | None = None
+    nationality: Country | None = None
+
+    @field_validator("full_name", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("must not be null: a parent has a name (to remove the parent, "
+                             "send the parent itself as null)")
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> ParentChanges:
+        if not self.model_fields_set:
+            raise ValueError("name at least one field of the parent to change")
+        return self
+
+
 class CorrectionChanges(_Body):
-    """Fields of the child, and the parents, that a correction may change."""
+    """Fields of the child (flat) and of the parents (`father`, `mother`: merged field by
+    field, or null to remove that parent) that a correction changes (contract 7)."""
 
     full_name: Name | None = None
     other_names: Annotated[list[Name], Field(max_length=20)] | None = None
@@ -119,8 +145,8 @@ class CorrectionChanges(_Body):
     home_town: Text | None = None
     ethnicity: Text | None = None
     nationality: Country | None = None
-    father: Parent | None = None
-    mother: Parent | None = None
+    father: ParentChanges | None = None
+    mother: ParentChanges | None = None
 
     @field_validator("full_name", "other_names", "sex", "date_of_birth", "nationality",
                      mode="before")
@@ -139,8 +165,8 @@ class CorrectionChanges(_Body):
         return self
 
     def as_dict(self) -> dict[str, Any]:
-        """Only the fields the caller sent (an explicit null parent removes that parent)."""
-        return self.model_dump(mode="json", include=self.model_fields_set)
+        """Only the fields the caller sent, in parents too (null: clear that field)."""
+        return self.model_dump(mode="json", exclude_unset=True)
 
 
 class CorrectionRequest(_Body):

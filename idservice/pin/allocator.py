@@ -16,7 +16,7 @@ Two steps:
    uniform choices is uniform. One store round trip; it succeeds with probability
    ``1 - used_fraction ** random_tries`` (about 1 until the bucket is nearly full).
 2. *Exact choice.* Read the used count of each block of ``block_size`` numbers; ``free =
-   space - sum``. If ``free == 0`` raise :class:`PinSpaceExhausted` (so exhaustion is reported
+   space - sum``. If ``free == 0`` raise :class:`BucketFull` (so exhaustion is reported
    exactly when every number is used, never earlier). Otherwise draw ``k`` uniform in
    ``[0, free)``, find the block holding the ``k``-th free number (:func:`locate_block`),
    read that block's used numbers and take the ``k``-th free one inside it
@@ -43,8 +43,8 @@ from typing import Protocol
 __all__ = [
     "AllocationContention",
     "AllocatorConfig",
+    "BucketFull",
     "BucketStore",
-    "PinSpaceExhausted",
     "allocate",
     "kth_free",
     "locate_block",
@@ -73,8 +73,9 @@ class BucketStore(Protocol):
         ...
 
 
-class PinSpaceExhausted(Exception):
-    """Every number of the bucket is used (contract code ``pin_space_exhausted``)."""
+class BucketFull(Exception):
+    """Every number of the bucket is used (answered as contract code ``pin_space_exhausted``:
+    ``idservice.errors.PinSpaceExhausted``, which this pure module cannot import)."""
 
     def __init__(self, bucket: str | None = None) -> None:
         self.bucket = bucket
@@ -94,18 +95,31 @@ class AllocationContention(Exception):
 
 @dataclass(frozen=True)
 class AllocatorConfig:
-    """Size of the number space and tuning of the two steps (see the module docstring)."""
+    """Size of the number space and tuning of the two steps (see the module docstring): the one
+    place every allocation path takes its candidate counts from.
+
+    - ``random_tries``: candidates of step 1 for one number claimed by one statement (the
+      database's ``issue_pin()`` fast path, and :func:`allocate`'s own step 1). More candidates
+      cost nothing but a few index probes inside that one statement.
+    - ``chunk_random_tries``: candidates per row when many rows draw together (a batch chunk:
+      one lookup of every candidate of every row, then one insert). Each candidate is an extra
+      parameter and probe of that lookup, and a row whose candidates are all taken falls back to
+      :func:`allocate` anyway, so fewer are drawn (4: the batch path's value since it was
+      written, kept when issue 10 moved it here).
+    """
 
     space: int = 1_000_000
     block_size: int = 1000
     random_tries: int = 16
+    chunk_random_tries: int = 4
     max_rounds: int = 32
 
     def __post_init__(self) -> None:
         if self.space < 1 or self.block_size < 1 or self.space % self.block_size:
             raise ValueError("space and block_size must be positive, space a multiple of it")
-        if self.random_tries < 0 or self.max_rounds < 1:
-            raise ValueError("random_tries must be >= 0 and max_rounds >= 1")
+        if self.random_tries < 0 or self.chunk_random_tries < 0 or self.max_rounds < 1:
+            raise ValueError("random_tries and chunk_random_tries must be >= 0, "
+                             "max_rounds >= 1")
 
     @property
     def blocks(self) -> int:
@@ -157,7 +171,7 @@ async def allocate(
 
     ``rng`` defaults to the operating system's CSPRNG (:class:`secrets.SystemRandom`); tests
     inject a seeded :class:`random.Random`. ``bucket`` only labels the exceptions.
-    Raises :class:`PinSpaceExhausted` when no number is free and
+    Raises :class:`BucketFull` when no number is free and
     :class:`AllocationContention` after ``max_rounds`` lost races.
     """
     rng = _CSPRNG if rng is None else rng
@@ -172,7 +186,7 @@ async def allocate(
             raise ValueError(f"store returned {len(counts)} block counts, not {config.blocks}")
         free = config.space - sum(counts)
         if free <= 0:
-            raise PinSpaceExhausted(bucket)
+            raise BucketFull(bucket)
         block, k_in_block = locate_block(rng.randrange(free), counts, config.block_size)
         used = await store.used_in_block(block)
         if k_in_block >= config.block_size - len(used):

@@ -20,6 +20,7 @@ a PIN is personal data and must not end up in logs through an exception text.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
@@ -36,6 +37,7 @@ __all__ = [
     "decode_birth",
     "is_well_formed",
     "make_pin",
+    "make_pins",
     "parse_pin",
 ]
 
@@ -135,10 +137,19 @@ def bucket_prefix(province_code: str, birth_year: int, sex: Sex) -> str:
 
 def make_pin(prefix: str, serial: int) -> str:
     """The PIN string for a bucket prefix and a serial in ``0..999999`` (zero-padded)."""
+    return make_pins(prefix, (serial,))[0]
+
+
+def make_pins(prefix: str, serials: Iterable[int]) -> list[str]:
+    """The PINs of several serials of one bucket (the prefix checked once: the batch path
+    builds a few thousand candidates per chunk)."""
     if not _is_ascii_digits(prefix, PREFIX_LENGTH):
         raise ValueError("prefix must be 6 ASCII digits")
-    if isinstance(serial, bool) or not isinstance(serial, int):
-        raise ValueError("serial must be an integer")
-    if not 0 <= serial < SERIAL_SPACE:
-        raise ValueError("serial must be between 0 and 999999")
-    return f"{prefix}{serial:06d}"
+    pins = []
+    for serial in serials:
+        if isinstance(serial, bool) or not isinstance(serial, int):
+            raise ValueError("serial must be an integer")
+        if not 0 <= serial < SERIAL_SPACE:
+            raise ValueError("serial must be between 0 and 999999")
+        pins.append(f"{prefix}{serial:06d}")
+    return pins

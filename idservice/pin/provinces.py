@@ -159,6 +159,10 @@ class ProvinceTable:
         """Every code that ever existed, or only those valid on a date."""
         return frozenset(p.pin_code for p in self._all if on is None or p.is_valid_on(on))
 
+    def exists(self, code: str) -> bool:
+        """True if the code was a province code at any time."""
+        return code in self._by_code
+
     def valid_on(self, code: str, registered_on: date) -> Province:
         """The province a code designates for a registration on that date.
 

@@ -1,11 +1,11 @@
 """SQL of the audit log."""
 
-INSERT_EVENTS = """
-INSERT INTO audit_event (actor_type, actor_id, action, pin, purpose, outcome, request_id,
-                         source_ip, details)
-SELECT $1, $2, u.action, u.pin, u.purpose, u.outcome, $3, $4, u.details::jsonb
-  FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
-       AS u(action, pin, purpose, outcome, details)
+# The one writer of events (migrations/0013_audit_write.sql); arguments as
+# audit/recorder.EventColumns.args().
+WRITE_EVENTS = """
+SELECT audit_write(p_actor_type => $1, p_actor_id => $2, p_request_id => $3, p_source_ip => $4,
+                   p_action => $5::text[], p_pin => $6::text[], p_purpose => $7::text[],
+                   p_outcome => $8::text[], p_details => $9::text[])
 """
 
 SEQUENCE = "SELECT audit_sequence($1)"

@@ -17,7 +17,7 @@ ENTRIES = "SELECT * FROM audit_entry ORDER BY index"
 
 
 def _copy(migrations: Path, up_to: int) -> None:
-    for path in sorted(default_migrations_dir().glob("*.sql")):
+    for path in sorted(default_migrations_dir().glob("[0-9]*.sql")):
         if int(path.name[:4]) <= up_to:
             shutil.copy(path, migrations / path.name)
 

@@ -69,6 +69,12 @@ def test_load_migrations_bad_name_is_refused(migrations_dir: Path, bad_name: str
         load_migrations(migrations_dir)
 
 
+def test_generated_schema_file_is_not_a_migration(migrations_dir: Path) -> None:
+    _write(migrations_dir, "0001_create.sql", "SELECT 1;")
+    _write(migrations_dir, "schema.sql", "CREATE TABLE x ();")
+    assert [m.label for m in load_migrations(migrations_dir)] == ["0001_create"]
+
+
 def test_load_migrations_duplicate_version_is_refused(migrations_dir: Path) -> None:
     _write(migrations_dir, "0001_one.sql", "SELECT 1;")
     _write(migrations_dir, "0001_other.sql", "SELECT 1;")

@@ -62,7 +62,7 @@ def test_batch_writes_one_audit_event_per_line(
     rows = service_db("SELECT outcome, (details->>'line')::int AS line FROM audit_event "
                       "WHERE actor_id = $1 AND action = 'pin.issue' ORDER BY line", sub)
     assert [r["line"] for r in rows] == list(range(1, 27))
-    assert [r["outcome"] for r in rows] == ["issued"] * 25 + ["rejected"]
+    assert [r["outcome"] for r in rows] == ["issued"] * 25 + ["refused"]
 
 
 def test_batch_streams_a_large_body_sent_in_pieces(registrar: httpx.Client) -> None:

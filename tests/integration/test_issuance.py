@@ -44,9 +44,12 @@ def test_same_key_other_content_is_registration_conflict(
     assert second.headers["content-type"] == "application/problem+json"
     assert second.json()["code"] == "registration_conflict"
     number = body["registration"]["number"]
-    rows = service_db("SELECT outcome FROM audit_event WHERE action = 'pin.issue' AND "
-                      "details->'registration'->>'number' = $1 ORDER BY id", number)
-    assert [r["outcome"] for r in rows] == ["issued", "registration_conflict"]
+    rows = service_db("SELECT outcome, pin, details->>'code' AS code FROM audit_event "
+                      "WHERE action = 'pin.issue' AND details->'registration'->>'number' = $1 "
+                      "ORDER BY id", number)
+    assert [(r["outcome"], r["code"]) for r in rows] == [("issued", None),
+                                                         ("refused", "registration_conflict")]
+    assert rows[1]["pin"] == first.json()["pin"]  # the record the refusal touched
     assert service_db("SELECT count(*) FROM person WHERE registration_number = $1",
                       number)[0][0] == 1
 

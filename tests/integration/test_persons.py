@@ -59,15 +59,18 @@ def test_read_outside_jurisdiction_is_forbidden_and_audited(
         response = other.get(f"/v1/persons/{pin}", params={"purpose": "curiosity"})
     assert response.status_code == 403 and response.json()["code"] == "forbidden"
     assert "child" not in response.text
-    assert [e["outcome"] for e in _events(service_db, "person.read", pin)] == ["forbidden"]
+    events = _events(service_db, "person.read", pin)
+    assert [(e["outcome"], e["details"]["code"]) for e in events] == [("refused", "forbidden")]
+    assert events[0]["purpose"] == "curiosity"
 
 
 def test_read_unknown_pin_is_not_found_and_audited(officer: httpx.Client,
                                                    service_db: Callable[..., list]) -> None:
     response = officer.get("/v1/persons/052399999999", params={"purpose": "lookup"})
     assert response.status_code == 404 and response.json()["code"] == "not_found"
-    assert [e["outcome"] for e in _events(service_db, "person.read", "052399999999")] \
-        == ["not_found"]
+    assert [(e["outcome"], e["details"]["code"])
+            for e in _events(service_db, "person.read", "052399999999")] \
+        == [("refused", "not_found")]
 
 
 def test_search_folds_diacritics_and_matches_other_names(
@@ -207,3 +210,21 @@ def test_correction_cannot_move_birth_after_registration(registrar: httpx.Client
                             json={"changes": {"date_of_birth": "2024-02-01"}, "reason": "r"})
     assert response.status_code == 422
     assert response.json()["field"] == "changes.date_of_birth"
+
+
+def test_birth_date_correction_is_what_verify_and_search_see(
+    registrar: httpx.Client, officer: httpx.Client
+) -> None:
+    """A correction rewrites the whole person row (`person_update`), not only the record: the
+    date of birth that verification and search compare is the corrected one."""
+    pin = _issue(registrar, full_name="Võ Thị Sáu Mới", dob="2024-01-02",
+                 registered_on="2024-01-10")
+    response = officer.post(f"/v1/persons/{pin}/corrections",
+                            json={"changes": {"date_of_birth": "2024-01-03"}, "reason": "r"})
+    assert response.status_code == 200, response.text
+    verified = registrar.post("/v1/pins/verify", json={
+        "pin": pin, "full_name": "Võ Thị Sáu Mới", "date_of_birth": "2024-01-03"})
+    assert verified.json() == {"match": True}
+    found = officer.get("/v1/persons", params={"full_name": "Võ Thị Sáu Mới", "purpose": "x",
+                                               "date_of_birth": "2024-01-03"})
+    assert [p["pin"] for p in found.json()["persons"]] == [pin]

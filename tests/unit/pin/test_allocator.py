@@ -10,7 +10,7 @@ import pytest
 from idservice.pin.allocator import (
     AllocationContention,
     AllocatorConfig,
-    PinSpaceExhausted,
+    BucketFull,
     allocate,
     kth_free,
     locate_block,
@@ -26,7 +26,7 @@ async def test_tiny_bucket_allocates_all_100_then_exhausted_on_101st() -> None:
     rng = random.Random(1)
     numbers = [await allocate(store, rng, TINY, bucket="052325") for _ in range(100)]
     assert sorted(numbers) == list(range(100))  # all distinct, none refused early
-    with pytest.raises(PinSpaceExhausted) as excinfo:
+    with pytest.raises(BucketFull) as excinfo:
         await allocate(store, rng, TINY, bucket="052325")
     assert excinfo.value.bucket == "052325" and "052325" in str(excinfo.value)
 
@@ -38,14 +38,14 @@ async def test_exact_path_only_allocates_all_100_then_exhausted() -> None:
     numbers = [await allocate(store, rng, config) for _ in range(100)]
     assert sorted(numbers) == list(range(100))
     assert store.calls["claim"] == 100  # no claim was ever lost
-    with pytest.raises(PinSpaceExhausted) as excinfo:
+    with pytest.raises(BucketFull) as excinfo:
         await allocate(store, rng, config)
     assert excinfo.value.bucket is None
 
 
 async def test_full_bucket_exhausted_without_claiming() -> None:
     store = MemoryStore(100, 10, used=range(100))
-    with pytest.raises(PinSpaceExhausted):
+    with pytest.raises(BucketFull):
         await allocate(store, random.Random(3), TINY)
     assert store.calls["claim"] == 0 and store.calls["block_used_counts"] == 1
 
@@ -121,7 +121,7 @@ async def test_last_number_taken_by_competitor_raises_exhausted_not_contention()
     store = RacyStore.with_free(100, 10, [42])
     assert isinstance(store, RacyStore)
     store.losses = 1
-    with pytest.raises(PinSpaceExhausted):
+    with pytest.raises(BucketFull):
         await allocate(store, random.Random(9), AllocatorConfig(100, 10, random_tries=0))
     assert store.stolen == [42]
 

@@ -13,6 +13,7 @@ from idservice.pin.format import (
     decode_birth,
     is_well_formed,
     make_pin,
+    make_pins,
     parse_pin,
 )
 
@@ -147,6 +148,15 @@ def test_make_pin_zero_pads_serial() -> None:
 def test_make_pin_with_bad_arguments_refused(prefix: str, serial: int) -> None:
     with pytest.raises(ValueError):
         make_pin(prefix, serial)
+
+
+def test_make_pins_is_make_pin_of_each_serial() -> None:
+    assert make_pins("052325", [7, 0, 999_999]) == [make_pin("052325", s) for s in (7, 0, 999_999)]
+
+
+def test_make_pins_refuses_a_bad_serial_among_good_ones() -> None:
+    with pytest.raises(ValueError, match="serial"):
+        make_pins("052325", [1, SERIAL_SPACE])
 
 
 @pytest.mark.parametrize(
