@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from idservice.auth.principal import ROLES
 from idservice.db.types import Conn
+from idservice.persons.names import check_text
 from idservice.queries import auth as q
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "disable_client",
     "list_clients",
     "parse_jurisdiction",
+    "parse_purpose",
     "parse_roles",
 ]
 
@@ -48,8 +50,20 @@ def parse_jurisdiction(value: str) -> str:
     return value
 
 
+def parse_purpose(value: str | None) -> str | None:
+    """The purpose a `reader` client reads under (OSIA Data Access, contract 10): recorded in
+    every audit event of its reads, so it must be readable text (1-500 characters)."""
+    if value is None:
+        return None
+    try:
+        return check_text(value, max_length=500)
+    except ValueError as exc:
+        raise ClientRegistryError(f"--purpose {exc}") from exc
+
+
 async def add_client(conn: Conn, *, client_id: str, cert_pem: bytes,
-                     roles: list[str], jurisdiction: str, name: str | None = None) -> None:
+                     roles: list[str], jurisdiction: str, name: str | None = None,
+                     purpose: str | None = None) -> None:
     try:
         cert = x509.load_pem_x509_certificate(cert_pem)
     except ValueError as exc:
@@ -59,7 +73,7 @@ async def add_client(conn: Conn, *, client_id: str, cert_pem: bytes,
     display = name or cert.subject.rfc4514_string() or client_id
     try:
         await conn.execute(q.INSERT_CLIENT, client_id, display, public_pem.decode(), fingerprint,
-                           roles, jurisdiction)
+                           roles, jurisdiction, parse_purpose(purpose))
     except asyncpg.UniqueViolationError as exc:
         raise ClientRegistryError(f"client {client_id} already exists") from exc
     except asyncpg.CheckViolationError as exc:
@@ -70,7 +84,8 @@ async def list_clients(conn: Conn) -> list[dict[str, Any]]:
     return [
         {"id": r["id"], "name": r["name"], "roles": list(r["roles"]),
          "jurisdiction": r["jurisdiction"], "enabled": r["enabled"],
-         "cert_sha256": r["cert_sha256"], "created_at": r["created_at"].isoformat()}
+         "cert_sha256": r["cert_sha256"], "created_at": r["created_at"].isoformat(),
+         "purpose": r["purpose"]}
         for r in await conn.fetch(q.LIST_CLIENTS)
     ]
 

@@ -16,6 +16,7 @@ from idservice.auth.client_registry import (
     disable_client,
     list_clients,
     parse_jurisdiction,
+    parse_purpose,
     parse_roles,
 )
 from idservice.cli.common import console, fail, run, service_connection, settings
@@ -33,17 +34,20 @@ def add(
     roles: Annotated[str, typer.Option(help="comma-separated, e.g. registrar")] = "registrar",
     jurisdiction: Annotated[str, typer.Option(help="3-digit province code or *")] = "*",
     name: Annotated[str | None, typer.Option(help="display name")] = None,
+    purpose: Annotated[str | None, typer.Option(
+        help="role reader: the purpose every read of this client is recorded under")] = None,
 ) -> None:
     """Register a client and its key."""
     try:
         role_list, jur = parse_roles(roles), parse_jurisdiction(jurisdiction)
+        purpose = parse_purpose(purpose)
     except ClientRegistryError as exc:
         raise fail(str(exc), 2) from exc
 
     async def main() -> None:
         async with service_connection(settings()) as conn:
             await add_client(conn, client_id=client_id, cert_pem=cert.read_bytes(),
-                             roles=role_list, jurisdiction=jur, name=name)
+                             roles=role_list, jurisdiction=jur, name=name, purpose=purpose)
 
     try:
         run(main)
@@ -51,6 +55,8 @@ def add(
         raise fail(str(exc)) from exc
     console.print(f"client [bold]{client_id}[/bold] added: roles {','.join(role_list)}, "
                   f"jurisdiction {jur}")
+    if "reader" in role_list and purpose is None:
+        console.print("warning: a reader without --purpose is refused (403) until it has one")
 
 
 @app.command("list")

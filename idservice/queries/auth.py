@@ -5,12 +5,13 @@ SELECT id, name, public_key_pem, roles, jurisdiction, enabled FROM client WHERE 
 """
 
 INSERT_CLIENT = """
-INSERT INTO client (id, name, public_key_pem, cert_sha256, roles, jurisdiction)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO client (id, name, public_key_pem, cert_sha256, roles, jurisdiction, purpose)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 """
 
 LIST_CLIENTS = """
-SELECT id, name, roles, jurisdiction, enabled, cert_sha256, created_at FROM client ORDER BY id
+SELECT id, name, roles, jurisdiction, enabled, cert_sha256, created_at, purpose FROM client
+ ORDER BY id
 """
 
 DISABLE_CLIENT = """
