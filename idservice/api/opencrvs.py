@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 
 from idservice.api.problems import scope_errors
 from idservice.errors import MalformedRequest, ProblemError, Unauthenticated
-from idservice.http.bodies import check_media_type, parse_model, read_body
+from idservice.http.bodies import check_media_type, read_body, validate_model
 from idservice.http.deps import Caller, Svc, request_context
 from idservice.integrations.opencrvs.mapping import opencrvs_message
 from idservice.integrations.opencrvs.register import confirm_registration, registration_request
@@ -94,7 +94,7 @@ async def register_birth(request: Request, svc: Svc, caller: Caller) -> JSONResp
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise MalformedRequest("body is not valid JSON (UTF-8)") from None
     event_id, registration_number, issue_body = registration_request(caller, body)
-    req = parse_model(IssueRequest, json.dumps(issue_body).encode())
+    req = validate_model(IssueRequest, issue_body)
     confirmation = await confirm_registration(svc.persons, caller,
                                               request_context(request, caller), event_id,
                                               registration_number, req)

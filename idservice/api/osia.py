@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 
 from idservice.api.problems import scope_errors
 from idservice.errors import MalformedRequest, ProblemError, Unauthenticated
-from idservice.http.bodies import check_media_type, parse_model, read_body
+from idservice.http.bodies import check_media_type, read_body, validate_model
 from idservice.http.deps import Caller, Svc, request_context
 from idservice.integrations.osia import dataaccess, uin
 from idservice.integrations.osia.codes import (
@@ -170,7 +170,7 @@ async def generate_uin(request: Request, svc: Svc, caller: Caller,
     attributes = await _attributes(request, svc)
     province = caller.jurisdiction if caller.jurisdiction != "*" else None
     body = to_issue_body(attributes, default_province=province)
-    req = parse_model(IssueRequest, json.dumps(body).encode())
+    req = validate_model(IssueRequest, body)
     outcome = await uin.generate_uin(svc.persons, caller, request_context(request, caller),
                                      transaction_id, req)
     if outcome.created:
