@@ -213,3 +213,18 @@ def test_documented_status_is_reached_and_conforms(
     # a 500 is what this request is for: every other check still applies
     case.validate_response(response, checks=[c for c in CHECKS if status < 500
                                              or c is not not_a_server_error])
+
+
+def test_our_openapi_documents_the_field_interfaces(server: ServerThread) -> None:
+    """`/openapi.json` has the OSIA and OpenCRVS routes, with their own error bodies (the
+    fuzz test of test_schemathesis.py then checks every answer against it)."""
+    schema = requests.get(f"{server.base_url}/openapi.json", timeout=30).json()
+    operations = {(path, method): op for path, ops in schema["paths"].items()
+                  for method, op in ops.items()}
+    assert {op.get("operationId") for (path, _), op in operations.items()
+            if path.startswith("/osia/")} == IMPLEMENTED
+    assert ("/integrations/opencrvs/v1/register", "post") in operations
+    for (path, _), op in operations.items():
+        if path.startswith(("/osia/", "/integrations/")):
+            assert "Problem" not in str(op["responses"]), path
+            assert "422" not in op["responses"], path
