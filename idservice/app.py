@@ -14,7 +14,9 @@ from hsm.keystore import KeyStore
 from idservice.api import audit as audit_routes
 from idservice.api import auth as auth_routes
 from idservice.api import officer_auth as officer_auth_routes
+from idservice.api import opencrvs as opencrvs_routes
 from idservice.api import ops as ops_routes
+from idservice.api import osia as osia_routes
 from idservice.api import persons as persons_routes
 from idservice.api import pins as pins_routes
 from idservice.api.middleware import RequestContextMiddleware
@@ -175,6 +177,8 @@ def create_app(
     for module in (ops_routes, auth_routes, officer_auth_routes, pins_routes, persons_routes,
                    audit_routes, ui_routes):
         app.include_router(module.router)
+    for interface in (osia_routes, opencrvs_routes):  # field interfaces, own error formats
+        interface.install(app)
     install_openapi(app)
     return app
 

@@ -235,6 +235,39 @@ $$;
 
 
 --
+-- Name: claim_external_registration(text, text, text, text, text, text, date, bytea); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.claim_external_registration(p_source text, p_scope text, p_external_id text, p_province text, p_authority text, p_number text, p_registered_on date, p_digest bytea) RETURNS TABLE(claimed boolean, province_code text, authority text, number text, registered_on date, request_sha256 bytea)
+    LANGUAGE plpgsql
+    AS $$
+#variable_conflict use_column
+BEGIN
+  PERFORM set_config('synchronous_commit', 'off', true);
+  LOOP
+    INSERT INTO external_registration (source, scope, external_id, province_code, authority,
+                                       number, registered_on, request_sha256)
+    VALUES (p_source, p_scope, p_external_id, p_province, p_authority, p_number,
+            p_registered_on, p_digest)
+    ON CONFLICT DO NOTHING;
+    IF FOUND THEN
+      RETURN QUERY SELECT true, p_province, p_authority, p_number, p_registered_on, p_digest;
+      RETURN;
+    END IF;
+    RETURN QUERY SELECT false, e.province_code, e.authority, e.number, e.registered_on,
+                        e.request_sha256
+                   FROM external_registration e
+                  WHERE e.source = p_source AND e.scope = p_scope
+                    AND e.external_id = p_external_id;
+    IF FOUND THEN
+      RETURN;
+    END IF;
+  END LOOP;
+END
+$$;
+
+
+--
 -- Name: issue_pin(public.person_row, bytea, text, integer[], integer, text, text, text, text, text); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -595,9 +628,11 @@ CREATE TABLE public.client (
     cert_not_after timestamp with time zone,
     cert_issuer text,
     cert_serial text,
+    purpose text,
     CONSTRAINT client_certificate_complete CHECK ((((cert_pem IS NULL) = (cert_not_after IS NULL)) AND ((cert_pem IS NULL) = (cert_issuer IS NULL)) AND ((cert_pem IS NULL) = (cert_serial IS NULL)))),
     CONSTRAINT client_id_check CHECK ((id ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'::text)),
     CONSTRAINT client_jurisdiction_check CHECK ((jurisdiction ~ '^([0-9]{3}|\*)$'::text)),
+    CONSTRAINT client_purpose_check CHECK (((purpose IS NULL) OR ((length(purpose) >= 1) AND (length(purpose) <= 500)))),
     CONSTRAINT client_roles_check CHECK ((cardinality(roles) > 0))
 );
 
@@ -610,6 +645,26 @@ CREATE TABLE public.client_assertion_jti (
     client_id text NOT NULL,
     jti text NOT NULL,
     expires_at timestamp with time zone NOT NULL
+);
+
+
+--
+-- Name: external_registration; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.external_registration (
+    source text NOT NULL,
+    scope text NOT NULL,
+    external_id text NOT NULL,
+    province_code text NOT NULL,
+    authority text NOT NULL,
+    number text NOT NULL,
+    registered_on date NOT NULL,
+    request_sha256 bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    CONSTRAINT external_registration_external_id_check CHECK (((length(external_id) >= 1) AND (length(external_id) <= 200))),
+    CONSTRAINT external_registration_scope_check CHECK (((length(scope) >= 1) AND (length(scope) <= 100))),
+    CONSTRAINT external_registration_source_check CHECK ((source = ANY (ARRAY['osia'::text, 'opencrvs'::text])))
 );
 
 
@@ -854,6 +909,14 @@ ALTER TABLE ONLY public.client_assertion_jti
 
 ALTER TABLE ONLY public.client
     ADD CONSTRAINT client_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: external_registration external_registration_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.external_registration
+    ADD CONSTRAINT external_registration_pkey PRIMARY KEY (source, scope, external_id);
 
 
 --
@@ -1267,6 +1330,14 @@ GRANT ALL ON FUNCTION public.audit_write(p_actor_type text, p_actor_id text, p_r
 
 
 --
+-- Name: FUNCTION claim_external_registration(p_source text, p_scope text, p_external_id text, p_province text, p_authority text, p_number text, p_registered_on date, p_digest bytea); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.claim_external_registration(p_source text, p_scope text, p_external_id text, p_province text, p_authority text, p_number text, p_registered_on date, p_digest bytea) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.claim_external_registration(p_source text, p_scope text, p_external_id text, p_province text, p_authority text, p_number text, p_registered_on date, p_digest bytea) TO idservice_service;
+
+
+--
 -- Name: FUNCTION issue_pin(p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text); Type: ACL; Schema: public; Owner: -
 --
 
@@ -1475,6 +1546,13 @@ GRANT SELECT,INSERT,UPDATE ON TABLE public.client TO idservice_administrator;
 --
 
 GRANT SELECT,INSERT,DELETE ON TABLE public.client_assertion_jti TO idservice_service;
+
+
+--
+-- Name: TABLE external_registration; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE ON TABLE public.external_registration TO idservice_service;
 
 
 --

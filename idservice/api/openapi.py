@@ -298,6 +298,11 @@ def _add_common_problems(schema: dict[str, Any]) -> None:
     for path, operations in schema.get("paths", {}).items():
         for method, op in operations.items():
             responses = op.setdefault("responses", {})
+            if op.get("x-error-format"):
+                # A field interface (OSIA, OpenCRVS) documents its own errors; FastAPI's 422
+                # is never sent there (its validation errors are 400 in that format).
+                responses.pop("422", None)
+                continue
             wanted: set[int] = set()
             if (method, path) not in _NO_PROBLEMS:
                 wanted.add(503)

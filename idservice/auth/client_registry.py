@@ -22,6 +22,7 @@ from idservice.auth.administration import record_admin
 from idservice.auth.certificates import certificate_identity
 from idservice.auth.principal import ROLES, Actor
 from idservice.db.types import Conn
+from idservice.persons.names import check_text
 from idservice.queries import auth as q
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "disable_client",
     "list_clients",
     "parse_jurisdiction",
+    "parse_purpose",
     "parse_roles",
 ]
 
@@ -55,9 +57,20 @@ def parse_jurisdiction(value: str) -> str:
     return value
 
 
+def parse_purpose(value: str | None) -> str | None:
+    """The purpose a `reader` client reads under (OSIA Data Access, contract 10): recorded in
+    every audit event of its reads, so it must be readable text (1-500 characters)."""
+    if value is None:
+        return None
+    try:
+        return check_text(value, max_length=500)
+    except ValueError as exc:
+        raise RegistryError(f"--purpose {exc}") from exc
+
+
 async def add_client(conn: Conn, *, client_id: str, cert_pem: bytes, roles: list[str],
                      jurisdiction: str, by: Actor, name: str | None = None,
-                     now: datetime | None = None) -> None:
+                     purpose: str | None = None, now: datetime | None = None) -> None:
     try:
         cert = x509.load_pem_x509_certificate(cert_pem)
     except ValueError as exc:
@@ -75,10 +88,11 @@ async def add_client(conn: Conn, *, client_id: str, cert_pem: bytes, roles: list
             await conn.execute(q.INSERT_CLIENT, client_id, display, public_pem.decode(),
                                identity.sha256, roles, jurisdiction,
                                cert.public_bytes(Encoding.PEM).decode(), not_after,
-                               identity.issuer, identity.serial)
+                               identity.issuer, identity.serial, parse_purpose(purpose))
             await record_admin(conn, by, "admin.client_add", {
                 "client_id": client_id, "roles": roles, "jurisdiction": jurisdiction,
-                "cert_sha256": identity.sha256, "cert_not_after": not_after.isoformat()})
+                "cert_sha256": identity.sha256, "cert_not_after": not_after.isoformat(),
+                "purpose": purpose})
     except asyncpg.UniqueViolationError as exc:
         raise RegistryError(f"client {client_id} already exists") from exc
     except asyncpg.CheckViolationError as exc:
@@ -91,7 +105,7 @@ async def list_clients(conn: Conn) -> list[dict[str, Any]]:
          "jurisdiction": r["jurisdiction"], "enabled": r["enabled"],
          "cert_sha256": r["cert_sha256"],
          "cert_not_after": r["cert_not_after"].isoformat() if r["cert_not_after"] else None,
-         "created_at": r["created_at"].isoformat()}
+         "created_at": r["created_at"].isoformat(), "purpose": r["purpose"]}
         for r in await conn.fetch(q.LIST_CLIENTS)
     ]
 

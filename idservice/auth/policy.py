@@ -36,6 +36,8 @@ class Action(StrEnum):
     PERSON_READ = "person.read"
     PERSON_SEARCH = "person.search"
     PERSON_CORRECT = "person.correct"
+    OSIA_DATA_ACCESS = "osia.data_access"  # read, match, verify attributes (contract 10)
+    OSIA_READER = "osia.reader"  # ... as a client, under its registered purpose
     AUDIT_EVENTS = "audit.events"  # list, by index, export; the auditor UI
     AUDIT_TREE = "audit.tree"  # checkpoints, keys, proofs
 
@@ -58,7 +60,9 @@ def _rule(*roles: Role, jurisdiction: Jurisdiction) -> Rule:
 
 
 # Contract 4: issue (registrar), batch (registrar, admin), verify (registrar, officer), read,
-# search and correct (officer); contract 5: the audit log (auditor).
+# search and correct (officer); contract 5: the audit log (auditor); contract 10: OSIA Data
+# Access (an officer, or a `reader` client under its registered purpose). OSIA UIN generation
+# and OpenCRVS registration are issuance (PIN_ISSUE).
 POLICY: Mapping[Action, Rule] = {
     Action.PIN_ISSUE: _rule("registrar", jurisdiction=Jurisdiction.REGISTRATION),
     Action.PIN_ISSUE_BATCH: _rule("registrar", "admin", jurisdiction=Jurisdiction.REGISTRATION),
@@ -66,6 +70,8 @@ POLICY: Mapping[Action, Rule] = {
     Action.PERSON_READ: _rule("officer", jurisdiction=Jurisdiction.PIN),
     Action.PERSON_SEARCH: _rule("officer", jurisdiction=Jurisdiction.REGISTRATION),
     Action.PERSON_CORRECT: _rule("officer", jurisdiction=Jurisdiction.PIN),
+    Action.OSIA_DATA_ACCESS: _rule("officer", "reader", jurisdiction=Jurisdiction.PIN),
+    Action.OSIA_READER: _rule("reader", jurisdiction=Jurisdiction.PIN),
     Action.AUDIT_EVENTS: _rule("auditor", jurisdiction=Jurisdiction.EVENT_PIN),
     Action.AUDIT_TREE: _rule("auditor", jurisdiction=Jurisdiction.NONE),
 }

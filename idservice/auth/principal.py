@@ -26,8 +26,9 @@ class Actor:
     id: str
 
 
-Role = Literal["registrar", "officer", "auditor", "admin"]
-ROLES: frozenset[str] = frozenset({"registrar", "officer", "auditor", "admin"})
+# `reader`: clients of OSIA Data Access (contract 10), reading under their registered purpose.
+Role = Literal["registrar", "officer", "auditor", "admin", "reader"]
+ROLES: frozenset[str] = frozenset({"registrar", "officer", "auditor", "admin", "reader"})
 
 
 @dataclass(frozen=True, slots=True)

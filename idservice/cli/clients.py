@@ -17,6 +17,7 @@ from idservice.auth.client_registry import (
     disable_client,
     list_clients,
     parse_jurisdiction,
+    parse_purpose,
     parse_roles,
 )
 from idservice.cli.common import admin_connection, console, fail, run, settings
@@ -34,10 +35,13 @@ def add(
     roles: Annotated[str, typer.Option(help="comma-separated, e.g. registrar")] = "registrar",
     jurisdiction: Annotated[str, typer.Option(help="3-digit province code or *")] = "*",
     name: Annotated[str | None, typer.Option(help="display name")] = None,
+    purpose: Annotated[str | None, typer.Option(
+        help="role reader: the purpose every read of this client is recorded under")] = None,
 ) -> None:
     """Register a client and its key."""
     try:
         role_list, jur = parse_roles(roles), parse_jurisdiction(jurisdiction)
+        purpose = parse_purpose(purpose)
     except RegistryError as exc:
         raise fail(str(exc), 2) from exc
 
@@ -45,7 +49,7 @@ def add(
         async with admin_connection(settings()) as conn:
             await add_client(conn, client_id=client_id, cert_pem=cert.read_bytes(),
                              roles=role_list, jurisdiction=jur, name=name,
-                             by=admin_actor())
+                             purpose=purpose, by=admin_actor())
 
     try:
         run(main)
@@ -53,6 +57,8 @@ def add(
         raise fail(str(exc)) from exc
     console.print(f"client [bold]{client_id}[/bold] added: roles {','.join(role_list)}, "
                   f"jurisdiction {jur}")
+    if "reader" in role_list and purpose is None:
+        console.print("warning: a reader without --purpose is refused (403) until it has one")
 
 
 @app.command("list")

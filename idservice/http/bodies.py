@@ -18,7 +18,8 @@ from idservice.errors import (
     UnsupportedMediaType,
 )
 
-__all__ = ["check_media_type", "parse_model", "read_body", "validation_problem"]
+__all__ = ["check_media_type", "parse_model", "read_body", "validate_model",
+           "validation_problem"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -73,6 +74,15 @@ def parse_model(model: type[M], raw: bytes) -> M:
         raise validation_problem(exc) from None
     except UnicodeDecodeError:
         raise MalformedRequest("body is not UTF-8") from None
+
+
+def validate_model(model: type[M], data: object) -> M:
+    """`parse_model` for a body already decoded from JSON (and mapped by an adapter): the same
+    strict validation and the same problems."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_problem(exc) from None
 
 
 async def json_body(request: Request, model: type[M], limit: int) -> M:

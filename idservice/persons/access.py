@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hmac
 import unicodedata
+from collections.abc import Callable
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from idservice.audit.events import AuditEvent, RequestContext
 from idservice.audit.recorder import record
@@ -21,9 +22,11 @@ from idservice.persons.views import person_view
 from idservice.pin.format import is_well_formed
 from idservice.queries import persons as q
 
-__all__ = ["SEARCH_LIMIT", "check_purpose", "read", "search", "verify"]
+__all__ = ["SEARCH_LIMIT", "check_purpose", "check_record", "read", "same_name", "search",
+           "verify"]
 
 SEARCH_LIMIT = 100
+T = TypeVar("T")
 
 
 def check_purpose(purpose: str | None) -> str:
@@ -43,25 +46,58 @@ def check_pin(pin: str, field: str = "pin") -> str:
 
 async def read(
     ctx: PersonsContext, principal: Principal, rctx: RequestContext, pin: str,
-    purpose: str | None,
+    purpose: str | None, *, action: Action = Action.PERSON_READ,
+    details: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    authorize(principal, Action.PERSON_READ)
+    """The record, audited as `person.read`. `action` and `details` are for the interfaces
+    that read on other terms (OSIA Data Access: `reader` clients, `details.osia`)."""
+    authorize(principal, action)
     purpose = check_purpose(purpose)
     check_pin(pin)
-    async with refusals_recorded(ctx, rctx, "person.read", pin=pin, purpose=purpose):
-        require_jurisdiction(principal, Action.PERSON_READ, pin=pin)
+    details = details or {}
+    async with refusals_recorded(ctx, rctx, "person.read", pin=pin, purpose=purpose, **details):
+        require_jurisdiction(principal, action, pin=pin)
         async with ctx.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(q.GET_PERSON, pin)
             if row is None:
                 raise NotFound("no person with this PIN: check the number")
             await record(conn, rctx, [AuditEvent("person.read", "found", pin=pin,
-                                                 purpose=purpose)])
+                                                 purpose=purpose, details=details)])
     return person_view(row)
+
+
+async def check_record(
+    ctx: PersonsContext, principal: Principal, rctx: RequestContext, pin: str,
+    purpose: str | None, judge: Callable[[dict[str, Any]], tuple[bool, T]], *,
+    action: Action, details: dict[str, Any],
+) -> T:
+    """Verification on a record's attributes without handing the record out (OSIA match and
+    verify): `judge` sees the record and returns (matched, answer); audited as `pin.verify`
+    with outcome match/no_match, in the caller's jurisdiction, with a purpose, like a read."""
+    authorize(principal, action)
+    purpose = check_purpose(purpose)
+    check_pin(pin)
+    async with refusals_recorded(ctx, rctx, "pin.verify", pin=pin, purpose=purpose, **details):
+        require_jurisdiction(principal, action, pin=pin)
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(q.GET_PERSON, pin)
+            if row is None:
+                raise NotFound("no person with this PIN: check the number")
+            matched, answer = judge(person_view(row))
+            await record(conn, rctx, [AuditEvent("pin.verify", "match" if matched else
+                                                 "no_match", pin=pin, purpose=purpose,
+                                                 details=details)])
+    return answer
 
 
 def _normal_name(value: str) -> bytes:
     """Verification compares names with case and spacing ignored, diacritics significant."""
     return " ".join(unicodedata.normalize("NFC", value).casefold().split()).encode()
+
+
+def same_name(recorded: str, given: str) -> bool:
+    """Name equality as verification sees it (constant time over the normalised bytes)."""
+    return hmac.compare_digest(_normal_name(recorded), _normal_name(given))
 
 
 async def verify(
@@ -73,10 +109,8 @@ async def verify(
         row = await conn.fetchrow(q.VERIFY, req.pin)
         match = False
         if row is not None:
-            same_name = hmac.compare_digest(_normal_name(row["full_name"]),
-                                            _normal_name(req.full_name))
-            same_dob = row["date_of_birth"] == req.date_of_birth
-            match = same_name and same_dob
+            match = (same_name(row["full_name"], req.full_name)
+                     and row["date_of_birth"] == req.date_of_birth)
         await record(conn, rctx, [AuditEvent("pin.verify", "match" if match else "no_match",
                                              pin=req.pin)])
     return match
