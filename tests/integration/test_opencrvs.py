@@ -60,7 +60,8 @@ def test_postman_notify_max_birth_is_registered(registrar: httpx.Client,
     events = service_db("SELECT action, outcome, details FROM audit_event WHERE pin = $1", pin)
     assert [(e["action"], e["outcome"], e["details"]) for e in events] == [
         ("pin.issue", "issued", {"registration": {"authority": record["registration"]
-                                                  ["authority"], "number": event["id"]}})]
+                                                  ["authority"], "number": event["id"],
+                                                  "province_code": "052"}})]
 
 
 def test_wrapped_event_and_resend_answer_the_same_pin(registrar: httpx.Client) -> None:
@@ -123,7 +124,7 @@ def test_same_event_other_content_after_registration_is_400(registrar: httpx.Cli
     assert registrar.post(URL, json=event).status_code == 200
     event["actions"][2]["declaration"]["child.name"]["middlename"] = "Văn"
     reason = _reason(registrar.post(URL, json=event), 400)
-    assert "different content" in reason
+    assert "already used with other content" in reason
 
 
 def test_register_action_without_location_is_400(registrar: httpx.Client) -> None:

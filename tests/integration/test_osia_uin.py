@@ -131,7 +131,9 @@ def test_issuance_audit_event_is_that_of_v1_pins(registrar: httpx.Client,
     assert [(e["action"], e["outcome"]) for e in events] == [("pin.issue", "issued")]
     assert events[0]["details"] == {"registration": {
         "authority": attributes["registrationAuthority"],
-        "number": attributes["registrationNumber"]}}
+        "number": attributes["registrationNumber"],
+        "province_code": events[0]["details"]["registration"]["province_code"]}}
+    assert events[0]["details"]["registration"]["province_code"] == pin[:3]
 
 
 def test_province_defaults_to_the_registrars_jurisdiction(registrar: httpx.Client) -> None:
