@@ -21,10 +21,11 @@ from idservice.api import ui as ui_routes
 from idservice.api.middleware import RequestContextMiddleware
 from idservice.api.openapi import install_openapi
 from idservice.api.problems import install_handlers
-from idservice.audit.checkpoints import CheckpointSigner, origin_for
+from idservice.audit.checkpoints import CheckpointSigner
 from idservice.audit.integrator import Integrator
 from idservice.audit.partitions import PartitionKeeper
 from idservice.audit.sequencer import Sequencer
+from idservice.audit.signed_note import origin_for
 from idservice.auth.officer_login import OfficerLogin
 from idservice.auth.revocation import RevocationState
 from idservice.auth.tokens import AccessTokenIssuer, AccessTokenVerifier, TokenKey

@@ -27,8 +27,8 @@ from idservice.api.openapi import (
     stream_response_doc,
 )
 from idservice.audit import reads
-from idservice.audit.checkpoints import NoteVerifier, key_id, public_pem
 from idservice.audit.entry import EVENT_FIELDS
+from idservice.audit.signed_note import NoteVerifier, key_id, public_pem
 from idservice.errors import Unavailable
 from idservice.services import Services
 

@@ -31,7 +31,7 @@ from idservice.api import auth as auth_routes
 from idservice.api.bodies import json_body
 from idservice.api.deps import Svc, request_context
 from idservice.audit import reads
-from idservice.audit.checkpoints import CheckpointError
+from idservice.audit.signed_note import CheckpointError
 from idservice.auth.principal import Principal
 from idservice.errors import Forbidden, InvalidField, ProblemError, Unauthenticated
 from idservice.services import Services

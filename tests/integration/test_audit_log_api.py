@@ -16,10 +16,10 @@ import httpx
 import pytest
 
 from idservice.audit import entry, merkle
-from idservice.audit.checkpoints import Checkpoint, NoteVerifier
 from idservice.audit.events import Actor, AuditEvent, RequestContext
 from idservice.audit.recorder import record
 from idservice.audit.sequencer import sequence_once
+from idservice.audit.signed_note import Checkpoint, NoteVerifier
 from idservice.queries import audit as q
 from idservice.runtime import DatabaseTarget
 from tests.support.bodies import issue_body
