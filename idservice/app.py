@@ -13,11 +13,13 @@ from hsm.async_keystore import AsyncKeyStore
 from hsm.keystore import KeyStore
 from idservice.api import audit as audit_routes
 from idservice.api import auth as auth_routes
+from idservice.api import docs as docs_routes
 from idservice.api import officer_auth as officer_auth_routes
 from idservice.api import ops as ops_routes
 from idservice.api import persons as persons_routes
 from idservice.api import pins as pins_routes
 from idservice.api import ui as ui_routes
+from idservice.api.headers import SecurityHeadersMiddleware
 from idservice.api.middleware import RequestContextMiddleware
 from idservice.api.openapi import install_openapi
 from idservice.api.problems import install_handlers
@@ -150,11 +152,14 @@ def create_app(
         version="1.0.0",
         summary="Personal identification numbers, officer login and a tamper-evident audit log",
         lifespan=lifespan,
+        docs_url=None,  # served without a CDN by api/docs.py
+        redoc_url=None,
     )
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)  # added last: outermost, sees every answer
     install_handlers(app)
     for module in (ops_routes, auth_routes, officer_auth_routes, pins_routes, persons_routes,
-                   audit_routes, ui_routes):
+                   audit_routes, docs_routes, ui_routes):
         app.include_router(module.router)
     install_openapi(app)
     return app

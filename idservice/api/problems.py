@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from hsm.errors import HsmError
+from idservice.api.headers import DEFAULT_HEADERS
 from idservice.errors import (
     InvalidField,
     MalformedRequest,
@@ -107,4 +108,6 @@ def install_handlers(app: FastAPI) -> None:
             _log.error("database_unavailable", error=type(exc).__name__)
             return problem_response(Unavailable("the database is unavailable; nothing was done"))
         _log.exception("unhandled_error", error=type(exc).__name__)
-        return problem_response(ProblemError("internal error"))
+        response = problem_response(ProblemError("internal error"))
+        response.headers.update(DEFAULT_HEADERS)  # answered outside SecurityHeadersMiddleware
+        return response
