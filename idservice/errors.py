@@ -13,6 +13,7 @@ __all__ = [
     "Forbidden",
     "InvalidField",
     "MalformedRequest",
+    "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
     "PinSpaceExhaustedError",
@@ -32,8 +33,11 @@ class ProblemError(Exception):
     title: ClassVar[str] = "Internal error"
 
     def __init__(self, detail: str | None = None, *, field: str | None = None) -> None:
-        super().__init__(detail or self.title)
-        self.detail = detail or self.title
+        detail = detail or self.title
+        if field is not None:
+            detail = _with_field(field, detail)
+        super().__init__(detail)
+        self.detail = detail
         self.field = field
 
     def to_problem(self) -> dict[str, Any]:
@@ -47,6 +51,18 @@ class ProblemError(Exception):
         if self.field is not None:
             body["field"] = self.field
         return body
+
+
+def _with_field(field: str, detail: str) -> str:
+    """The one form of a message about a field: `child.sex: must be "M" or "F"`, the full path
+    first. A message that starts with the field's own name ("purpose must not ...") loses it."""
+    if detail.startswith(f"{field}:"):
+        return detail
+    for name in (field, field.rsplit(".", 1)[-1]):
+        if detail.startswith(f"{name} "):
+            detail = detail[len(name) + 1:]
+            break
+    return f"{field}: {detail}"
 
 
 class InvalidField(ProblemError):
@@ -77,6 +93,17 @@ class Forbidden(ProblemError):
 
 class NotFound(ProblemError):
     status, code, title = 404, "not_found", "Not found"
+
+
+class MethodNotAllowed(ProblemError):
+    """Extension: a known path with a method it does not have; `allow` lists those it has
+    (sent as the `Allow` header, RFC 9110 15.5.6)."""
+
+    status, code, title = 405, "method_not_allowed", "Method not allowed"
+
+    def __init__(self, detail: str | None = None, *, allow: tuple[str, ...] = ()) -> None:
+        super().__init__(detail)
+        self.allow = allow
 
 
 class RegistrationConflict(ProblemError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from idservice.api.deps import Svc
 from idservice.api.openapi import ReadinessDoc
@@ -18,6 +18,12 @@ from idservice.services import Services
 __all__ = ["router"]
 
 router = APIRouter(tags=["operations"])
+
+
+@router.get("/", include_in_schema=False)
+async def root() -> RedirectResponse:
+    """A person who types the service's address lands in the web UI, not on a JSON 404."""
+    return RedirectResponse("/ui/", status_code=307)
 
 
 @router.get("/healthz")

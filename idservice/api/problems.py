@@ -8,12 +8,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 from hsm.errors import HsmError
+from idservice.api.bodies import error_message, field_path
 from idservice.api.headers import DEFAULT_HEADERS
 from idservice.errors import (
     InvalidField,
     MalformedRequest,
+    MethodNotAllowed,
     NotFound,
     ProblemError,
     RateLimited,
@@ -49,8 +52,25 @@ def problem_response(error: ProblemError) -> JSONResponse:
         if isinstance(error, Unauthenticated) else None
     if isinstance(error, RateLimited):
         headers = {"Retry-After": str(error.retry_after)}
+    if isinstance(error, MethodNotAllowed):
+        headers = {"Allow": ", ".join(error.allow)}
     return JSONResponse(error.to_problem(), status_code=error.status,
                         media_type="application/problem+json", headers=headers)
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> tuple[str, ...]:
+    """Every method some route fully matches at this path (Starlette's own `Allow` names only
+    the first route's): each method is tried against the app's routes, included routers and
+    all, which only a 405 pays for."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return tuple(allowed)
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -60,22 +80,23 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        error = exc.errors()[0] if exc.errors() else {}
-        loc = [str(p) for p in error.get("loc", ()) if p not in ("query", "path", "body")]
-        field = ".".join(loc) or None
+        error = dict(exc.errors()[0]) if exc.errors() else {}
+        error["loc"] = tuple(p for p in error.get("loc", ()) if p not in ("query", "path",
+                                                                          "body"))
+        field = field_path(error["loc"])
         if error.get("type") == "missing":
-            return problem_response(MalformedRequest(f"{field} is required", field=field))
-        return problem_response(InvalidField(f"{field}: {error.get('msg', 'invalid')}",
-                                             field=field))
+            return problem_response(MalformedRequest(error_message(error), field=field))
+        return problem_response(InvalidField(error_message(error), field=field))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404:
             return problem_response(NotFound("no such resource"))
         if exc.status_code == 405:
-            err = MalformedRequest("method not allowed")
-            body = err.to_problem() | {"status": 405, "code": "method_not_allowed"}
-            return JSONResponse(body, status_code=405, media_type="application/problem+json")
+            allow = _allowed_methods(request)
+            return problem_response(MethodNotAllowed(
+                f"{request.method} is not allowed here; use {' or '.join(allow)}",
+                allow=allow))
         err = MalformedRequest(str(exc.detail))
         body = err.to_problem() | {"status": exc.status_code}
         return JSONResponse(body, status_code=exc.status_code,

@@ -83,10 +83,12 @@ def crl_refusal(new: x509.CertificateRevocationList,
 
 @dataclass(frozen=True)
 class CrlStatus:
-    """What is loaded from one source (None: nothing yet), for /readyz and /metrics."""
+    """What is loaded from one source (None: nothing yet), for /readyz and /metrics, and why
+    the source's last refused CRL was refused (None: the last one read was taken)."""
     source: str
     this_update: datetime | None
     next_update: datetime | None
+    refused: str | None = None
 
 
 class CrlCache:
@@ -97,6 +99,7 @@ class CrlCache:
         self._interval = interval
         self._timeout = timeout
         self._by_source: dict[str, x509.CertificateRevocationList] = {}
+        self._refused: dict[str, str] = {}
         self._der: list[bytes] = []
         self.version = 0  # bumped whenever the set of CRLs changes (validation cache key)
         self._revoked: frozenset[tuple[str, str]] = frozenset()
@@ -113,10 +116,11 @@ class CrlCache:
         out = []
         for source in self._sources:
             crl = self._by_source.get(source)  # (an empty CRL is falsy: len() = entries)
+            refused = self._refused.get(source)
             if crl is None:
-                out.append(CrlStatus(source, None, None))
+                out.append(CrlStatus(source, None, None, refused))
             else:
-                out.append(CrlStatus(source, crl.last_update_utc, crl.next_update_utc))
+                out.append(CrlStatus(source, crl.last_update_utc, crl.next_update_utc, refused))
         return out
 
     def revoked(self) -> frozenset[tuple[str, str]]:
@@ -146,7 +150,9 @@ class CrlCache:
                 refusal = crl_refusal(crl, held, self._cas)
                 if refusal is None:
                     self._by_source[source] = crl
+                    self._refused.pop(source, None)
                 else:
+                    self._refused[source] = refusal
                     _log.warning("crl_refused", source=source, reason=refusal,
                                  kept_previous=held is not None)
         der = [crl.public_bytes(Encoding.DER) for crl in self._by_source.values()]
