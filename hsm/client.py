@@ -126,10 +126,27 @@ def _tries_left(lib: Any, token_label: str) -> str:
     return " (the token locks after a few wrong tries)"
 
 
-def token_certificate(module_path: str, token_label: str, pin: str, *,
+def token_certificate(module_path: str, token_label: str, pin: str | None, *,
                       key_id: bytes | None = None) -> bytes:
-    """The DER certificate `sign_with_token` would sign with (also checks the PIN)."""
-    return _with_pair(module_path, token_label, pin, key_id, lambda der, _key: der)
+    """The DER certificate `sign_with_token` would sign with (also checks the PIN). Without a
+    PIN, no login: the first certificate (with CKA_ID `key_id`, if given), which is public on
+    the token, without checking that its private key is there."""
+    if pin is not None:
+        return _with_pair(module_path, token_label, pin, key_id, lambda der, _key: der)
+    state = library_for(module_path)
+    with state.lock:
+        try:
+            with state.get().get_token(token_label=token_label).open() as session:
+                query: dict[Attribute, Any] = {Attribute.CLASS: ObjectClass.CERTIFICATE}
+                if key_id is not None:
+                    query[Attribute.ID] = key_id
+                for cert_object in session.get_objects(query):
+                    return bytes(cert_object[Attribute.VALUE])
+        except NoSuchToken as exc:
+            raise HsmError(f"no token labelled {token_label!r}") from exc
+        except PKCS11Error as exc:
+            raise HsmError(f"token operation failed: {type(exc).__name__}") from exc
+    raise HsmError("no certificate on the token")
 
 
 def sign_with_token(
