@@ -13,19 +13,22 @@ from hsm.async_keystore import AsyncKeyStore
 from hsm.keystore import KeyStore
 from idservice.api import audit as audit_routes
 from idservice.api import auth as auth_routes
+from idservice.api import docs as docs_routes
 from idservice.api import officer_auth as officer_auth_routes
 from idservice.api import opencrvs as opencrvs_routes
 from idservice.api import ops as ops_routes
 from idservice.api import osia as osia_routes
 from idservice.api import persons as persons_routes
 from idservice.api import pins as pins_routes
+from idservice.api.headers import SecurityHeadersMiddleware
 from idservice.api.middleware import RequestContextMiddleware
 from idservice.api.openapi import install_openapi
 from idservice.api.problems import install_handlers
-from idservice.audit.checkpoints import CheckpointSigner, origin_for
+from idservice.audit.checkpoints import CheckpointSigner
 from idservice.audit.integrator import Integrator
 from idservice.audit.partitions import PartitionKeeper
 from idservice.audit.sequencer import Sequencer
+from idservice.audit.signed_note import origin_for
 from idservice.auth.client_login import ClientLogin
 from idservice.auth.client_pki import ClientPki
 from idservice.auth.officer_login import OfficerLogin
@@ -171,11 +174,14 @@ def create_app(
         version="1.0.0",
         summary="Personal identification numbers, officer login and a tamper-evident audit log",
         lifespan=lifespan,
+        docs_url=None,  # served without a CDN by api/docs.py
+        redoc_url=None,
     )
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)  # added last: outermost, sees every answer
     install_handlers(app)
     for module in (ops_routes, auth_routes, officer_auth_routes, pins_routes, persons_routes,
-                   audit_routes, ui_routes):
+                   audit_routes, docs_routes, ui_routes):
         app.include_router(module.router)
     for interface in (osia_routes, opencrvs_routes):  # field interfaces, own error formats
         interface.install(app)

@@ -26,8 +26,8 @@ from idservice.api.openapi import (
     stream_response_doc,
 )
 from idservice.audit import reads
-from idservice.audit.checkpoints import NoteVerifier, key_id, public_pem
 from idservice.audit.entry import EVENT_FIELDS
+from idservice.audit.signed_note import NoteVerifier, key_id, public_pem
 from idservice.auth.policy import Action, authorize
 from idservice.errors import Unavailable
 from idservice.http.deps import Caller, Svc, request_context
@@ -73,15 +73,29 @@ _CSV_HEADER = ["index", "at", "actor_type", "actor_id", "action", "pin", "purpos
                "request_id", "source_ip", "details"]
 
 
+# A spreadsheet opening the export would run a cell starting with one of these as a formula
+# (CSV injection): caller-chosen text (a purpose, a client id) must stay text (contract 7).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_BOM = "\ufeff".encode()  # so that spreadsheets read the file as UTF-8 (Vietnamese names)
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _csv_line(values: list[Any]) -> bytes:
+    """One RFC 4180 record: CRLF-terminated, so a cell holding CR or LF is quoted (with a
+    bare LF terminator, a CR in a cell was written unquoted and split the row)."""
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow(values)
+    csv.writer(out, lineterminator="\r\n").writerow([_csv_cell(v) for v in values])
     return out.getvalue().encode()
 
 
 async def _render(rows: AsyncIterator[dict[str, Any]], fmt: str) -> AsyncIterator[bytes]:
     if fmt == "csv":
-        yield _csv_line(_CSV_HEADER)
+        yield _BOM + _csv_line(_CSV_HEADER)
     async for event in rows:
         if fmt == "csv":
             yield _csv_line([event["index"], event["at"], event["actor"]["type"],
@@ -109,8 +123,11 @@ async def export_events(
     authorize(caller, Action.AUDIT_EVENTS)
     flt = _filter(pin, actor, action, since, until)
     rows = await reads.export(svc.pool, caller, request_context(request, caller), flt, format)
-    media = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
-    return StreamingResponse(_render(rows, format), media_type=media)
+    if format == "csv":
+        return StreamingResponse(_render(rows, format), media_type="text/csv; charset=utf-8",
+                                 headers={"Content-Disposition":
+                                          'attachment; filename="audit-events.csv"'})
+    return StreamingResponse(_render(rows, format), media_type="application/x-ndjson")
 
 
 @router.get("/v1/audit/checkpoint", response_class=PlainTextResponse,

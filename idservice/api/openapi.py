@@ -231,7 +231,9 @@ class ReadinessDoc(BaseModel):
     model_config = ConfigDict(title="Readiness")
 
     status: Literal["ready", "not_ready"]
-    checks: dict[str, str]
+    checks: dict[str, str] | None = Field(
+        default=None, description="what is up or down: only for callers on this host "
+                                  "(loopback); /metrics has the same details")
 
 
 ISSUE_EXAMPLE: dict[str, Any] = {

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
 
+from idservice.api.ndjson import Answers, NdjsonStream, read_lines
 from idservice.api.openapi import (
     ISSUE_EXAMPLE,
     BatchLineDoc,
@@ -66,31 +65,6 @@ async def verify_pin(request: Request, svc: Svc, caller: Caller) -> dict[str, bo
     return {"match": await verify(svc.persons, caller, request_context(request, caller), req)}
 
 
-class _NdjsonStream(Response):
-    """Streams result lines from a queue filled by the worker that reads the request.
-
-    Reading and answering are decoupled so a client that sends its whole body before reading
-    the answer never deadlocks against our writes (results wait in memory, not in the socket).
-    Starlette's StreamingResponse would also listen for a disconnect on `receive`, competing
-    with the request-body reader; this response only sends.
-    """
-
-    media_type = "application/x-ndjson"
-
-    def __init__(self, queue: asyncio.Queue[bytes | None], worker: asyncio.Task[None]) -> None:
-        super().__init__(status_code=200, media_type=self.media_type)
-        self.queue = queue
-        self.worker = worker
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/x-ndjson")]})
-        while (item := await self.queue.get()) is not None:
-            await send({"type": "http.response.body", "body": item, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-        await self.worker
-
-
 def _line_result(line: int, result: issuance.IssueOutcome | ProblemError) -> dict[str, Any]:
     if isinstance(result, ProblemError):
         return {"line": line, "error": result.to_problem()}
@@ -98,29 +72,14 @@ def _line_result(line: int, result: issuance.IssueOutcome | ProblemError) -> dic
             "replayed": not result.created}
 
 
-async def _read_lines(request: Request, limit: int) -> AsyncIterator[tuple[int, bytes]]:
-    buffer = b""
-    number = 0
-    total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise PayloadTooLarge(f"batch body larger than {limit} bytes")
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        for raw in lines:
-            number += 1
-            yield number, raw
-    if buffer.strip():
-        yield number + 1, buffer
-
-
 async def _run_batch(
-    request: Request, svc: Svc, caller: Caller, rctx: RequestContext,
-    queue: asyncio.Queue[bytes | None],
+    request: Request, svc: Svc, caller: Caller, rctx: RequestContext, answers: Answers,
 ) -> None:
     """Read, check and issue chunk by chunk. One chunk is in the database while the next is
-    read and parsed (two stages overlap); answers still leave in line order."""
+    read and parsed (two stages overlap); answers still leave in line order. A line over the
+    single-request limit is answered at once (its chunk is flushed), while the rest of it is
+    still arriving. Cancelled (client gone), it stops without an end marker: the chunk in
+    flight is its own task and transaction, and finishes."""
     ctx: PersonsContext = svc.persons
     chunk: list[batch.BatchLine] = []
     size = svc.settings.batch_chunk_lines
@@ -138,32 +97,37 @@ async def _run_batch(
     async def hand_over(lines: list[batch.BatchLine]) -> None:
         nonlocal pending
         if pending is not None:
-            queue.put_nowait(await pending)
+            await answers.put(await pending)
             pending = None
         if lines:
             pending = asyncio.create_task(process(lines))
 
+    limit = svc.settings.max_body_bytes
     try:
-        async for number, raw in _read_lines(request, svc.settings.max_batch_body_bytes):
-            if not raw.strip():
+        async for number, raw in read_lines(request.stream(), limit,
+                                            svc.settings.max_batch_body_bytes):
+            if raw is not None and not raw.strip():
                 continue
             item: issuance.PreparedIssue | ProblemError
             try:
-                if len(raw) > svc.settings.max_body_bytes:
-                    raise PayloadTooLarge("line larger than the single-request limit")
+                if raw is None:
+                    raise PayloadTooLarge(f"line larger than the single-request limit "
+                                          f"({limit} bytes); the rest of it is skipped")
                 item = issuance.prepare(ctx, caller, parse_model(IssueRequest, raw))
             except ProblemError as problem:
                 item = problem
             chunk.append((number, item))
-            if len(chunk) >= size:
+            if len(chunk) >= size or raw is None:
                 await hand_over(chunk)
                 chunk = []
+                if raw is None:
+                    await hand_over([])  # the refusal leaves now, not with the next chunk
         await hand_over(chunk)
         await hand_over([])
     except Exception as exc:  # report and stop: lines already answered stay answered
         if pending is not None:  # let the chunk in flight finish: it is one transaction
             with contextlib.suppress(Exception):
-                queue.put_nowait(await pending)
+                await answers.put(await pending)
         if isinstance(exc, ProblemError):
             fatal = exc
         elif isinstance(exc, DB_UNAVAILABLE):
@@ -171,19 +135,19 @@ async def _run_batch(
         else:
             _log.exception("batch_failed", error=type(exc).__name__)
             fatal = ProblemError()
-        queue.put_nowait(json.dumps({"line": None, "error": fatal.to_problem()}).encode() + b"\n")
-    finally:
-        queue.put_nowait(None)
+        await answers.put(json.dumps({"line": None, "error": fatal.to_problem()}).encode()
+                          + b"\n")
+    await answers.put(None)
 
 
 @router.post("/v1/pins:batch", openapi_extra=ndjson_body_doc(IssueRequest, ISSUE_EXAMPLE),
              response_class=Response,
              responses=stream_response_doc(BatchLineDoc, "application/x-ndjson",
                                            "one result object per input line"))
-async def issue_batch(request: Request, svc: Svc, caller: Caller) -> _NdjsonStream:
+async def issue_batch(request: Request, svc: Svc, caller: Caller) -> NdjsonStream:
     authorize(caller, Action.PIN_ISSUE_BATCH)
     check_media_type(request, "application/x-ndjson", "application/jsonl", "application/json-lines")
-    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+    answers = Answers()
     worker = asyncio.create_task(
-        _run_batch(request, svc, caller, request_context(request, caller), queue))
-    return _NdjsonStream(queue, worker)
+        _run_batch(request, svc, caller, request_context(request, caller), answers))
+    return NdjsonStream(answers, worker)

@@ -12,17 +12,21 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 from hsm.errors import HsmError
+from idservice.api.headers import DEFAULT_HEADERS
 from idservice.errors import (
     InvalidField,
     MalformedRequest,
+    MethodNotAllowed,
     NotFound,
     ProblemError,
     RateLimited,
     Unauthenticated,
     Unavailable,
 )
+from idservice.http.bodies import error_message, field_path
 from idservice.logging import get_logger
 from idservice.metrics import HSM_ERRORS
 
@@ -54,12 +58,10 @@ def problem_response(error: ProblemError) -> JSONResponse:
         if isinstance(error, Unauthenticated) else None
     if isinstance(error, RateLimited):
         headers = {"Retry-After": str(error.retry_after)}
+    if isinstance(error, MethodNotAllowed):
+        headers = {"Allow": ", ".join(error.allow)}
     return JSONResponse(error.to_problem(), status_code=error.status,
                         media_type="application/problem+json", headers=headers)
-
-
-class _MethodNotAllowed(MalformedRequest):
-    status, code = 405, "method_not_allowed"
 
 
 def scope_errors(app: FastAPI, prefix: str, render: ErrorRenderer) -> None:
@@ -80,6 +82,21 @@ def _respond(request: Request, error: ProblemError) -> Response:
     return render(error) if render is not None else problem_response(error)
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> tuple[str, ...]:
+    """Every method some route fully matches at this path (Starlette's own `Allow` names only
+    the first route's): each method is tried against the app's routes, included routers and
+    all, which only a 405 pays for."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return tuple(allowed)
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> Response:
@@ -87,20 +104,23 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
-        error = exc.errors()[0] if exc.errors() else {}
-        loc = [str(p) for p in error.get("loc", ()) if p not in ("query", "path", "body")]
-        field = ".".join(loc) or None
+        error = dict(exc.errors()[0]) if exc.errors() else {}
+        error["loc"] = tuple(p for p in error.get("loc", ()) if p not in ("query", "path",
+                                                                          "body"))
+        field = field_path(error["loc"])
         if error.get("type") == "missing":
-            return _respond(request, MalformedRequest(f"{field} is required", field=field))
-        return _respond(request, InvalidField(f"{field}: {error.get('msg', 'invalid')}",
-                                              field=field))
+            return _respond(request, MalformedRequest(error_message(error), field=field))
+        return _respond(request, InvalidField(error_message(error), field=field))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404:
             return _respond(request, NotFound("no such resource"))
         if exc.status_code == 405:
-            return _respond(request, _MethodNotAllowed("method not allowed"))
+            allow = _allowed_methods(request)
+            return _respond(request, MethodNotAllowed(
+                f"{request.method} is not allowed here; use {' or '.join(allow)}",
+                allow=allow))
         render = _scoped(request)
         if render is not None:
             return render(MalformedRequest(str(exc.detail)))
@@ -137,4 +157,6 @@ def install_handlers(app: FastAPI) -> None:
             return _respond(request,
                             Unavailable("the database is unavailable; nothing was done"))
         _log.exception("unhandled_error", error=type(exc).__name__)
-        return _respond(request, ProblemError("internal error"))
+        response = _respond(request, ProblemError("internal error"))
+        response.headers.update(DEFAULT_HEADERS)  # answered outside SecurityHeadersMiddleware
+        return response

@@ -79,6 +79,14 @@ SELECT index, at, actor_type, actor_id, action, pin, purpose, outcome, request_i
 
 MAX_INDEX = "SELECT max(index) FROM audit_log"
 
+# Seconds since the first event from index $1 on joined the log (`audit verify`: events no
+# checkpoint covers must have been sequenced within its grace period; a checkpoint is due from
+# then on, whatever the event's own `at`). now() is the transaction's start: the age is on the
+# database's clock, in the snapshot verify reads.
+UNCOVERED_AGE = """
+SELECT EXTRACT(EPOCH FROM now() - min(sequenced_at))::float8 FROM audit_log WHERE index >= $1
+"""
+
 # The newest recorded in-service verification (the auditor UI's "Verify now", an `audit.verify`
 # event); uses audit_event_action.
 LAST_VERIFICATION = """

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.responses import RedirectResponse, Response
 
 from idservice.audit import reads
-from idservice.audit.checkpoints import CheckpointError
+from idservice.audit.signed_note import CheckpointError
 from idservice.auth.bearer import revoke_token
 from idservice.auth.principal import Principal
 from idservice.errors import Forbidden, InvalidField, ProblemError, Unauthenticated

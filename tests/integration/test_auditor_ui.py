@@ -134,7 +134,7 @@ def ui_env(settings: Settings, pg_server: PgServer, pg_superuser_url: str,
     token = officer.token
     agent = SigningAgent(allowed_origin=origin, port=agent_port,
                          sign_challenge=token_signer(token.module_path, token.token_label,
-                                                     token.user_pin)).start()
+                                                     lambda _o, _n: token.user_pin)).start()
     ui_settings = settings.model_copy(update={
         "pkcs11_module": service_token.module_path,
         "pkcs11_token_label": service_token.token_label,
