@@ -170,9 +170,9 @@ async def search_page(request: Request, svc: Svc) -> Response:
                        if exc.field == "search" else describe(exc, page._))
             response = page.render("search.html", status=exc.status, error=message, **values)
             return _remember(page, response, purpose, new)
-        response = page.render("search.html", results=results, purpose=purpose,
-                               limit=access.SEARCH_LIMIT,
-                               **{**values, "current_purpose": purpose})
+        values.update(results=results, purpose=purpose, limit=access.SEARCH_LIMIT,
+                      current_purpose=purpose)
+        response = page.render("search.html", **values)
         return _remember(page, response, purpose, new)
 
     return await guarded(request, svc, handler, role="officer")
