@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -27,6 +27,7 @@ from markupsafe import Markup
 from starlette.responses import Response
 
 from idservice.audit import reads
+from idservice.auth.directory import operator_directory
 from idservice.errors import Forbidden, InvalidField, NotFound, ProblemError, PurposeRequired
 from idservice.http.deps import Svc
 from idservice.persons import access, corrections, history
@@ -94,11 +95,21 @@ def _ask_purpose(page: Page, params: Any, exc: ProblemError | None = None) -> Re
 
 
 def _province_names(page: Page) -> dict[str, str]:
-    """Code -> the newest name of that code (codes were reused by the 2025 mergers)."""
+    """Code -> the name of that code today (codes were reused by the 2025 mergers)."""
     names: dict[str, str] = {}
     for province in page.svc.persons.provinces.all():
         names[province.pin_code] = province.name
     return names
+
+
+def _registered_in(page: Page, registration: dict[str, Any]) -> str:
+    """The province a registration was made in, by its code on its registration date."""
+    code = registration["province_code"]
+    try:
+        return page.svc.persons.provinces.valid_on(
+            code, date.fromisoformat(registration["registered_on"])).name
+    except (ValueError, KeyError):
+        return _province_names(page).get(code, "")
 
 
 def _outside(page: Page, pin: str) -> Response:
@@ -133,7 +144,8 @@ async def search_page(request: Request, svc: Svc) -> Response:
         provinces = _province_names(page)
         jur = page.principal.jurisdiction
         values: dict[str, Any] = {
-            "form": form, "results": None, "provinces": sorted(provinces.items()),
+            "form": form, "results": None, "registered": {},
+            "provinces": sorted(provinces.items()),
             "province_names": provinces, "fixed_province": None if jur == "*" else jur,
             **_purpose_values(page, params)}
         if "search" not in params:
@@ -171,6 +183,8 @@ async def search_page(request: Request, svc: Svc) -> Response:
             response = page.render("search.html", status=exc.status, error=message, **values)
             return _remember(page, response, purpose, new)
         values.update(results=results, purpose=purpose, limit=access.SEARCH_LIMIT,
+                      registered={p["pin"]: _registered_in(page, p["registration"])
+                                  for p in results},
                       current_purpose=purpose)
         response = page.render("search.html", **values)
         return _remember(page, response, purpose, new)
@@ -205,15 +219,17 @@ async def record_page(request: Request, svc: Svc, pin: str) -> Response:
         linkable = await history.linkable_pins(
             svc.persons, page.principal,
             [p.get("pin") for _, p in parents if p] + [person.get("replaced_by")])
-        accesses = None
+        accesses, names = None, {}
         if page.has("auditor"):
+            names = (await operator_directory(svc.pool)).names
             accesses = await reads.browse(svc.pool, page.principal, page.rctx,
                                           reads.parse_filter(pin=pin), _ACCESS_ROWS)
         replaces = sorted({e["pin"] for e in entries if e["earlier_pin"] and e["new_pin"] == pin})
         response = page.render(
             "record.html", person=person, purpose=purpose, history=entries, parents=parents,
             linkable=linkable, accesses=accesses, replaces=replaces, kinds=cf.KINDS,
-            labels=cf.FIELD_LABELS, province_names=_province_names(page))
+            labels=cf.FIELD_LABELS, registered_in=_registered_in(page, person["registration"]),
+            names=names)
         return _remember(page, response, purpose, new)
 
     return await guarded(request, svc, handler, role="officer")
@@ -325,7 +341,8 @@ def _qr_svg(token: str) -> Markup:
     from the token's base64url characters."""
     qr = segno.make(token, error="m", micro=False)
     return Markup(qr.svg_inline(scale=3, border=4, dark="#000", light="#fff",  # noqa: S704
-                                title=None, svgclass="qr", lineclass=None))
+                                title=None, svgclass="qr", lineclass=None,
+                                omitsize=True))
 
 
 @router.get("/ui/persons/{pin}/notice")
@@ -350,7 +367,7 @@ async def notice_page(request: Request, svc: Svc, pin: str) -> Response:
         registration = person["registration"]
         response = page.render(
             "notice.html", person=person, token=notice["token"], qr=_qr_svg(notice["token"]),
-            province=_province_names(page).get(registration["province_code"], ""),
+            province=_registered_in(page, registration),
             back=_record_url(pin), claims=notice["claims"],
             printed=show_time(datetime.fromtimestamp(notice["claims"]["iat"], UTC)))
         return _remember(page, response, purpose, new)
