@@ -192,7 +192,7 @@ def test_export_streams_csv_and_ndjson(server: ServerThread, registrar: httpx.Cl
     assert events == listed and len(events) == 1
     exported = auditor.get("/v1/audit/export", params={"format": "csv", **only})
     assert exported.headers["content-type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    rows = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
     assert [int(r["index"]) for r in rows] == [e["index"] for e in events]
     assert json.loads(rows[0]["details"]) == events[0]["details"]
     everything = auditor.get("/v1/audit/export").text.splitlines()
