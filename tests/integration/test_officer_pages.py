@@ -156,7 +156,7 @@ def test_bad_pin_and_unknown_address_are_html_pages_with_a_way_back(ui: httpx.Cl
     missing = ui.get("/ui/nope")
     assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")
     assert "Không tìm thấy trang" in missing.text and 'href="/ui/' in missing.text
-    unknown = ui.get("/ui/persons/052399999999", params=PURPOSE)
+    unknown = ui.get("/ui/persons/052399999871", params=PURPOSE)
     assert unknown.status_code == 404 and "Không có công dân nào" in unknown.text
 
 
