@@ -6,10 +6,6 @@ Every route but the public key needs the `auditor` role, and every such read is 
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -26,7 +22,7 @@ from idservice.api.openapi import (
     stream_response_doc,
 )
 from idservice.audit import reads
-from idservice.audit.entry import EVENT_FIELDS
+from idservice.audit.export_format import export_headers, render_export
 from idservice.audit.signed_note import NoteVerifier, key_id, public_pem
 from idservice.auth.policy import Action, authorize
 from idservice.errors import Unavailable
@@ -69,45 +65,6 @@ async def get_event(request: Request, svc: Svc, caller: Caller,
     return await reads.get_event(svc.pool, caller, request_context(request, caller), index)
 
 
-_CSV_HEADER = ["index", "at", "actor_type", "actor_id", "action", "pin", "purpose", "outcome",
-               "request_id", "source_ip", "details"]
-
-
-# A spreadsheet opening the export would run a cell starting with one of these as a formula
-# (CSV injection): caller-chosen text (a purpose, a client id) must stay text (contract 7).
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-_BOM = "\ufeff".encode()  # so that spreadsheets read the file as UTF-8 (Vietnamese names)
-
-
-def _csv_cell(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
-def _csv_line(values: list[Any]) -> bytes:
-    """One RFC 4180 record: CRLF-terminated, so a cell holding CR or LF is quoted (with a
-    bare LF terminator, a CR in a cell was written unquoted and split the row)."""
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\r\n").writerow([_csv_cell(v) for v in values])
-    return out.getvalue().encode()
-
-
-async def _render(rows: AsyncIterator[dict[str, Any]], fmt: str) -> AsyncIterator[bytes]:
-    if fmt == "csv":
-        yield _BOM + _csv_line(_CSV_HEADER)
-    async for event in rows:
-        if fmt == "csv":
-            yield _csv_line([event["index"], event["at"], event["actor"]["type"],
-                             event["actor"]["id"], event["action"], event["pin"],
-                             event["purpose"], event["outcome"], event["request_id"],
-                             event["source_ip"],
-                             json.dumps(event["details"], ensure_ascii=False, sort_keys=True)])
-        else:
-            yield json.dumps({k: event[k] for k in EVENT_FIELDS}, ensure_ascii=False).encode() \
-                + b"\n"
-
-
 _EXPORT_DOC = stream_response_doc(AuditEventDoc, "application/x-ndjson",
                                   "events, one per line (NDJSON) or as CSV")
 _EXPORT_DOC[200]["content"]["text/csv"] = {"schema": {"type": "string"}}
@@ -123,11 +80,8 @@ async def export_events(
     authorize(caller, Action.AUDIT_EVENTS)
     flt = _filter(pin, actor, action, since, until)
     rows = await reads.export(svc.pool, caller, request_context(request, caller), flt, format)
-    if format == "csv":
-        return StreamingResponse(_render(rows, format), media_type="text/csv; charset=utf-8",
-                                 headers={"Content-Disposition":
-                                          'attachment; filename="audit-events.csv"'})
-    return StreamingResponse(_render(rows, format), media_type="application/x-ndjson")
+    media, headers = export_headers(format)
+    return StreamingResponse(render_export(rows, format), media_type=media, headers=headers)
 
 
 @router.get("/v1/audit/checkpoint", response_class=PlainTextResponse,

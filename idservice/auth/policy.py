@@ -38,6 +38,7 @@ class Action(StrEnum):
     PERSON_CORRECT = "person.correct"
     OSIA_DATA_ACCESS = "osia.data_access"  # read, match, verify attributes (contract 10)
     OSIA_READER = "osia.reader"  # ... as a client, under its registered purpose
+    WEB_SESSION = "web.session"  # a session on the web pages (each page then asks its own)
     AUDIT_EVENTS = "audit.events"  # list, by index, export; the auditor UI
     AUDIT_TREE = "audit.tree"  # checkpoints, keys, proofs
 
@@ -72,6 +73,7 @@ POLICY: Mapping[Action, Rule] = {
     Action.PERSON_CORRECT: _rule("officer", jurisdiction=Jurisdiction.PIN),
     Action.OSIA_DATA_ACCESS: _rule("officer", "reader", jurisdiction=Jurisdiction.PIN),
     Action.OSIA_READER: _rule("reader", jurisdiction=Jurisdiction.PIN),
+    Action.WEB_SESSION: _rule("officer", "auditor", jurisdiction=Jurisdiction.NONE),
     Action.AUDIT_EVENTS: _rule("auditor", jurisdiction=Jurisdiction.EVENT_PIN),
     Action.AUDIT_TREE: _rule("auditor", jurisdiction=Jurisdiction.NONE),
 }

@@ -73,10 +73,13 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="JSON array")] = 
     if as_json:
         typer.echo(json.dumps(clients, ensure_ascii=False, indent=2))
         return
+    # Plain lines, never wrapped (rich would wrap at 80 columns when piped): one header row,
+    # then tab-separated columns.
+    typer.echo("ID\tNAME\tROLES\tJURISDICTION\tSTATE")
     for c in clients:
         state = "enabled" if c["enabled"] else "disabled"
-        console.print(f"{c['id']}\t{c['name']}\t{','.join(c['roles'])}\t"  # type: ignore[arg-type]
-                      f"{c['jurisdiction']}\t{state}")
+        typer.echo(f"{c['id']}\t{c['name'] or ''}\t{','.join(c['roles'])}\t"  # type: ignore[arg-type]
+                   f"{c['jurisdiction']}\t{state}")
 
 
 @app.command("disable")

@@ -10,6 +10,7 @@ from typing import TypeVar
 import asyncpg
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from idservice.db.pool import connect
 from idservice.runtime import resolve_database
@@ -29,7 +30,8 @@ def settings() -> Settings:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}")
+    """Print `message` (plain text, never wrapped: it may be piped or parsed) and the exit."""
+    err_console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 

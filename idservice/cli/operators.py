@@ -70,10 +70,13 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="JSON array")] = 
     if as_json:
         typer.echo(json.dumps(operators, ensure_ascii=False, indent=2))
         return
+    # Plain lines, never wrapped (rich would wrap at 80 columns when piped): one header row,
+    # then tab-separated columns.
+    typer.echo("ID\tNAME\tROLES\tJURISDICTION\tSTATE")
     for o in operators:
         state = "enabled" if o["enabled"] else "disabled"
-        console.print(f"{o['id']}\t{o['name']}\t{','.join(o['roles'])}\t"  # type: ignore[arg-type]
-                      f"{o['jurisdiction']}\t{state}", markup=False)
+        typer.echo(f"{o['id']}\t{o['name']}\t{','.join(o['roles'])}\t"  # type: ignore[arg-type]
+                   f"{o['jurisdiction']}\t{state}")
 
 
 @app.command("disable")

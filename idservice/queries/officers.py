@@ -32,6 +32,9 @@ SELECT id, name, roles, jurisdiction, enabled, cert_sha256, cert_issuer, cert_se
 FROM operator ORDER BY id
 """
 
+# id -> display name, for the audit pages (auth/directory.py).
+OPERATOR_NAMES = "SELECT id, name FROM operator"
+
 DISABLE_OPERATOR = """
 UPDATE operator SET enabled = false, changed_at = clock_timestamp() WHERE id = $1 RETURNING id
 """
