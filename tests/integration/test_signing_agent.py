@@ -28,7 +28,7 @@ import pytest
 from cryptography import x509
 
 from hsm.agent import SigningAgent
-from idservice.auth.client_registry import ClientRegistryError
+from idservice.auth.client_registry import RegistryError
 from idservice.cli.agent import token_signer
 from tests.support.officer_server import (
     OfficerLoginEnv,
@@ -232,7 +232,7 @@ def test_each_signature_is_confirmed_on_the_terminal_with_the_pin(
     assert signed.status_code == 200, signed.text
     cert = x509.load_der_x509_certificate(
         base64.b64decode(signed.json()["unverifiedCertificate"]))
-    with contextlib.suppress(ClientRegistryError):  # registered by an earlier test
+    with contextlib.suppress(RegistryError):  # registered by an earlier test
         officer_env.register(cert)
     login = officer_env.post_token(nonce, signed.json())
     assert login.status_code == 200, login.text
