@@ -25,7 +25,7 @@ from idservice.auth.principal import Principal, Role
 from idservice.errors import Forbidden
 from idservice.pin.format import parse_pin
 
-__all__ = ["POLICY", "Action", "Jurisdiction", "Rule", "authorize", "covers",
+__all__ = ["POLICY", "Action", "Jurisdiction", "Rule", "allows", "authorize", "covers",
            "event_pin_prefix", "require_jurisdiction"]
 
 
@@ -79,10 +79,15 @@ POLICY: Mapping[Action, Rule] = {
 }
 
 
+def allows(principal: Principal, action: Action) -> bool:
+    """Whether one of the caller's roles may do `action` (pages choose what to offer by it)."""
+    return bool(principal.roles & POLICY[action].roles)
+
+
 def authorize(principal: Principal, action: Action) -> None:
     """Raise `Forbidden` unless one of the caller's roles may do `action`."""
     allowed = POLICY[action].roles
-    if not principal.roles & allowed:
+    if not allows(principal, action):
         raise Forbidden(f"requires role {' or '.join(sorted(allowed))}")
 
 

@@ -26,7 +26,13 @@ from idservice.http.deps import Svc
 from idservice.persons import history
 from idservice.pin.format import is_well_formed
 from idservice.web import formats, pages
-from idservice.web.guard import Page, check_post, guarded, redirect
+from idservice.web.guard import (
+    AUDIT_PAGES,
+    Page,
+    check_post,
+    guarded,
+    redirect,
+)
 from idservice.web.i18n import N_
 from idservice.web.messages import describe
 from idservice.web.verification import VerificationRunner
@@ -159,7 +165,7 @@ async def events_page(request: Request, svc: Svc) -> Response:
             first_url=first if result["newer"] else None)
         return page.render("events.html", **values)
 
-    return await guarded(request, svc, handler, role="auditor")
+    return await guarded(request, svc, handler, action=AUDIT_PAGES)
 
 
 @router.get("/ui/events/export")
@@ -183,7 +189,7 @@ async def export_events(request: Request, svc: Svc) -> Response:
         return pages.secure(StreamingResponse(render_export(rows, fmt), media_type=media,
                                               headers=headers))
 
-    return await guarded(request, svc, handler, role="auditor")
+    return await guarded(request, svc, handler, action=AUDIT_PAGES)
 
 
 @router.get("/ui/pins")
@@ -196,7 +202,7 @@ async def pin_lookup(request: Request, svc: Svc) -> Response:
             return redirect("/ui/events")
         return redirect("/ui/pins/" + quote(pin, safe=""))
 
-    return await guarded(request, svc, handler, role="auditor")
+    return await guarded(request, svc, handler, action=AUDIT_PAGES)
 
 
 @router.get("/ui/pins/{pin}")
@@ -224,7 +230,7 @@ async def pin_page(request: Request, svc: Svc, pin: str) -> Response:
             if result["newer"] else None,
             first_url=base + urlencode({"limit": limit}) if result["newer"] else None)
 
-    return await guarded(request, svc, handler, role="auditor")
+    return await guarded(request, svc, handler, action=AUDIT_PAGES)
 
 
 # -- checkpoint status and verification -------------------------------------------------------
@@ -269,7 +275,7 @@ async def checkpoint_page(request: Request, svc: Svc) -> Response:
             refresh=runner.running or runner.recently_finished(),
             running_since=runner.started_at, rows_done=runner.rows_done)
 
-    return await guarded(request, svc, handler, role="auditor")
+    return await guarded(request, svc, handler, action=AUDIT_PAGES)
 
 
 @router.post("/ui/checkpoint/verify")
@@ -280,4 +286,4 @@ async def verify_now(request: Request, svc: Svc) -> Response:
         _runner(request.app).start(svc, page.rctx)
         return redirect("/ui/checkpoint")
 
-    return await guarded(request, svc, handler, role="auditor")
+    return await guarded(request, svc, handler, action=AUDIT_PAGES)

@@ -19,7 +19,8 @@ from fastapi import Request
 from starlette.responses import RedirectResponse, Response
 
 from idservice.audit.events import RequestContext
-from idservice.auth.principal import Principal, Role
+from idservice.auth.policy import Action, allows
+from idservice.auth.principal import Principal
 from idservice.errors import Forbidden, ProblemError, Unauthenticated
 from idservice.http.deps import request_context
 from idservice.services import Services
@@ -31,17 +32,21 @@ __all__ = ["NAV", "Page", "check_post", "error_page", "guarded", "home_url", "re
 
 # The header's links, by the role that opens them. A page for another role (the province
 # administrator's reservations, contract 8) is one more line here and its route.
-NAV: tuple[tuple[Role, str, str], ...] = (
-    ("officer", "/ui/persons", N_("Find a person")),
-    ("auditor", "/ui/events", N_("Audit events")),
-    ("auditor", "/ui/checkpoint", N_("Checkpoint")),
+# A page is offered to whoever may do what it shows (auth/policy.py).
+OFFICER_PAGES, AUDIT_PAGES = Action.PERSON_READ, Action.AUDIT_EVENTS
+NAV: tuple[tuple[Action, str, str], ...] = (
+    (OFFICER_PAGES, "/ui/persons", N_("Find a person")),
+    (AUDIT_PAGES, "/ui/events", N_("Audit events")),
+    (AUDIT_PAGES, "/ui/checkpoint", N_("Checkpoint")),
 )
 
-_ROLE_PAGES: dict[str, str] = {
-    "officer": N_("This page is for officers (role officer). Your account has no officer role: "
-                  "use the pages in the menu above, or ask your administrator."),
-    "auditor": N_("This page is for auditors (role auditor). Your account is not an auditor's: "
-                  "use the pages in the menu above, or ask your administrator."),
+_ROLE_PAGES: dict[Action, str] = {
+    OFFICER_PAGES: N_(
+        "This page is for officers (role officer). Your account has no officer role: "
+        "use the pages in the menu above, or ask your administrator."),
+    AUDIT_PAGES: N_(
+        "This page is for auditors (role auditor). Your account is not an auditor's: "
+        "use the pages in the menu above, or ask your administrator."),
 }
 
 
@@ -80,8 +85,8 @@ class Page:
     def _(self, message: str) -> str:
         return translations(self.locale).gettext(message)
 
-    def has(self, role: Role) -> bool:
-        return role in self.principal.roles
+    def has(self, action: Action) -> bool:
+        return allows(self.principal, action)
 
     def context(self, **values: Any) -> dict[str, Any]:
         nav = [(url, label) for role, url, label in NAV if self.has(role)]
@@ -112,7 +117,7 @@ Handler = Callable[[Page], Awaitable[Response]]
 
 
 async def guarded(request: Request, svc: Services, handler: Handler, *,
-                  role: Role | None = None) -> Response:
+                  action: Action | None = None) -> Response:
     token = session.session_token(request)
     locale = locale_of(request)
     gettext = translations(locale).gettext
@@ -132,8 +137,8 @@ async def guarded(request: Request, svc: Services, handler: Handler, *,
         return response
     assert token is not None
     page = Page(request, svc, principal, token, locale)
-    if role is not None and not page.has(role):
-        return page.error(page._(_ROLE_PAGES[role]), 403, title=page._("Not for your role"),
+    if action is not None and not page.has(action):
+        return page.error(page._(_ROLE_PAGES[action]), 403, title=page._("Not for your role"),
                           back=_home(page))
     try:
         return await handler(page)
@@ -142,13 +147,13 @@ async def guarded(request: Request, svc: Services, handler: Handler, *,
 
 
 def _home(page: Page) -> tuple[str, str]:
-    if page.has("officer"):
+    if page.has(OFFICER_PAGES):
         return "/ui/persons", page._("Back to the search")
     return "/ui/events", page._("Back to the audit events")
 
 
 def home_url(principal: Principal) -> str:
-    return "/ui/persons" if "officer" in principal.roles else "/ui/events"
+    return "/ui/persons" if allows(principal, OFFICER_PAGES) else "/ui/events"
 
 
 async def check_post(page: Page) -> dict[str, str]:

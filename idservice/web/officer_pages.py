@@ -37,7 +37,14 @@ from idservice.pin.format import is_well_formed, parse_pin
 from idservice.web import correction_forms as cf
 from idservice.web import session
 from idservice.web.formats import parse_day, show_time
-from idservice.web.guard import Page, check_post, guarded, redirect
+from idservice.web.guard import (
+    AUDIT_PAGES,
+    OFFICER_PAGES,
+    Page,
+    check_post,
+    guarded,
+    redirect,
+)
 from idservice.web.i18n import translations
 from idservice.web.messages import describe
 from idservice.web.purposes import PURPOSES, purpose_text
@@ -190,7 +197,7 @@ async def search_page(request: Request, svc: Svc) -> Response:
         response = page.render("search.html", **values)
         return _remember(page, response, purpose, new)
 
-    return await guarded(request, svc, handler, role="officer")
+    return await guarded(request, svc, handler, action=OFFICER_PAGES)
 
 
 # -- the record -------------------------------------------------------------------------------
@@ -221,7 +228,7 @@ async def record_page(request: Request, svc: Svc, pin: str) -> Response:
             svc.persons, page.principal,
             [p.get("pin") for _, p in parents if p] + [person.get("replaced_by")])
         accesses, names = None, {}
-        if page.has("auditor"):
+        if page.has(AUDIT_PAGES):
             names = (await operator_directory(svc.pool)).names
             accesses = await reads.browse(svc.pool, page.principal, page.rctx,
                                           reads.parse_filter(pin=pin), _ACCESS_ROWS)
@@ -233,7 +240,7 @@ async def record_page(request: Request, svc: Svc, pin: str) -> Response:
             names=names)
         return _remember(page, response, purpose, new)
 
-    return await guarded(request, svc, handler, role="officer")
+    return await guarded(request, svc, handler, action=OFFICER_PAGES)
 
 
 # -- corrections ------------------------------------------------------------------------------
@@ -275,7 +282,7 @@ async def correction_form(request: Request, svc: Svc, pin: str, kind: str) -> Re
                                     purpose)
         return _remember(page, response, purpose, new)
 
-    return await guarded(request, svc, handler, role="officer")
+    return await guarded(request, svc, handler, action=OFFICER_PAGES)
 
 
 @router.post("/ui/persons/{pin}/correct/{kind}")
@@ -308,7 +315,7 @@ async def correction_review(request: Request, svc: Svc, pin: str, kind: str) -> 
             changes_json=json.dumps(changes, ensure_ascii=False), reason=reason,
             values=fields, labels=cf.FIELD_LABELS, purpose=purpose)
 
-    return await guarded(request, svc, handler, role="officer")
+    return await guarded(request, svc, handler, action=OFFICER_PAGES)
 
 
 @router.post("/ui/persons/{pin}/correct/{kind}/confirm")
@@ -331,7 +338,7 @@ async def correction_apply(request: Request, svc: Svc, pin: str, kind: str) -> R
         return page.render("corrected.html", pin=pin, result=result,
                            reissued=result["pin"] != pin)
 
-    return await guarded(request, svc, handler, role="officer")
+    return await guarded(request, svc, handler, action=OFFICER_PAGES)
 
 
 # -- the PIN notice ---------------------------------------------------------------------------
@@ -373,4 +380,4 @@ async def notice_page(request: Request, svc: Svc, pin: str) -> Response:
             printed=show_time(datetime.fromtimestamp(notice["claims"]["iat"], UTC)))
         return _remember(page, response, purpose, new)
 
-    return await guarded(request, svc, handler, role="officer")
+    return await guarded(request, svc, handler, action=OFFICER_PAGES)

@@ -122,11 +122,12 @@ def test_action_filter_is_a_list(auditor: httpx.Client) -> None:
 
 def test_actor_filter_by_name(auditor: httpx.Client, registrar: httpx.Client,
                               server: ServerThread, officer_token: Callable[..., str],
-                              service_db: Callable[..., list]) -> None:
+                              service_db: Callable[..., list],
+                              admin_db: Callable[..., list]) -> None:
     pin = _issue(registrar)
     token = officer_token("052")
     operator_id = server.services.verifier.verify(token).id
-    service_db("UPDATE operator SET name = 'Đặng Thị Tên Riêng' WHERE id = $1", operator_id)
+    admin_db("UPDATE operator SET name = 'Đặng Thị Tên Riêng' WHERE id = $1", operator_id)
     with server.client(token) as named:
         assert named.get(f"/v1/persons/{pin}", params={"purpose": "x"}).status_code == 200
     _wait_sequenced(service_db, pin, 2)

@@ -146,7 +146,8 @@ def test_other_province_record_by_edited_address_is_refused_html(
         assert "Hoàng Văn Hà Nội" not in response.text
         assert "ngoài địa bàn của bạn" in response.text
     refused = _events(service_db, "person.read", pin)
-    assert refused and all(r["outcome"] == "forbidden" for r in refused)
+    assert refused and all((r["outcome"], r["details"]["code"]) == ("refused", "forbidden")
+                           for r in refused), refused
 
 
 def test_bad_pin_and_unknown_address_are_html_pages_with_a_way_back(ui: httpx.Client) -> None:

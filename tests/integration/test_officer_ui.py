@@ -195,9 +195,9 @@ def test_other_province_by_url_and_markup_in_every_field(ui_env: UiEnv, browser:
     assert response is not None and response.status == 403
     expect(page.locator("#error-message")).to_contain_text("ngoài địa bàn của bạn")
     expect(page.locator("body")).not_to_contain_text("Hoàng Văn Hà Nội")
-    refused = ui_env.fetch("SELECT outcome FROM audit_entry WHERE action = 'person.read' AND "
-                           "pin = $1", people["hanoi"])
-    assert [r["outcome"] for r in refused] == ["forbidden"]
+    refused = ui_env.fetch("SELECT outcome, details->>'code' AS code FROM audit_entry "
+                           "WHERE action = 'person.read' AND pin = $1", people["hanoi"])
+    assert [(r["outcome"], r["code"]) for r in refused] == [("refused", "forbidden")]
     # Markup in every text field renders as text: no element, no script run.
     page.goto(f"{origin}/ui/persons/{people['xss']}?purpose=civil_status")
     main = page.locator("main")

@@ -34,6 +34,7 @@ from pydantic import SecretStr
 
 from hsm.agent import SigningAgent
 from idservice.app import create_app
+from idservice.auth.administration import admin_actor
 from idservice.auth.assertion import client_token_form
 from idservice.auth.client_registry import add_client
 from idservice.auth.operators import add_operator
@@ -135,7 +136,8 @@ def ui_env(settings: Settings, pg_server: PgServer, pg_superuser_url: str,
         write_certificate(token, cert, workdir)
         certs[person] = cert
         t = token.token
-        signers[person] = token_signer(t.module_path, t.token_label, t.user_pin)
+        signers[person] = token_signer(t.module_path, t.token_label,
+                                       lambda _o, _n, pin=t.user_pin: pin)
     files = pki.write(workdir)
     service_token = softhsm_token_factory("ui-svc")
     port, agent_port = free_port(), free_port()
@@ -147,25 +149,26 @@ def ui_env(settings: Settings, pg_server: PgServer, pg_superuser_url: str,
         "pkcs11_module": service_token.module_path,
         "pkcs11_token_label": service_token.token_label,
         "pkcs11_pin": SecretStr(softhsm_dir.user_pin), "jwt_key_label": "ui-es256",
-        "origin": origin, "agent_url": agent.url, "cert_policies": POLICY_OID,
+        "origin": origin, "agent_url": agent.url, "cert_policies": [POLICY_OID],
         "audit_integrator_interval": 0.1, "audit_checkpoint_interval": 0.2, **files})
     thread = ServerThread(create_app(ui_settings, database=database), port).start()
 
     async def register() -> tuple[dict[str, str], dict[str, tuple[str, object]]]:
-        conn = await connect(urls.service)
+        conn = await connect(urls.admin)  # registering is administration
+        by = admin_actor()
         try:
             operators = {}
             for person, (display, roles, jur) in PEOPLE.items():
                 operators[person] = await add_operator(
                     conn, cert_pem=certs[person].public_bytes(Encoding.PEM), name=display,
                     roles=list(roles), jurisdiction=jur,
-                    operator_id=f"{person.replace('_', '-')}-{secrets.token_hex(3)}")
+                    operator_id=f"{person.replace('_', '-')}-{secrets.token_hex(3)}", by=by)
             keys = {}
             for province in ("052", "001"):
                 client_id = f"ui-registrar-{province}-{secrets.token_hex(3)}"
                 key = new_client_key(client_id)
                 await add_client(conn, client_id=client_id, cert_pem=key.cert_pem,
-                                 roles=["registrar"], jurisdiction=province)
+                                 roles=["registrar"], jurisdiction=province, by=by)
                 keys[province] = (client_id, key.key)
             return operators, keys
         finally:
