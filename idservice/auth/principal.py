@@ -25,8 +25,11 @@ class Actor:
     id: str
 
 
-Role = Literal["registrar", "officer", "auditor", "admin"]
-ROLES: frozenset[str] = frozenset({"registrar", "officer", "auditor", "admin"})
+# `portal`: the public-service portal asking the Data Tracker for its citizens (contract 11);
+# `investigator`: beside `officer`, may hide a read from the citizen's report until a date.
+Role = Literal["registrar", "officer", "auditor", "admin", "portal", "investigator"]
+ROLES: frozenset[str] = frozenset({"registrar", "officer", "auditor", "admin", "portal",
+                                   "investigator"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,19 @@ from idservice.auth.client_registry import (
     disable_client,
     list_clients,
     parse_jurisdiction,
+    parse_organisation,
     parse_roles,
 )
-from idservice.cli.common import console, fail, run, service_connection, settings
+from idservice.cli.common import (
+    OrgCode,
+    OrgName,
+    OrgSystem,
+    console,
+    fail,
+    run,
+    service_connection,
+    settings,
+)
 
 __all__ = ["app"]
 
@@ -30,20 +40,25 @@ def add(
     client_id: Annotated[str, typer.Option("--id", help="client_id used in assertions")],
     cert: Annotated[Path, typer.Option(help="PEM certificate holding the client's public key",
                                        exists=True, dir_okay=False)],
-    roles: Annotated[str, typer.Option(help="comma-separated, e.g. registrar")] = "registrar",
+    roles: Annotated[str, typer.Option(
+        help="comma-separated: registrar, portal, ...")] = "registrar",
     jurisdiction: Annotated[str, typer.Option(help="3-digit province code or *")] = "*",
     name: Annotated[str | None, typer.Option(help="display name")] = None,
+    org_code: OrgCode = None,
+    org_name: OrgName = None,
+    system: OrgSystem = None,
 ) -> None:
     """Register a client and its key."""
     try:
         role_list, jur = parse_roles(roles), parse_jurisdiction(jurisdiction)
+        org = parse_organisation(org_code, org_name, system)
     except ClientRegistryError as exc:
         raise fail(str(exc), 2) from exc
 
     async def main() -> None:
         async with service_connection(settings()) as conn:
             await add_client(conn, client_id=client_id, cert_pem=cert.read_bytes(),
-                             roles=role_list, jurisdiction=jur, name=name)
+                             roles=role_list, jurisdiction=jur, name=name, org=org)
 
     try:
         run(main)

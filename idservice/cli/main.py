@@ -12,6 +12,7 @@ from idservice.cli import operators as operators_cli
 from idservice.cli.agent import agent as agent_command
 from idservice.cli.common import console, run, settings
 from idservice.cli.login import login as login_command
+from idservice.cli.prove import prove as prove_command
 from idservice.db.migrate import migrate as apply_migrations
 from idservice.runtime import resolve_database
 
@@ -26,6 +27,7 @@ app.add_typer(audit_cli.app, name="audit")
 app.add_typer(operators_cli.app, name="operators")
 app.command("login")(login_command)
 app.command("agent")(agent_command)
+audit_cli.app.command("prove")(prove_command)
 
 
 @db_app.command("migrate")

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from idservice.auth.client_registry import parse_organisation
 from idservice.auth.operators import (
     OperatorRegistryError,
     add_operator,
@@ -17,7 +18,16 @@ from idservice.auth.operators import (
     parse_jurisdiction,
     parse_roles,
 )
-from idservice.cli.common import console, fail, run, service_connection, settings
+from idservice.cli.common import (
+    OrgCode,
+    OrgName,
+    OrgSystem,
+    console,
+    fail,
+    run,
+    service_connection,
+    settings,
+)
 
 __all__ = ["app"]
 
@@ -30,14 +40,19 @@ def add(
     cert: Annotated[Path, typer.Option(help="the operator's PEM certificate (from the token)",
                                        exists=True, dir_okay=False)],
     name: Annotated[str, typer.Option(help="display name")],
-    roles: Annotated[str, typer.Option(help="comma-separated: officer, auditor, admin")],
+    roles: Annotated[str, typer.Option(
+        help="comma-separated: officer, investigator, auditor, admin")],
     jurisdiction: Annotated[str, typer.Option(help="3-digit province code or *")],
     operator_id: Annotated[str | None, typer.Option(
         "--id", help="operator id (default: from the certificate's CN and fingerprint)")] = None,
+    org_code: OrgCode = None,
+    org_name: OrgName = None,
+    system: OrgSystem = None,
 ) -> None:
     """Register an operator by certificate."""
     try:
         role_list, jur = parse_roles(roles), parse_jurisdiction(jurisdiction)
+        org = parse_organisation(org_code, org_name, system)
     except OperatorRegistryError as exc:
         raise fail(str(exc), 2) from exc
     if not name.strip():
@@ -47,7 +62,7 @@ def add(
         async with service_connection(settings()) as conn:
             return await add_operator(conn, cert_pem=cert.read_bytes(), name=name.strip(),
                                       roles=role_list, jurisdiction=jur,
-                                      operator_id=operator_id)
+                                      operator_id=operator_id, org=org)
 
     try:
         new_id = run(main)

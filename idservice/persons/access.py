@@ -10,8 +10,9 @@ from typing import Any, Literal
 from idservice.audit.events import AuditEvent, RequestContext
 from idservice.audit.recorder import record
 from idservice.auth.principal import Principal
-from idservice.errors import Forbidden, InvalidField, NotFound, PurposeRequired
+from idservice.errors import Forbidden, InvalidField, NotFound, ProblemError, PurposeRequired
 from idservice.persons.context import PersonsContext
+from idservice.persons.covert import Covert, parse_covert
 from idservice.persons.models import VerifyRequest
 from idservice.persons.names import check_text, fold_name
 from idservice.persons.views import person_view
@@ -43,13 +44,33 @@ async def _audit_denied(ctx: PersonsContext, rctx: RequestContext, event: AuditE
         await record(conn, rctx, [event])
 
 
+async def _covert(ctx: PersonsContext, principal: Principal, rctx: RequestContext,
+                  hidden_until: str | None, legal_basis: str | None,
+                  refused: AuditEvent) -> dict[str, Any]:
+    """The details a covert read or search adds to its events ({} for an ordinary one). A
+    refused attempt to hide an access is itself recorded: auditors want to see those."""
+    try:
+        covert: Covert | None = parse_covert(principal, hidden_until, legal_basis,
+                                             today=ctx.clock.today(),
+                                             max_days=ctx.max_hidden_days)
+    except ProblemError as exc:
+        outcome = "forbidden" if isinstance(exc, Forbidden) else "refused"
+        await _audit_denied(ctx, rctx, AuditEvent(
+            refused.action, outcome, pin=refused.pin, purpose=refused.purpose,
+            details={"code": exc.code, "covert": True}))
+        raise
+    return covert.details() if covert else {}
+
+
 async def read(
     ctx: PersonsContext, principal: Principal, rctx: RequestContext, pin: str,
-    purpose: str | None,
+    purpose: str | None, *, hidden_until: str | None = None, legal_basis: str | None = None,
 ) -> dict[str, Any]:
     principal.require_role("officer")
     purpose = check_purpose(purpose)
     check_pin(pin)
+    covert = await _covert(ctx, principal, rctx, hidden_until, legal_basis,
+                           AuditEvent("person.read", "refused", pin=pin, purpose=purpose))
     if not principal.covers(pin[:3]):
         await _audit_denied(ctx, rctx, AuditEvent("person.read", "forbidden", pin=pin,
                                                   purpose=purpose))
@@ -57,7 +78,8 @@ async def read(
     async with ctx.pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(q.GET_PERSON, pin)
         outcome = "found" if row is not None else "not_found"
-        await record(conn, rctx, [AuditEvent("person.read", outcome, pin=pin, purpose=purpose)])
+        await record(conn, rctx, [AuditEvent("person.read", outcome, pin=pin, purpose=purpose,
+                                             details=covert)])
     if row is None:
         raise NotFound("no person with this PIN")
     return person_view(row)
@@ -96,9 +118,13 @@ async def search(
     province_code: str | None,
     purpose: str | None,
     match: Literal["folded", "exact"] = "folded",
+    hidden_until: str | None = None,
+    legal_basis: str | None = None,
 ) -> list[dict[str, Any]]:
     principal.require_role("officer")
     purpose = check_purpose(purpose)
+    covert = await _covert(ctx, principal, rctx, hidden_until, legal_basis,
+                           AuditEvent("person.search", "refused", purpose=purpose))
     if full_name is None:
         raise InvalidField("full_name is required", field="full_name")
     try:
@@ -125,9 +151,9 @@ async def search(
             rows = await conn.fetch(q.SEARCH_FOLDED, folded, date_of_birth, province_code,
                                     SEARCH_LIMIT)
         events = [AuditEvent("person.search", "found", pin=r["pin"], purpose=purpose,
-                             details={"criteria": criteria}) for r in rows]
+                             details={"criteria": criteria, **covert}) for r in rows]
         if not events:
             events = [AuditEvent("person.search", "not_found", purpose=purpose,
-                                 details={"criteria": criteria})]
+                                 details={"criteria": criteria, **covert})]
         await record(conn, rctx, events)
     return [person_view(r) for r in rows]

@@ -5,12 +5,14 @@ SELECT id, name, public_key_pem, roles, jurisdiction, enabled FROM client WHERE 
 """
 
 INSERT_CLIENT = """
-INSERT INTO client (id, name, public_key_pem, cert_sha256, roles, jurisdiction)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO client (id, name, public_key_pem, cert_sha256, roles, jurisdiction, org_code,
+                    org_name, system)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 """
 
 LIST_CLIENTS = """
-SELECT id, name, roles, jurisdiction, enabled, cert_sha256, created_at FROM client ORDER BY id
+SELECT id, name, roles, jurisdiction, enabled, cert_sha256, created_at, org_code, org_name, system
+  FROM client ORDER BY id
 """
 
 DISABLE_CLIENT = """

@@ -28,6 +28,7 @@ _ENV.filters["when"] = lambda value: value.strftime("%Y-%m-%d %H:%M:%S UTC") \
 STATIC: dict[str, tuple[bytes, str]] = {
     "login.js": ((_HERE / "static" / "login.js").read_bytes(), "text/javascript; charset=utf-8"),
     "ui.css": ((_HERE / "static" / "ui.css").read_bytes(), "text/css; charset=utf-8"),
+    "citizen.css": ((_HERE / "static" / "citizen.css").read_bytes(), "text/css; charset=utf-8"),
 }
 
 
