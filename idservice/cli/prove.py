@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from idservice.cli.common import console, fail
+from idservice.cli.common import fail
 from idservice.datatracker.verifier import ProofError, verify_proof
 
 __all__ = ["prove"]
@@ -83,8 +83,8 @@ def prove(
     except ProofError as exc:
         raise fail(f"proof does not verify: {exc}") from exc
     event = checked.event
-    console.print(
+    typer.echo(
         f"OK: usage {checked.leaf_index} ({event.get('action')} at {event.get('at')}, "
         f"purpose {event.get('purpose')!r}) is leaf {checked.leaf_index} of the tree of "
         f"{checked.tree_size} whose checkpoint {checked.origin} is signed by key "
-        f"{checked.key_id.hex()}", markup=False, highlight=False)
+        f"{checked.key_id.hex()}")

@@ -1,13 +1,12 @@
 """The Data Tracker usage API (contract section 11) over real HTTP, PostgreSQL and SoftHSM:
 who may ask, what a usage is, ordering, paging, covert access, the citizen.report events.
 
-The server is the session database's second server with a clock the tests move
-(`tests/support/datatracker.py`); tokens are minted by its own HSM key.
+The tracker server (tests/integration/conftest.py) has its own fresh database and SoftHSM
+token and a clock the tests move; tokens are minted by its own HSM key.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -16,87 +15,17 @@ from typing import Any
 import httpx
 import pytest
 
-from hsm.softhsm import SoftHsmToken
-from idservice.settings import Settings
-from tests.conftest import run_db
 from tests.support.datatracker import (
+    FIND,
     PROVINCE,
-    TrackerDatabase,
     TrackerEnv,
-    start_tracker,
+    adult,
+    find,
+    read,
     usage_headers,
+    usages,
     years_before,
 )
-from tests.support.debian_pg import PgServer
-from tests.support.fixtures_db import drop_database
-from tests.support.fixtures_hsm import SoftHsmDir
-
-FIND = "/datatracker/v2/findUsage"
-
-
-@pytest.fixture(scope="module")
-def tracker_db(settings: Settings, pg_server: PgServer, pg_superuser_url: str,
-               softhsm_dir: SoftHsmDir, softhsm_token_factory: Callable[[str], SoftHsmToken],
-               ) -> Iterator[tuple[TrackerEnv, TrackerDatabase]]:
-    env, db = start_tracker(settings, pg_server, softhsm_token_factory("tracker-api-svc"),
-                            softhsm_dir.user_pin)
-    yield env, db
-    env.stop()
-    asyncio.run(drop_database(pg_superuser_url, db.name))
-
-
-@pytest.fixture(scope="module")
-def tracker(tracker_db: tuple[TrackerEnv, TrackerDatabase]) -> TrackerEnv:
-    return tracker_db[0]
-
-
-@pytest.fixture(scope="module")
-def owner_sql(tracker_db: tuple[TrackerEnv, TrackerDatabase]) -> Callable[..., list[Any]]:
-    """Statements as the owner of the tracker's database (what the service role cannot do)."""
-    url = tracker_db[1].target.owner_url
-    assert url is not None
-    return lambda sql, *args: run_db(url, sql, *args)
-
-
-@pytest.fixture(scope="module")
-def portal(tracker: TrackerEnv) -> Iterator[httpx.Client]:
-    with tracker.portal() as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def officer(tracker: TrackerEnv) -> Iterator[httpx.Client]:
-    with tracker.operator(org_code="H40.001", org_name="UBND phường Hoàn Kiếm",
-                          system="Phần mềm hộ tịch") as client:
-        yield client
-
-
-@pytest.fixture(autouse=True)
-def _clock_back_to_now(tracker: TrackerEnv) -> Iterator[None]:
-    yield
-    tracker.clock.offset = timedelta(0)
-
-
-def find(portal: httpx.Client, citizen: str, subject: str | None = None,
-         **params: Any) -> httpx.Response:
-    return portal.get(FIND, params={"userCode": subject or citizen, **params},
-                      headers=usage_headers(citizen))
-
-
-def usages(portal: httpx.Client, citizen: str, subject: str | None = None,
-           **params: Any) -> dict[str, Any]:
-    response = find(portal, citizen, subject, **params)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def adult(tracker: TrackerEnv, **kw: Any) -> str:
-    return tracker.person(years_before(tracker.clock.today(), 30), **kw)
-
-
-def read(officer: httpx.Client, pin: str, purpose: str, **params: str) -> httpx.Response:
-    return officer.get(f"/v1/persons/{pin}", params={"purpose": purpose, **params})
 
 
 def reports(tracker: TrackerEnv, pin: str) -> list[Any]:
@@ -108,9 +37,9 @@ def reports(tracker: TrackerEnv, pin: str) -> list[Any]:
 
 
 def test_citizen_sees_an_officers_read_with_its_purpose_and_organisation(
-        tracker: TrackerEnv, portal: httpx.Client, officer: httpx.Client) -> None:
+        tracker: TrackerEnv, portal: httpx.Client, tracker_officer: httpx.Client) -> None:
     citizen = adult(tracker)
-    assert read(officer, citizen, "Giải quyết hồ sơ kết hôn số 12/2026").status_code == 200
+    assert read(tracker_officer, citizen, "Giải quyết hồ sơ kết hôn số 12/2026").status_code == 200
     tracker.flush()
     body = usages(portal, citizen)
     assert body["totalUsages"] == 2  # the issuance, then the read
@@ -124,10 +53,10 @@ def test_citizen_sees_an_officers_read_with_its_purpose_and_organisation(
 
 
 def test_mother_and_father_named_on_a_minors_record_see_its_usages(
-        tracker: TrackerEnv, portal: httpx.Client, officer: httpx.Client) -> None:
+        tracker: TrackerEnv, portal: httpx.Client, tracker_officer: httpx.Client) -> None:
     mother, father = adult(tracker), adult(tracker)
     child = tracker.person(years_before(tracker.clock.today(), 5), mother=mother, father=father)
-    read(officer, child, "Xác minh hồ sơ nhập học")
+    read(tracker_officer, child, "Xác minh hồ sơ nhập học")
     tracker.flush()
     for parent in (mother, father):
         body = usages(portal, parent, child)
@@ -201,13 +130,13 @@ def test_bad_parameters_are_400_malformed_request(portal: httpx.Client,
     assert response.json()["field"] == field
 
 
-def test_only_portals_ask(tracker: TrackerEnv, officer: httpx.Client) -> None:
+def test_only_portals_ask(tracker: TrackerEnv, tracker_officer: httpx.Client) -> None:
     citizen = "001200000001"
     params, headers = {"userCode": citizen}, usage_headers(citizen)
     for path in (FIND, "/datatracker/v2/usagePeriod", "/datatracker/v2/heartbeat"):
         anonymous = httpx.get(f"{tracker.base_url}{path}", params=params, headers=headers)
         assert anonymous.status_code == 401 and anonymous.json()["code"] == "unauthenticated"
-        other = officer.get(path, params=params, headers=headers)
+        other = tracker_officer.get(path, params=params, headers=headers)
         assert other.status_code == 403 and other.json()["code"] == "forbidden"
 
 
@@ -222,18 +151,18 @@ def test_usage_period_and_heartbeat(portal: httpx.Client) -> None:
 
 
 def test_every_kind_of_access_is_a_usage_and_refusals_and_reports_are_not(
-        tracker: TrackerEnv, portal: httpx.Client, officer: httpx.Client) -> None:
+        tracker: TrackerEnv, portal: httpx.Client, tracker_officer: httpx.Client) -> None:
     citizen = tracker.person(years_before(tracker.clock.today(), 30),
                              full_name="Phạm Thị Usage Kind")
-    assert read(officer, citizen, "đọc").status_code == 200
-    found = officer.get("/v1/persons", params={"full_name": "Phạm Thị Usage Kind",
+    assert read(tracker_officer, citizen, "đọc").status_code == 200
+    found = tracker_officer.get("/v1/persons", params={"full_name": "Phạm Thị Usage Kind",
                                                "purpose": "tìm kiếm"})
     assert found.status_code == 200 and found.json()["count"] == 1
     verify = tracker.registrar.post("/v1/pins/verify", json={
         "pin": citizen, "full_name": "Phạm Thị Usage Kind",
         "date_of_birth": years_before(tracker.clock.today(), 30).isoformat()})
     assert verify.json() == {"match": True}
-    corrected = officer.post(f"/v1/persons/{citizen}/corrections", json={
+    corrected = tracker_officer.post(f"/v1/persons/{citizen}/corrections", json={
         "changes": {"place_of_birth": "Hà Nội"}, "reason": "sai nơi sinh"})
     assert corrected.status_code == 200, corrected.text
     # Not usages: an officer of another province refused, an auditor reading the log, an
@@ -292,10 +221,10 @@ def test_findusage_is_audited_and_never_listed(tracker: TrackerEnv,
 
 
 def test_newest_first_paging_and_total_independent_of_offset_and_limit(
-        tracker: TrackerEnv, portal: httpx.Client, officer: httpx.Client) -> None:
+        tracker: TrackerEnv, portal: httpx.Client, tracker_officer: httpx.Client) -> None:
     citizen = adult(tracker)
     for i in range(7):
-        read(officer, citizen, f"lượt {i}")
+        read(tracker_officer, citizen, f"lượt {i}")
     tracker.flush()
     everything = usages(portal, citizen)["usages"]
     assert [u["action"] for u in everything] == [f"lượt {i}" for i in reversed(range(7))] + \
@@ -322,9 +251,9 @@ def test_same_logtime_is_ordered_by_audit_index(
 
 
 def test_period_bounds_are_inclusive(tracker: TrackerEnv, portal: httpx.Client,
-                                     officer: httpx.Client) -> None:
+                                     tracker_officer: httpx.Client) -> None:
     citizen = adult(tracker)
-    read(officer, citizen, "trong kỳ")
+    read(tracker_officer, citizen, "trong kỳ")
     tracker.flush()
     newest = usages(portal, citizen)["usages"][0]
     at = newest["logtime"]
@@ -345,7 +274,8 @@ def investigator(tracker: TrackerEnv) -> Iterator[httpx.Client]:
 
 
 def test_covert_read_is_hidden_until_the_date_then_shown_with_its_legal_basis(
-        tracker: TrackerEnv, portal: httpx.Client, investigator: httpx.Client) -> None:
+        tracker_clock: TrackerEnv, portal: httpx.Client, investigator: httpx.Client) -> None:
+    tracker = tracker_clock
     citizen = adult(tracker)
     auditor = tracker.operator(("auditor",), "*")  # tokens minted before the clock moves
     tracker.clock.offset = timedelta(days=-10)  # tokens stay valid when the clock goes back
@@ -394,10 +324,10 @@ def test_covert_search_marks_every_returned_record(
 
 
 def test_hidden_until_from_a_non_investigator_is_forbidden_and_audited(
-        tracker: TrackerEnv, officer: httpx.Client) -> None:
+        tracker: TrackerEnv, tracker_officer: httpx.Client) -> None:
     citizen = adult(tracker)
     until = (tracker.clock.today() + timedelta(days=5)).isoformat()
-    response = read(officer, citizen, "ẩn", hidden_until=until, legal_basis="không có")
+    response = read(tracker_officer, citizen, "ẩn", hidden_until=until, legal_basis="không có")
     assert response.status_code == 403 and response.json()["code"] == "forbidden"
     rows = tracker.sql("SELECT outcome, details FROM audit_event WHERE action = 'person.read' "
                        "AND pin = $1", citizen)

@@ -164,3 +164,28 @@ def start_tracker(settings: Settings, pg_server: PgServer, service_token: SoftHs
 
 def usage_headers(citizen: str) -> dict[str, str]:
     return {"X-Road-UserId": f"VN{citizen}"}
+
+
+FIND = "/datatracker/v2/findUsage"
+
+
+def find(portal: httpx.Client, citizen: str, subject: str | None = None,
+         **params: Any) -> httpx.Response:
+    return portal.get(FIND, params={"userCode": subject or citizen, **params},
+                      headers=usage_headers(citizen))
+
+
+def usages(portal: httpx.Client, citizen: str, subject: str | None = None,
+           **params: Any) -> dict[str, Any]:
+    response = find(portal, citizen, subject, **params)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def adult(tracker: TrackerEnv, **kw: Any) -> str:
+    return tracker.person(years_before(tracker.clock.today(), 30), **kw)
+
+
+def read(officer: httpx.Client, pin: str, purpose: str, **params: str) -> httpx.Response:
+    return officer.get(f"/v1/persons/{pin}", params={"purpose": purpose, **params})
