@@ -53,13 +53,14 @@ def owner_sql(tracker_db: tuple[TrackerEnv, TrackerDatabase]) -> Callable[..., l
     return lambda sql, *args: run_db(url, sql, *args)
 
 
-@pytest.fixture(scope="package")
+# Tokens live 15 minutes and the package's other modules run in between: one per module.
+@pytest.fixture(scope="module")
 def portal(tracker: TrackerEnv) -> Iterator[httpx.Client]:
     with tracker.portal() as client:
         yield client
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def tracker_officer(tracker: TrackerEnv) -> Iterator[httpx.Client]:
     with tracker.operator(org_code="H40.001", org_name="UBND phường Hoàn Kiếm",
                           system="Phần mềm hộ tịch") as client:

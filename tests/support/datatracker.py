@@ -60,10 +60,17 @@ def years_before(day: date, years: int) -> date:
 class TrackerEnv:
     server: ServerThread
     clock: MovableClock
-    registrar: httpx.Client = field(init=False)
+    _registrar: tuple[float, httpx.Client] | None = field(default=None, init=False)
 
-    def __post_init__(self) -> None:
-        self.registrar = self.client(("registrar",), PROVINCE, name="Phần mềm hộ tịch Hà Nội")
+    @property
+    def registrar(self) -> httpx.Client:
+        """A registrar of the tracker's province, its token renewed after 10 minutes."""
+        if self._registrar is None or time.monotonic() - self._registrar[0] > 600:
+            if self._registrar is not None:
+                self._registrar[1].close()
+            self._registrar = (time.monotonic(), self.client(
+                ("registrar",), PROVINCE, name="Phần mềm hộ tịch Hà Nội"))
+        return self._registrar[1]
 
     @property
     def base_url(self) -> str:
@@ -129,7 +136,8 @@ class TrackerEnv:
         self.server.call(svc.audit_integrator.flush())
 
     def stop(self) -> None:
-        self.registrar.close()
+        if self._registrar is not None:
+            self._registrar[1].close()
         self.server.stop()
 
 
