@@ -5,8 +5,8 @@ page (`web/citizen.py`) are thin adapters over these.
 Every report, whether it answers or refuses, is itself an audit event `citizen.report` (actor:
 the portal; `pin`: the subject; `details`: the requester, the relation, what was asked, how
 many usages), written in the report's transaction; `citizen.report` is not a usage kind, so
-the report never lists itself. A report reads the count and the page in one REPEATABLE READ
-snapshot, so `totalUsages` and `usages` agree.
+the report never lists itself. A report reads the count and the page in one statement (one
+snapshot), so `totalUsages` and `usages` agree.
 """
 
 from __future__ import annotations
@@ -103,10 +103,11 @@ async def find_usage(ctx: PersonsContext, principal: Principal, rctx: RequestCon
     start, end = period.bounds()
     args = (subject, start, end, visible_on(today), actions, pairs)
     try:
-        async with ctx.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+        async with ctx.pool.acquire() as conn, conn.transaction():
             rel = await _relation(conn, requester, subject, today)
-            total = int(await conn.fetchval(q.COUNT, *args))
-            rows = await conn.fetch(q.PAGE, *args, offset, limit)
+            found = await conn.fetch(q.REPORT, *args, offset, limit)
+            total = int(found[0]["total"])
+            rows = [r for r in found if r["index"] is not None]
             await record(conn, rctx, [AuditEvent(REPORT_ACTION, "ok", pin=subject, details={
                 "what": "usages", "channel": channel, "requester": requester,
                 "relation": rel.value, **period.describe(), "offset": offset, "limit": limit,

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -58,10 +59,11 @@ _OPERATOR_SYSTEM = "Hệ thống cấp số định danh cá nhân"
 _CENTRAL_NAME = "Cơ quan nhà nước cấp trung ương"
 
 
-def action_outcomes() -> tuple[list[str], list[str]]:
+@cache
+def action_outcomes() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The usage actions and their `"action outcome"` pairs, as the report's SQL takes them."""
-    actions = sorted(USAGE_KINDS)
-    pairs = sorted(f"{a} {o}" for a, kind in USAGE_KINDS.items() for o in kind.outcomes)
+    actions = tuple(sorted(USAGE_KINDS))
+    pairs = tuple(sorted(f"{a} {o}" for a, kind in USAGE_KINDS.items() for o in kind.outcomes))
     return actions, pairs
 
 

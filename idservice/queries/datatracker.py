@@ -7,42 +7,50 @@ with one range scan of `audit_event_pin_at` (pin, at) per monthly partition
 follows the number of accesses to that PIN, not the size of the log.
 """
 
-# The usage filter, shared by the report and the proof lookup; the placeholders are parameter
-# numbers (filled in below from constants, never from input): the citizen's date as
-# 'YYYY-MM-DD', the usage actions (text[]), the "action outcome" pairs (text[]).
-_VISIBLE = """
-   AND action = ANY(${actions}::text[])
-   AND action || ' ' || outcome = ANY(${pairs}::text[])
-   AND coalesce(details->>'hidden_until', '') COLLATE "C" <= ${today}::text"""
+# A usage (idservice/datatracker/usage.py): a sequenced event (audit_entry) about the PIN, of
+# a usage action with a successful outcome (the "action outcome" pairs), not hidden on the
+# citizen's date ('YYYY-MM-DD', compared as text with a covert event's `hidden_until`).
+# REPORT and USAGE_EVENT state this filter alike; tests/integration/test_datatracker*.py
+# check both.
 
-# $1 PIN, $2 .. $3 the period (inclusive), $4 today, $5 actions, $6 pairs.
-_USAGES = """
-  FROM audit_entry
- WHERE pin = $1 AND at BETWEEN $2 AND $3""" + _VISIBLE.format(today=4, actions=5, pairs=6)
-
-COUNT = "SELECT count(*)" + _USAGES
-
-# ... then $7 offset, $8 limit: newest first (logtime, then index), with who used it.
-PAGE = """
-SELECT u.index, u.at, u.actor_type, u.actor_id, u.action, u.purpose, u.details,
+# The report in one statement (one snapshot, one round trip): $1 PIN, $2 .. $3 the period
+# (inclusive), $4 today, $5 usage actions, $6 pairs; the period's total and the page ($7
+# offset, $8 limit), newest first (logtime, then index), with who used it. Always one row at
+# least: past the last page the usage columns are null and `total` is still there.
+REPORT = """
+WITH usage AS MATERIALIZED (
+  SELECT index, at, actor_type, actor_id, action, purpose, details
+    FROM audit_entry
+   WHERE pin = $1 AND at BETWEEN $2 AND $3
+     AND action = ANY($5::text[])
+     AND action || ' ' || outcome = ANY($6::text[])
+     AND coalesce(details->>'hidden_until', '') COLLATE "C" <= $4::text
+)
+SELECT t.total, u.index, u.at, u.actor_type, u.actor_id, u.action, u.purpose, u.details,
        coalesce(o.org_code, c.org_code) AS org_code,
        coalesce(o.org_name, c.org_name) AS org_name,
        coalesce(o.system, c.system) AS system,
        coalesce(o.jurisdiction, c.jurisdiction) AS jurisdiction,
        c.name AS client_name
-  FROM (SELECT index, at, actor_type, actor_id, action, purpose, details""" + _USAGES + """
-         ORDER BY at DESC, index DESC OFFSET $7 LIMIT $8) u
+  FROM (SELECT count(*) AS total FROM usage) t
+  LEFT JOIN LATERAL (SELECT * FROM usage ORDER BY at DESC, index DESC OFFSET $7 LIMIT $8) u
+    ON true
   LEFT JOIN operator o ON u.actor_type = 'operator' AND o.id = u.actor_id
   LEFT JOIN client c ON u.actor_type = 'client' AND c.id = u.actor_id
  ORDER BY u.at DESC, u.index DESC
 """
 
-# The event at index $1 as the log holds it (the proof's leaf), if it is a usage shown on $2.
+# The event at index $1 as the log holds it (the proof's leaf), if it is a usage shown on $2
+# ($3 actions, $4 pairs).
 USAGE_EVENT = """
 SELECT index, at, actor_type, actor_id, action, pin, purpose, outcome, request_id, source_ip,
        details
   FROM audit_entry
- WHERE index = $1 AND pin IS NOT NULL""" + _VISIBLE.format(today=2, actions=3, pairs=4)
+ WHERE index = $1 AND pin IS NOT NULL
+   AND action = ANY($3::text[])
+   AND action || ' ' || outcome = ANY($4::text[])
+   AND coalesce(details->>'hidden_until', '') COLLATE "C" <= $2::text
+"""
 
 # Who may ask about a subject: its birth date and the parents named by PIN.
 SUBJECT = """
