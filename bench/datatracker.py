@@ -227,6 +227,9 @@ def render(report: dict[str, Any]) -> str:
         f"  findUsage over HTTP  : {http['requests']:,} random PINs, {http['per_s']}/s, "
         f"{http['mean_usages']} usages each; latency ms {http['latency_ms']}",
         f"    p99 {http['latency_ms']['p99']} ms (target <= {TARGET_P99_MS:.0f} ms: {met})",
+        "    cores              : " + ", ".join(f"{k} {v}" for k, v in
+                                                 http["cpu"]["cores"].items())
+        + f" (machine busy {http['cpu'].get('machine_busy_pct')}%)",
         f"  heavy PINs over HTTP : {heavy['requests']} requests, {heavy['mean_usages']} usages "
         f"each (page of 1000); latency ms {heavy['latency_ms']}",
         f"  report SQL alone     : latency ms {sql['latency_ms']}",
