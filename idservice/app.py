@@ -13,6 +13,7 @@ from hsm.async_keystore import AsyncKeyStore
 from hsm.keystore import KeyStore
 from idservice.api import audit as audit_routes
 from idservice.api import auth as auth_routes
+from idservice.api import datatracker as datatracker_routes
 from idservice.api import docs as docs_routes
 from idservice.api import officer_auth as officer_auth_routes
 from idservice.api import opencrvs as opencrvs_routes
@@ -46,6 +47,7 @@ from idservice.pin.provinces import ProvinceTable
 from idservice.runtime import DatabaseTarget, resolve_database, resolve_hsm
 from idservice.services import Services
 from idservice.settings import Settings, get_settings
+from idservice.web import citizen as citizen_routes
 from idservice.web import routes as ui_routes
 
 __all__ = ["create_app", "create_app_from_env"]
@@ -137,7 +139,8 @@ def create_app(
                 persons=PersonsContext(pool=pool,
                                        provinces=ProvinceTable.load(settings.province_prefix_rule),
                                        clock=clock,
-                                       allocator=allocator or AllocatorConfig()),
+                                       allocator=allocator or AllocatorConfig(),
+                                       max_hidden_days=settings.max_hidden_days),
                 client_login=ClientLogin(
                     pool, issuer, clock, audience=settings.client_token_url,
                     max_lifetime=settings.client_assertion_max_lifetime,
@@ -181,7 +184,7 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware)  # added last: outermost, sees every answer
     install_handlers(app)
     for module in (ops_routes, auth_routes, officer_auth_routes, pins_routes, persons_routes,
-                   audit_routes, docs_routes, ui_routes):
+                   audit_routes, docs_routes, datatracker_routes, ui_routes, citizen_routes):
         app.include_router(module.router)
     for interface in (osia_routes, opencrvs_routes):  # field interfaces, own error formats
         interface.install(app)

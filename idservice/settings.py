@@ -121,6 +121,13 @@ class Settings(BaseSettings):
     auth_report_interval: float = Field(default=10.0, gt=0, le=30)
     revocation_poll_interval: float = Field(default=5.0, gt=0, le=30)
     log_level: str = "INFO"
+    # Covert access (contract 11): how far ahead an investigator may hide a read from the
+    # citizen's report (`hidden_until`), in days.
+    max_hidden_days: int = Field(default=365, ge=1, le=3650)
+    # The citizen's page (/citizen/usage): lifetime of the single-use link a portal gets, and
+    # of the page session it opens (never longer than the portal's access token).
+    citizen_link_seconds: int = Field(default=120, ge=10, le=900)
+    citizen_session_seconds: int = Field(default=900, ge=60, le=3600)
     # /metrics: how often each process re-reads the database facts (fullest PIN buckets, audit
     # lag) and its pool/CRL gauges; how many of the fullest buckets are reported.
     metrics_refresh_seconds: float = Field(default=10.0, gt=0, le=300)

@@ -611,6 +611,46 @@ CREATE TABLE public.auth_source_window (
 
 
 --
+-- Name: citizen_session; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.citizen_session (
+    id bigint NOT NULL,
+    ticket_sha256 bytea,
+    session_sha256 bytea,
+    ticket_expires_at timestamp with time zone NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    portal_id text NOT NULL,
+    portal_roles text[] NOT NULL,
+    portal_jurisdiction text NOT NULL,
+    portal_token_id text NOT NULL,
+    portal_token_exp bigint NOT NULL,
+    requester_pin text NOT NULL COLLATE pg_catalog."C",
+    subject_pin text NOT NULL COLLATE pg_catalog."C",
+    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    CONSTRAINT citizen_session_check CHECK (((ticket_sha256 IS NULL) OR (session_sha256 IS NULL))),
+    CONSTRAINT citizen_session_requester_pin_check CHECK ((requester_pin ~ '^[0-9]{12}$'::text)),
+    CONSTRAINT citizen_session_session_sha256_check CHECK ((octet_length(session_sha256) = 32)),
+    CONSTRAINT citizen_session_subject_pin_check CHECK ((subject_pin ~ '^[0-9]{12}$'::text)),
+    CONSTRAINT citizen_session_ticket_sha256_check CHECK ((octet_length(ticket_sha256) = 32))
+);
+
+
+--
+-- Name: citizen_session_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.citizen_session ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.citizen_session_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
 -- Name: client; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -629,11 +669,17 @@ CREATE TABLE public.client (
     cert_issuer text,
     cert_serial text,
     purpose text,
+    org_code text,
+    org_name text,
+    system text,
     CONSTRAINT client_certificate_complete CHECK ((((cert_pem IS NULL) = (cert_not_after IS NULL)) AND ((cert_pem IS NULL) = (cert_issuer IS NULL)) AND ((cert_pem IS NULL) = (cert_serial IS NULL)))),
     CONSTRAINT client_id_check CHECK ((id ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'::text)),
     CONSTRAINT client_jurisdiction_check CHECK ((jurisdiction ~ '^([0-9]{3}|\*)$'::text)),
+    CONSTRAINT client_org_code_check CHECK ((org_code ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'::text)),
+    CONSTRAINT client_org_name_check CHECK ((((char_length(org_name) >= 1) AND (char_length(org_name) <= 200)) AND (org_name !~ '[[:cntrl:]]'::text))),
     CONSTRAINT client_purpose_check CHECK (((purpose IS NULL) OR ((length(purpose) >= 1) AND (length(purpose) <= 500)))),
-    CONSTRAINT client_roles_check CHECK ((cardinality(roles) > 0))
+    CONSTRAINT client_roles_check CHECK ((cardinality(roles) > 0)),
+    CONSTRAINT client_system_check CHECK ((((char_length(system) >= 1) AND (char_length(system) <= 200)) AND (system !~ '[[:cntrl:]]'::text)))
 );
 
 
@@ -699,9 +745,15 @@ CREATE TABLE public.operator (
     enabled boolean DEFAULT true NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     changed_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    org_code text,
+    org_name text,
+    system text,
     CONSTRAINT operator_id_check CHECK ((id ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'::text)),
     CONSTRAINT operator_jurisdiction_check CHECK ((jurisdiction ~ '^([0-9]{3}|\*)$'::text)),
-    CONSTRAINT operator_roles_check CHECK ((cardinality(roles) > 0))
+    CONSTRAINT operator_org_code_check CHECK ((org_code ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'::text)),
+    CONSTRAINT operator_org_name_check CHECK ((((char_length(org_name) >= 1) AND (char_length(org_name) <= 200)) AND (org_name !~ '[[:cntrl:]]'::text))),
+    CONSTRAINT operator_roles_check CHECK ((cardinality(roles) > 0)),
+    CONSTRAINT operator_system_check CHECK ((((char_length(system) >= 1) AND (char_length(system) <= 200)) AND (system !~ '[[:cntrl:]]'::text)))
 );
 
 
@@ -896,6 +948,30 @@ ALTER TABLE ONLY public.auth_source_window
 
 
 --
+-- Name: citizen_session citizen_session_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.citizen_session
+    ADD CONSTRAINT citizen_session_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: citizen_session citizen_session_session_sha256_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.citizen_session
+    ADD CONSTRAINT citizen_session_session_sha256_key UNIQUE (session_sha256);
+
+
+--
+-- Name: citizen_session citizen_session_ticket_sha256_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.citizen_session
+    ADD CONSTRAINT citizen_session_ticket_sha256_key UNIQUE (ticket_sha256);
+
+
+--
 -- Name: client_assertion_jti client_assertion_jti_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1014,10 +1090,10 @@ CREATE INDEX audit_event_actor ON ONLY public.audit_event USING btree (actor_typ
 
 
 --
--- Name: audit_event_pin; Type: INDEX; Schema: public; Owner: -
+-- Name: audit_event_pin_at; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX audit_event_pin ON ONLY public.audit_event USING btree (pin) WHERE (pin IS NOT NULL);
+CREATE INDEX audit_event_pin_at ON ONLY public.audit_event USING btree (pin, at) WHERE (pin IS NOT NULL);
 
 
 --
@@ -1046,6 +1122,13 @@ CREATE INDEX auth_rate_limit_window ON public.auth_rate_limit USING btree (windo
 --
 
 CREATE INDEX auth_source_window_due ON public.auth_source_window USING btree (window_start) WHERE (NOT reported);
+
+
+--
+-- Name: citizen_session_expiry; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX citizen_session_expiry ON public.citizen_session USING btree (expires_at);
 
 
 --
@@ -1088,6 +1171,13 @@ CREATE INDEX person_name_dob ON public.person USING btree (name_folded, date_of_
 --
 
 CREATE INDEX person_other_names ON public.person USING gin (other_names_folded);
+
+
+--
+-- Name: person_replaced_by; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX person_replaced_by ON public.person USING btree (replaced_by) WHERE (replaced_by IS NOT NULL);
 
 
 --
@@ -1531,6 +1621,13 @@ GRANT SELECT,INSERT ON TABLE public.auth_secret TO idservice_service;
 --
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.auth_source_window TO idservice_service;
+
+
+--
+-- Name: TABLE citizen_session; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.citizen_session TO idservice_service;
 
 
 --

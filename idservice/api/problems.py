@@ -22,7 +22,6 @@ from idservice.errors import (
     MethodNotAllowed,
     NotFound,
     ProblemError,
-    RateLimited,
     Unauthenticated,
     Unavailable,
 )
@@ -56,8 +55,9 @@ DB_UNAVAILABLE: tuple[type[Exception], ...] = (
 def problem_response(error: ProblemError) -> JSONResponse:
     headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} \
         if isinstance(error, Unauthenticated) else None
-    if isinstance(error, RateLimited):
-        headers = {"Retry-After": str(error.retry_after)}
+    retry_after = getattr(error, "retry_after", None)  # RateLimited, or any "try again later"
+    if isinstance(retry_after, int):
+        headers = {"Retry-After": str(retry_after)}
     if isinstance(error, MethodNotAllowed):
         headers = {"Allow": ", ".join(error.allow)}
     return JSONResponse(error.to_problem(), status_code=error.status,

@@ -27,8 +27,11 @@ class Actor:
 
 
 # `reader`: clients of OSIA Data Access (contract 10), reading under their registered purpose.
-Role = Literal["registrar", "officer", "auditor", "admin", "reader"]
-ROLES: frozenset[str] = frozenset({"registrar", "officer", "auditor", "admin", "reader"})
+# `portal`: the public-service portal asking the Data Tracker for its citizens (contract 11);
+# `investigator`: beside `officer`, may hide a read from the citizen's report until a date.
+Role = Literal["registrar", "officer", "auditor", "admin", "reader", "portal", "investigator"]
+ROLES: frozenset[str] = frozenset({"registrar", "officer", "auditor", "admin", "reader",
+                                   "portal", "investigator"})
 
 
 @dataclass(frozen=True, slots=True)

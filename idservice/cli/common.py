@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import asyncpg
 import typer
@@ -16,11 +16,19 @@ from idservice.db.pool import connect
 from idservice.runtime import resolve_database
 from idservice.settings import Settings, get_settings
 
-__all__ = ["ADMIN_URL_MISSING", "admin_connection", "console", "err_console", "fail", "run",
-           "service_connection",
-           "settings"]
+__all__ = ["ADMIN_URL_MISSING", "OrgCode", "OrgName", "OrgSystem", "admin_connection",
+           "console", "err_console", "fail", "run", "service_connection", "settings"]
 
 T = TypeVar("T")
+
+# `clients add` / `operators add`: who a citizen's access report names (contract 11).
+OrgCode = Annotated[str | None, typer.Option(
+    "--org-code", help="the organisation's code, shown to citizens as receiverCode "
+    "(default: the jurisdiction, VN for *)")]
+OrgName = Annotated[str | None, typer.Option(
+    "--org-name", help="the organisation's name, shown to citizens (e.g. 'UBND xã Nhơn Lý')")]
+OrgSystem = Annotated[str | None, typer.Option(
+    "--system", help="the information system, shown to citizens as receiverSystem")]
 console = Console()
 err_console = Console(stderr=True)
 

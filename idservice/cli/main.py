@@ -16,6 +16,7 @@ from idservice.cli import persons as persons_cli
 from idservice.cli.agent import agent as agent_command
 from idservice.cli.common import console, run, settings
 from idservice.cli.login import login as login_command
+from idservice.cli.prove import prove as prove_command
 from idservice.db.migrate import migrate as apply_migrations
 from idservice.db.schema import fresh_schema
 from idservice.runtime import resolve_database
@@ -32,6 +33,7 @@ app.add_typer(operators_cli.app, name="operators")
 app.add_typer(persons_cli.app, name="persons")
 app.command("login")(login_command)
 app.command("agent")(agent_command)
+audit_cli.app.command("prove")(prove_command)
 
 
 def _version(value: bool) -> None:

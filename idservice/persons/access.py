@@ -14,6 +14,7 @@ from idservice.auth.policy import Action, authorize, require_jurisdiction
 from idservice.auth.principal import Principal
 from idservice.errors import InvalidField, NotFound, PurposeRequired
 from idservice.persons.context import PersonsContext
+from idservice.persons.covert import parse_covert
 from idservice.persons.models import VerifyRequest
 from idservice.persons.names import check_text, fold_name
 from idservice.persons.refusals import refusals_recorded
@@ -44,17 +45,33 @@ def check_pin(pin: str, field: str = "pin") -> str:
     return pin
 
 
+async def _covert(ctx: PersonsContext, principal: Principal, rctx: RequestContext, action: str,
+                  *, pin: str | None, purpose: str, hidden_until: str | None,
+                  legal_basis: str | None) -> dict[str, Any]:
+    """The details a covert read or search adds to its events ({} for an ordinary one). A
+    refused attempt to hide an access is itself recorded (`details.covert`): auditors want to
+    see those."""
+    async with refusals_recorded(ctx, rctx, action, pin=pin, purpose=purpose, covert=True):
+        covert = parse_covert(principal, hidden_until, legal_basis, today=ctx.clock.today(),
+                              max_days=ctx.max_hidden_days)
+    return covert.details() if covert else {}
+
+
 async def read(
     ctx: PersonsContext, principal: Principal, rctx: RequestContext, pin: str,
     purpose: str | None, *, action: Action = Action.PERSON_READ,
-    details: dict[str, Any] | None = None,
+    details: dict[str, Any] | None = None, hidden_until: str | None = None,
+    legal_basis: str | None = None,
 ) -> dict[str, Any]:
     """The record, audited as `person.read`. `action` and `details` are for the interfaces
-    that read on other terms (OSIA Data Access: `reader` clients, `details.osia`)."""
+    that read on other terms (OSIA Data Access: `reader` clients, `details.osia`);
+    `hidden_until` and `legal_basis` make it a covert read (contract 11, persons/covert.py)."""
     authorize(principal, action)
     purpose = check_purpose(purpose)
     check_pin(pin)
-    details = details or {}
+    details = {**(details or {}),
+               **await _covert(ctx, principal, rctx, "person.read", pin=pin, purpose=purpose,
+                               hidden_until=hidden_until, legal_basis=legal_basis)}
     async with refusals_recorded(ctx, rctx, "person.read", pin=pin, purpose=purpose, **details):
         require_jurisdiction(principal, action, pin=pin)
         async with ctx.pool.acquire() as conn, conn.transaction():
@@ -126,9 +143,13 @@ async def search(
     province_code: str | None,
     purpose: str | None,
     match: Literal["folded", "exact"] = "folded",
+    hidden_until: str | None = None,
+    legal_basis: str | None = None,
 ) -> list[dict[str, Any]]:
     authorize(principal, Action.PERSON_SEARCH)
     purpose = check_purpose(purpose)
+    covert = await _covert(ctx, principal, rctx, "person.search", pin=None, purpose=purpose,
+                           hidden_until=hidden_until, legal_basis=legal_basis)
     if full_name is None:
         raise InvalidField("full_name is required", field="full_name")
     try:
@@ -156,9 +177,9 @@ async def search(
             rows = await conn.fetch(q.SEARCH_FOLDED, folded, date_of_birth, province_code,
                                     SEARCH_LIMIT)
         events = [AuditEvent("person.search", "found", pin=r["pin"], purpose=purpose,
-                             details={"criteria": criteria}) for r in rows]
+                             details={"criteria": criteria, **covert}) for r in rows]
         if not events:
             events = [AuditEvent("person.search", "not_found", purpose=purpose,
-                                 details={"criteria": criteria})]
+                                 details={"criteria": criteria, **covert})]
         await record(conn, rctx, events)
     return [person_view(r) for r in rows]
