@@ -332,7 +332,7 @@ def test_hidden_until_from_a_non_investigator_is_forbidden_and_audited(
     rows = tracker.sql("SELECT outcome, details FROM audit_event WHERE action = 'person.read' "
                        "AND pin = $1", citizen)
     assert [(r["outcome"], r["details"]) for r in rows] == \
-        [("forbidden", {"code": "forbidden", "covert": True})]
+        [("refused", {"code": "forbidden", "covert": True})]
 
 
 @pytest.mark.parametrize(("days", "legal_basis", "field"), [

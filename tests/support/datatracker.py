@@ -26,6 +26,7 @@ from idservice.app import create_app
 from idservice.audit.sequencer import sequence_once
 from idservice.clock import CIVIL_TIMEZONE
 from idservice.db.migrate import migrate
+from idservice.db.pool import connect
 from idservice.queries import audit as aq
 from idservice.runtime import DatabaseTarget
 from idservice.settings import Settings
@@ -60,6 +61,7 @@ def years_before(day: date, years: int) -> date:
 class TrackerEnv:
     server: ServerThread
     clock: MovableClock
+    admin_url: str  # operators and clients are written by the administrator role only
     _registrar: tuple[float, httpx.Client] | None = field(default=None, init=False)
 
     @property
@@ -87,12 +89,21 @@ class TrackerEnv:
     def sql(self, query: str, *args: Any) -> list[Any]:
         return self.server.call(self.server.services.pool.fetch(query, *args))
 
+    def admin_sql(self, query: str, *args: Any) -> None:
+        async def run() -> None:
+            conn = await connect(self.admin_url)
+            try:
+                await conn.execute(query, *args)
+            finally:
+                await conn.close()
+        self.server.call(run())
+
     def operator(self, roles: tuple[str, ...] = ("officer",), jurisdiction: str = PROVINCE, *,
                  org_code: str | None = None, org_name: str | None = None,
                  system: str | None = None) -> httpx.Client:
         """A registered operator (with its organisation) and an HTTP client with its token."""
         operator_id = f"officer-{secrets.token_hex(5)}"
-        self.sql("INSERT INTO operator (id, name, cert_sha256, cert_issuer, cert_serial, "
+        self.admin_sql("INSERT INTO operator (id, name, cert_sha256, cert_issuer, cert_serial, "
                  "cert_pem, roles, jurisdiction, org_code, org_name, system) VALUES "
                  "($1, $2, $3, 'CN=Test CA', $4, '-', $5, $6, $7, $8, $9)",
                  operator_id, f"Cán bộ {operator_id}", secrets.token_hex(32),
@@ -103,7 +114,7 @@ class TrackerEnv:
                name: str = "Cổng dịch vụ công") -> httpx.Client:
         """A registered machine client and an HTTP client with its token."""
         client_id = f"client-{secrets.token_hex(5)}"
-        self.sql("INSERT INTO client (id, name, public_key_pem, cert_sha256, roles, "
+        self.admin_sql("INSERT INTO client (id, name, public_key_pem, cert_sha256, roles, "
                  "jurisdiction) VALUES ($1, $2, '-', $3, $4, $5)", client_id, name,
                  secrets.token_hex(32), list(roles), jurisdiction)
         return self.server.client(self.token("client", roles, jurisdiction, client_id))
@@ -157,7 +168,7 @@ def start_tracker(settings: Settings, pg_server: PgServer, service_token: SoftHs
     urls = asyncio.run(pg_server.ensure_database(name))
     asyncio.run(migrate(urls.owner))
     database = DatabaseTarget(service_url=urls.service, owner_url=urls.owner,
-                              auditor_url=urls.auditor, embedded=None)
+                              auditor_url=urls.auditor, embedded=None, admin_url=urls.admin)
     port = free_port()
     clock = MovableClock()
     tracker_settings = settings.model_copy(update={
@@ -167,7 +178,7 @@ def start_tracker(settings: Settings, pg_server: PgServer, service_token: SoftHs
         "pkcs11_pin": SecretStr(user_pin), "jwt_key_label": "tracker-es256"})
     thread = ServerThread(create_app(tracker_settings, clock=clock, database=database),
                           port).start()
-    return TrackerEnv(thread, clock), TrackerDatabase(name, database)
+    return TrackerEnv(thread, clock, urls.admin), TrackerDatabase(name, database)
 
 
 def usage_headers(citizen: str) -> dict[str, str]:
