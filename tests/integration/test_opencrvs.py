@@ -106,7 +106,7 @@ def test_birth_after_registration_date_is_400_reason_naming_child_dob(
     event = _event()
     event["actions"][2]["declaration"]["child.dob"] = "2025-08-22"
     reason = _reason(registrar.post(URL, json=event), 400)
-    assert reason.startswith("child.dob must not be after"), reason
+    assert reason.startswith("child.dob: must not be after"), reason
 
 
 def test_refused_event_can_be_registered_once_corrected(registrar: httpx.Client) -> None:
