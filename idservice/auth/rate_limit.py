@@ -74,6 +74,15 @@ class AuthLimits:
         self._failure_events = failure_events
         self._verify_limit = verify_limit
 
+    @property
+    def identity_limit(self) -> int:
+        """Requests a minute per verified identity (0: no limit); officer_login() counts it."""
+        return self._identity_limit
+
+    def identity_refusal(self, retry_after: int) -> RateLimited:
+        """The 429 of a verified identity over its limit (counted by officer_login())."""
+        return _refusal(self._identity_limit, "logins", retry_after)
+
     async def admit(self, rctx: RequestContext) -> None:
         """Count one authentication request of its source; raise `RateLimited` over the limit.
         The first thing each of the three endpoints does."""
@@ -106,8 +115,7 @@ class AuthLimits:
         if row["n"] > limit:
             if scope != "verify":
                 await self._pool.execute(q.COUNT_LIMITED, source_key(rctx.source_ip))
-            raise RateLimited(f"more than {limit} {what} a minute; wait for the time in "
-                              "Retry-After", retry_after=int(row["retry_after"]))
+            raise _refusal(limit, what, int(row["retry_after"]))
 
     async def record_failure(self, conn: Conn, rctx: RequestContext, event: AuditEvent, *,
                              verified: bool) -> None:
@@ -121,6 +129,11 @@ class AuthLimits:
                 if not recorded:
                     return
             await record(conn, rctx, [event])
+
+
+def _refusal(limit: int, what: str, retry_after: int) -> RateLimited:
+    return RateLimited(f"more than {limit} {what} a minute; wait for the time in Retry-After",
+                       retry_after=retry_after)
 
 
 class RateLimitReporter:
