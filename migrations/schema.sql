@@ -611,7 +611,7 @@ CREATE TABLE public.auth_nonce_used (
 -- Name: auth_rate_limit; Type: TABLE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.auth_rate_limit (
+CREATE UNLOGGED TABLE public.auth_rate_limit (
     scope text NOT NULL,
     key text NOT NULL,
     window_start timestamp with time zone NOT NULL,

@@ -1,4 +1,5 @@
-"""Reads, searches and verifications of person records, each audited in its transaction."""
+"""Reads, searches and verifications of person records, each audited in its transaction (a
+verification: its event is committed before the answer leaves, `verify`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from datetime import date
 from typing import Any, Literal
 
 from idservice.audit.events import AuditEvent, RequestContext
-from idservice.audit.recorder import record
+from idservice.audit.recorder import event_columns, record
 from idservice.auth.policy import Action, authorize, require_jurisdiction
 from idservice.auth.principal import Principal
+from idservice.auth.rate_limit import limit_refusal
 from idservice.errors import InvalidField, NotFound, PurposeRequired
 from idservice.persons.context import PersonsContext
 from idservice.persons.models import VerifyRequest
@@ -20,6 +22,7 @@ from idservice.persons.rules import check_province_exists
 from idservice.persons.views import person_view
 from idservice.pin.format import is_well_formed
 from idservice.queries import persons as q
+from idservice.queries.audit import WRITE_EVENTS
 
 __all__ = ["SEARCH_LIMIT", "check_purpose", "read", "search", "verify"]
 
@@ -65,20 +68,28 @@ def _normal_name(value: str) -> bytes:
 
 
 async def verify(
-    ctx: PersonsContext, principal: Principal, rctx: RequestContext, req: VerifyRequest
+    ctx: PersonsContext, principal: Principal, rctx: RequestContext, req: VerifyRequest, *,
+    limit: int,
 ) -> bool:
+    """Two statements, no explicit transaction: the caller's count (at most `limit` a minute,
+    0 = none) with the record's name and birth date, then the `pin.verify` event, committed
+    before the answer leaves (a verification that cannot be audited is not answered)."""
     authorize(principal, Action.PIN_VERIFY)
     check_pin(req.pin)
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(q.VERIFY, req.pin)
+    async with ctx.pool.acquire() as conn:
+        row = await conn.fetchrow(q.VERIFY_COUNTED, req.pin,
+                                  f"{principal.kind}:{principal.id}"[:128], limit)
+        assert row is not None
+        if limit > 0 and row["n"] > limit:
+            raise limit_refusal(limit, "PIN verifications", int(row["retry_after"]))
         match = False
-        if row is not None:
+        if row["full_name"] is not None:
             same_name = hmac.compare_digest(_normal_name(row["full_name"]),
                                             _normal_name(req.full_name))
             same_dob = row["date_of_birth"] == req.date_of_birth
             match = same_name and same_dob
-        await record(conn, rctx, [AuditEvent("pin.verify", "match" if match else "no_match",
-                                             pin=req.pin)])
+        await conn.execute(WRITE_EVENTS, *event_columns(rctx, [AuditEvent(
+            "pin.verify", "match" if match else "no_match", pin=req.pin)]).args())
     return match
 
 
