@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         f"  latency ms           : p50 {report['verify']['latency_ms']['p50']}, "
         f"p99 {report['verify']['latency_ms']['p99']}",
         f"  ratio                : {report['ratio']:.4f} of the plain SELECT",
-        f"  cores used           : " + ", ".join(f"{k} {v:.2f}" for k, v in cores.items())
+        "  cores used           : " + ", ".join(f"{k} {v:.2f}" for k, v in cores.items())
         + f"; machine busy {wrk.get('cpu', {}).get('machine_busy_pct')}%",
         f"  load average 1/5/15  : before {report['loadavg_1_5_15']['before']}, after "
         f"{report['loadavg_1_5_15']['after']} ({os.cpu_count()} cores)",
