@@ -337,6 +337,77 @@ CREATE FUNCTION public.make_pin(prefix text, serial integer) RETURNS text
 
 
 --
+-- Name: officer_login(text, timestamp with time zone, text, text, text, integer, text, text, text, text, bytea, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.officer_login(p_nonce_sha256 text, p_nonce_expires timestamp with time zone, p_cert_sha256 text, p_cert_issuer text, p_cert_serial text, p_identity_limit integer, p_source text, p_request_id text, p_source_ip text, p_details text, p_live_cert_der bytea, p_live_until timestamp with time zone) RETURNS TABLE(outcome text, id text, name text, roles text[], jurisdiction text, retry_after integer)
+    LANGUAGE plpgsql
+    AS $$
+#variable_conflict use_column
+DECLARE
+  op record;
+  hit record;
+BEGIN
+  INSERT INTO auth_nonce_used (nonce_sha256, expires_at)
+  VALUES (p_nonce_sha256, p_nonce_expires) ON CONFLICT DO NOTHING;
+  IF NOT FOUND THEN
+    RETURN QUERY SELECT 'nonce_used'::text, NULL::text, NULL::text, NULL::text[], NULL::text,
+                        NULL::integer;
+    RETURN;
+  END IF;
+
+  SELECT o.id, o.name, o.roles, o.jurisdiction, o.enabled INTO op
+    FROM operator o
+   WHERE o.cert_sha256 = p_cert_sha256
+      OR (o.cert_issuer = p_cert_issuer AND o.cert_serial = p_cert_serial)
+   ORDER BY o.cert_sha256 = p_cert_sha256 DESC
+   LIMIT 1;
+  IF NOT FOUND THEN
+    RETURN QUERY SELECT 'operator_unknown'::text, NULL::text, NULL::text, NULL::text[],
+                        NULL::text, NULL::integer;
+    RETURN;
+  END IF;
+  IF NOT op.enabled THEN
+    RETURN QUERY SELECT 'operator_disabled'::text, op.id, op.name, op.roles, op.jurisdiction,
+                        NULL::integer;
+    RETURN;
+  END IF;
+
+  IF p_identity_limit > 0 THEN
+    INSERT INTO auth_rate_limit AS r (scope, key, window_start, n)
+    VALUES ('operator', left(op.id, 128), date_trunc('minute', now()), 1)
+    ON CONFLICT (scope, key, window_start) DO UPDATE SET n = r.n + 1
+    RETURNING r.n, greatest(1, ceil(extract(epoch FROM
+        r.window_start + interval '1 minute' - clock_timestamp())))::int AS retry_after
+    INTO hit;
+    IF hit.n > p_identity_limit THEN
+      INSERT INTO auth_source_window AS w (source, window_start, limited)
+      VALUES (p_source, date_trunc('minute', now()), 1)
+      ON CONFLICT (source, window_start) DO UPDATE SET limited = w.limited + 1;
+      RETURN QUERY SELECT 'rate_limited'::text, op.id, op.name, op.roles, op.jurisdiction,
+                          hit.retry_after;
+      RETURN;
+    END IF;
+  END IF;
+
+  PERFORM audit_write('operator', op.id, p_request_id, p_source_ip, ARRAY['auth.login'],
+                      ARRAY[NULL::text], ARRAY[NULL::text], ARRAY['success'],
+                      ARRAY[p_details]);
+  IF p_live_cert_der IS NOT NULL THEN
+    INSERT INTO officer_live_cert AS l (cert_sha256, cert_der, live_until, last_good_at,
+                                        checked_at)
+    VALUES (p_cert_sha256, p_live_cert_der, p_live_until, now(), now())
+    ON CONFLICT (cert_sha256) DO UPDATE SET
+      live_until = greatest(l.live_until, excluded.live_until),
+      last_good_at = now(), checked_at = now(), revoked_at = NULL;
+  END IF;
+  RETURN QUERY SELECT 'success'::text, op.id, op.name, op.roles, op.jurisdiction,
+                      NULL::integer;
+END
+$$;
+
+
+--
 -- Name: person_claim(text, integer[], integer, public.person_row); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -577,7 +648,7 @@ CREATE TABLE public.auth_nonce_used (
 -- Name: auth_rate_limit; Type: TABLE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.auth_rate_limit (
+CREATE UNLOGGED TABLE public.auth_rate_limit (
     scope text NOT NULL,
     key text NOT NULL,
     window_start timestamp with time zone NOT NULL,
@@ -1445,6 +1516,14 @@ GRANT ALL ON FUNCTION public.issue_pin(p_row public.person_row, p_digest bytea, 
 
 REVOKE ALL ON FUNCTION public.make_pin(prefix text, serial integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.make_pin(prefix text, serial integer) TO idservice_service;
+
+
+--
+-- Name: FUNCTION officer_login(p_nonce_sha256 text, p_nonce_expires timestamp with time zone, p_cert_sha256 text, p_cert_issuer text, p_cert_serial text, p_identity_limit integer, p_source text, p_request_id text, p_source_ip text, p_details text, p_live_cert_der bytea, p_live_until timestamp with time zone); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.officer_login(p_nonce_sha256 text, p_nonce_expires timestamp with time zone, p_cert_sha256 text, p_cert_issuer text, p_cert_serial text, p_identity_limit integer, p_source text, p_request_id text, p_source_ip text, p_details text, p_live_cert_der bytea, p_live_until timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.officer_login(p_nonce_sha256 text, p_nonce_expires timestamp with time zone, p_cert_sha256 text, p_cert_issuer text, p_cert_serial text, p_identity_limit integer, p_source text, p_request_id text, p_source_ip text, p_details text, p_live_cert_der bytea, p_live_until timestamp with time zone) TO idservice_service;
 
 
 --

@@ -60,9 +60,9 @@ async def issue_pin(request: Request, svc: Svc, caller: Caller) -> JSONResponse:
              responses={200: {"model": VerifyResultDoc}, **problem_doc(429)})
 async def verify_pin(request: Request, svc: Svc, caller: Caller) -> dict[str, bool]:
     authorize(caller, Action.PIN_VERIFY)
-    await svc.auth_limits.check_verify(request_context(request, caller), caller)
     req = await json_body(request, VerifyRequest, svc.settings.max_body_bytes)
-    return {"match": await verify(svc.persons, caller, request_context(request, caller), req)}
+    return {"match": await verify(svc.persons, caller, request_context(request, caller), req,
+                                  limit=svc.auth_limits.verify_limit)}
 
 
 def _line_result(line: int, result: issuance.IssueOutcome | ProblemError) -> dict[str, Any]:

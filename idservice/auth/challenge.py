@@ -30,7 +30,8 @@ from idservice.clock import Clock
 from idservice.db.types import Conn
 from idservice.queries import officers as q
 
-__all__ = ["NONCE_TTL_SECONDS", "Challenge", "NonceKey", "consume_nonce", "make_nonce"]
+__all__ = ["NONCE_TTL_SECONDS", "NONCE_USED", "Challenge", "NonceKey", "VerifiedNonce",
+           "consume_nonce", "make_nonce", "verify_nonce"]
 
 NONCE_TTL_SECONDS = 300
 _NONCE_CHARS = 44
@@ -74,10 +75,17 @@ def make_nonce(key: NonceKey, expires: int) -> str:
     return base64.b64encode(body + key.mac(body)).decode("ascii")
 
 
-async def consume_nonce(conn: Conn, key: NonceKey, nonce: str, clock: Clock) -> None:
-    """Raise unless `nonce` is ours, unexpired and unused; then it is used (committed)."""
-    if conn.is_in_transaction():
-        raise RuntimeError("a nonce is consumed outside any transaction, so it stays consumed")
+@dataclass(frozen=True)
+class VerifiedNonce:
+    """A nonce whose MAC and expiry verified: what `auth_nonce_used` keeps of it."""
+
+    sha256: str
+    expires: datetime
+
+
+def verify_nonce(key: NonceKey, nonce: str, clock: Clock) -> VerifiedNonce:
+    """Raise unless `nonce` is ours and unexpired (no database: whether it was used is
+    `consume_nonce`'s, or officer_login()'s in the login's one statement)."""
     if len(nonce) != _NONCE_CHARS:
         raise NonceNotFound("nonce must be the 44-character string from /v1/auth/challenge")
     try:
@@ -90,6 +98,15 @@ async def consume_nonce(conn: Conn, key: NonceKey, nonce: str, clock: Clock) -> 
     expires = datetime.fromtimestamp(int.from_bytes(body[:4], "big"), UTC)
     if expires <= clock.now():
         raise NonceExpired("nonce expired; ask for a new challenge")
-    digest = hashlib.sha256(nonce.encode("ascii")).hexdigest()
-    if await conn.fetchval(q.USE_NONCE, digest, expires) is None:
-        raise NonceNotFound("nonce already used; ask for a new challenge")
+    return VerifiedNonce(hashlib.sha256(nonce.encode("ascii")).hexdigest(), expires)
+
+
+NONCE_USED = "nonce already used; ask for a new challenge"
+
+
+async def consume_nonce(conn: Conn, verified: VerifiedNonce) -> None:
+    """Record a verified nonce as used (committed); raise if it already was."""
+    if conn.is_in_transaction():
+        raise RuntimeError("a nonce is consumed outside any transaction, so it stays consumed")
+    if await conn.fetchval(q.USE_NONCE, verified.sha256, verified.expires) is None:
+        raise NonceNotFound(NONCE_USED)

@@ -3,8 +3,9 @@
 A revocation on a configured CRL reaches `RevocationState` with the CRL refresh. A revocation
 known only to the certificate's OCSP responder used to refuse the next login and nothing more;
 so every successful login with a certificate that names an OCSP responder records it in
-`officer_live_cert` (hex SHA-256, DER, until when tokens bound to it live), and every service
-process runs `LiveCertificates.step` every few seconds:
+`officer_live_cert` (hex SHA-256, DER, until when tokens bound to it live; in the login's one
+statement, `officer_login()`), and every service process runs `LiveCertificates.step` every
+few seconds:
 
 1. claim the certificates due (not re-checked for `recheck` seconds; `FOR UPDATE SKIP LOCKED`,
    so the processes share the work) and ask again with the login's own revocation check
@@ -29,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Callable
-from datetime import datetime
 from typing import Literal
 
 import asyncpg
@@ -39,27 +39,18 @@ from cryptography import x509
 from idservice.auth.checks.revocation import RevocationCheck
 from idservice.auth.checks.trust import TrustCheck
 from idservice.auth.login_errors import CertRevoked, LoginFailed
-from idservice.auth.ocsp import ocsp_url
 from idservice.background import PeriodicTask
 from idservice.clock import Clock
-from idservice.db.types import Conn
 from idservice.logging import get_logger
 from idservice.queries import officers as q
 
-__all__ = ["LiveCertificates", "track_live_certificate"]
+__all__ = ["LiveCertificates"]
 
 _log = get_logger(__name__)
 _BATCH = 200
 _CONCURRENCY = 8
 
 Status = Literal["good", "revoked", "unknown"]
-
-
-async def track_live_certificate(conn: Conn, cert: x509.Certificate, cert_der: bytes,
-                                 cert_sha256: str, token_expires_at: datetime) -> None:
-    """After a successful login: remember the certificate if OCSP may revoke it."""
-    if ocsp_url(cert) is not None:
-        await conn.execute(q.TRACK_LIVE_CERT, cert_sha256, cert_der, token_expires_at)
 
 
 def _x5t_s256(sha256_hex: str) -> str:

@@ -1,14 +1,18 @@
 """Officer login, as one service (contract 3.1): the route only parses the body and answers.
 
-`challenge` hands out a nonce. `login` runs the validator's checks in the contract's order, and
-then, in this order: on failure, one `auth.login_failed` event naming the operator only when the
-certificate's path validated (otherwise the certificate), written in its own transaction before
-the refusal leaves; on success, an access token
-bound to the certificate (`cnf.x5t#S256`), one `auth.login` event and the certificate's entry in
-the live-certificate list (its OCSP status is re-checked while the token lives), in one
-transaction. Both endpoints are rate limited per source address before any other work, a
-verified operator per operator, and failures whose signature did not verify are recorded up
-to the per-source cap (`auth/rate_limit.py`).
+`challenge` hands out a nonce. `login` runs the validator's checks that need no database in the
+contract's order (nonce MAC and expiry, format ... signature), then one statement,
+`officer_login()` (migrations/0040), one transaction: the nonce recorded as used, the operator
+mapped by certificate and enabled, the per-operator limit counted, the `auth.login` event
+(naming the token's `jti`) and, for a certificate with an OCSP responder, its entry in the
+live-certificate list. Only then is the access token (`cnf.x5t#S256`) signed in the HSM; if
+that fails, an `auth.login_failed` event (`unavailable`) says the token was never handed out.
+
+On refusal: one `auth.login_failed` event naming the operator only when the certificate's path
+validated (otherwise the certificate), in its own transaction before the refusal leaves, the
+nonce used up in any case. Both endpoints are rate limited per source address before any
+other work, a verified operator per operator, and failures whose signature did not verify are
+recorded up to the per-source cap (`auth/rate_limit.py`).
 """
 
 from __future__ import annotations
@@ -25,21 +29,29 @@ import asyncpg
 from cryptography import x509
 
 from idservice.audit.events import AuditEvent, RequestContext
-from idservice.audit.recorder import record
-from idservice.auth.challenge import Challenge, NonceKey
-from idservice.auth.checks.base import LoginAttempt
-from idservice.auth.live_certs import track_live_certificate
-from idservice.auth.login_errors import LoginFailed, OperatorDisabled, OperatorUnknown
+from idservice.audit.recorder import event_columns, record
+from idservice.auth.challenge import NONCE_USED, Challenge, NonceKey
+from idservice.auth.checks.base import LoginAttempt, MappedOperator
+from idservice.auth.login_errors import (
+    LoginFailed,
+    NonceNotFound,
+    OperatorDisabled,
+    OperatorUnknown,
+)
+from idservice.auth.ocsp import ocsp_url
 from idservice.auth.operators import certificate_identity, x5t_s256
 from idservice.auth.principal import Actor
-from idservice.auth.rate_limit import AuthLimits
-from idservice.auth.tokens import AccessTokenIssuer, IssuedToken
+from idservice.auth.rate_limit import AuthLimits, source_key
+from idservice.auth.tokens import AccessTokenIssuer, IssuedToken, TokenStamp
 from idservice.auth.validator import LoginValidator
 from idservice.clock import Clock
 from idservice.db.types import Conn
+from idservice.logging import get_logger
 from idservice.queries import officers as q
 
 __all__ = ["OfficerLogin", "OfficerSession"]
+
+_log = get_logger(__name__)
 
 _METHOD = "web-eid"
 # Refusals after the signature verified: the attempt proved the certificate's key.
@@ -84,10 +96,12 @@ class OfficerLogin:
     async def login(self, rctx: RequestContext, nonce: str,
                     auth_token: Mapping[str, Any]) -> OfficerSession:
         """Validate a signed web-eid:1.0 token; raises the check's `LoginFailed` when refused."""
+        stamp = self._issuer.stamp()
         async with self._pool.acquire() as conn:
             attempt = self._validator.attempt(conn, nonce, auth_token)
             try:
                 await self._validator.validate(attempt)
+                operator = await self._commit(conn, rctx, attempt, stamp)
             except LoginFailed as error:
                 actor, details = await _failure_actor(conn, attempt)
                 await self._limits.record_failure(
@@ -96,24 +110,66 @@ class OfficerLogin:
                         details={"method": _METHOD, "reason": error.detail, **details}),
                     verified=isinstance(error, _AFTER_SIGNATURE))
                 raise
-            operator = attempt.operator
-            assert operator is not None
-            await self._limits.check_identity(rctx, "operator", operator.id)
-            cert_der = attempt.parsed.certificate_der
+        try:
             issued = await self._issuer.issue(
                 kind="operator", subject=operator.id, roles=operator.roles,
                 jurisdiction=operator.jurisdiction,
-                extra={"cnf": {"x5t#S256": x5t_s256(cert_der)}})
-            async with conn.transaction():
-                await record(conn, dataclasses.replace(rctx, actor=Actor("operator", operator.id)),
-                             [AuditEvent("auth.login", "success", details={
-                                 "method": _METHOD, "jti": issued.claims["jti"],
-                                 "cert_sha256": attempt.cert_sha256})])
-                await track_live_certificate(
-                    conn, attempt.cert, cert_der, attempt.cert_sha256,
-                    datetime.fromtimestamp(issued.claims["exp"], UTC))
+                extra={"cnf": {"x5t#S256": x5t_s256(attempt.parsed.certificate_der)}},
+                stamp=stamp)
+        except Exception:
+            await self._token_not_handed_out(rctx, operator, attempt, stamp)
+            raise
         return OfficerSession(issued, operator.id, operator.name, frozenset(operator.roles),
                               operator.jurisdiction)
+
+    async def _commit(self, conn: Conn, rctx: RequestContext, attempt: LoginAttempt,
+                      stamp: TokenStamp) -> MappedOperator:
+        """The login's one statement (`officer_login()`): nonce used, operator mapped and
+        enabled, per-operator limit, `auth.login` event, live certificate; all or nothing."""
+        assert attempt.verified_nonce is not None
+        cert = attempt.cert
+        identity = certificate_identity(cert)
+        columns = event_columns(dataclasses.replace(rctx, actor=Actor("operator", "")), [
+            AuditEvent("auth.login", "success", details={
+                "method": _METHOD, "jti": stamp.jti, "cert_sha256": identity.sha256})])
+        live = ocsp_url(cert) is not None  # OCSP may revoke it while the token lives
+        row = await conn.fetchrow(
+            q.OFFICER_LOGIN, attempt.verified_nonce.sha256, attempt.verified_nonce.expires,
+            identity.sha256, identity.issuer, identity.serial, self._limits.identity_limit,
+            source_key(rctx.source_ip), columns.request_id, columns.source_ip,
+            columns.details[0], attempt.parsed.certificate_der if live else None,
+            datetime.fromtimestamp(stamp.exp, UTC))
+        assert row is not None
+        outcome = row["outcome"]
+        if outcome == "nonce_used":
+            attempt.forget()
+            raise NonceNotFound(NONCE_USED)
+        if outcome == "operator_unknown":
+            raise OperatorUnknown("no operator is registered for this certificate")
+        if outcome == "operator_disabled":
+            raise OperatorDisabled(f"operator {row['id']} is disabled")
+        if outcome == "rate_limited":
+            raise self._limits.identity_refusal(int(row["retry_after"]))
+        attempt.operator = MappedOperator(id=row["id"], name=row["name"],
+                                          roles=list(row["roles"]),
+                                          jurisdiction=row["jurisdiction"])
+        return attempt.operator
+
+    async def _token_not_handed_out(self, rctx: RequestContext, operator: MappedOperator,
+                                    attempt: LoginAttempt, stamp: TokenStamp) -> None:
+        """The `auth.login` event is written before the HSM signs: when signing fails, say in
+        the log that this `jti` was never handed out (best effort: the HSM is the failure)."""
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await record(conn, dataclasses.replace(rctx, actor=Actor("operator", operator.id)),
+                             [AuditEvent("auth.login_failed", "unavailable", details={
+                                 "method": _METHOD, "jti": stamp.jti,
+                                 "cert_sha256": attempt.cert_sha256,
+                                 "reason": "the access token could not be signed; "
+                                           "none was handed out"})])
+        except Exception as exc:  # the caller gets the signing failure (503) anyway
+            _log.error("login_unavailable_event_failed", error=type(exc).__name__,
+                       jti=stamp.jti)
 
 
 def _claimed_certificate(raw: Mapping[str, Any]) -> x509.Certificate | None:

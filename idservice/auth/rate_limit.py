@@ -31,7 +31,7 @@ import asyncpg
 from idservice.audit.entry import format_at
 from idservice.audit.events import AuditEvent, RequestContext
 from idservice.audit.recorder import record
-from idservice.auth.principal import Actor, Principal
+from idservice.auth.principal import Actor
 from idservice.background import PeriodicTask
 from idservice.db.types import Conn
 from idservice.errors import RateLimited
@@ -39,7 +39,7 @@ from idservice.logging import get_logger
 from idservice.queries import auth as q
 from idservice.queries import officers as officer_q
 
-__all__ = ["AuthLimits", "IdentityScope", "RateLimitReporter", "source_key"]
+__all__ = ["AuthLimits", "IdentityScope", "RateLimitReporter", "limit_refusal", "source_key"]
 
 _log = get_logger(__name__)
 
@@ -74,6 +74,15 @@ class AuthLimits:
         self._failure_events = failure_events
         self._verify_limit = verify_limit
 
+    @property
+    def identity_limit(self) -> int:
+        """Requests a minute per verified identity (0: no limit); officer_login() counts it."""
+        return self._identity_limit
+
+    def identity_refusal(self, retry_after: int) -> RateLimited:
+        """The 429 of a verified identity over its limit (counted by officer_login())."""
+        return limit_refusal(self._identity_limit, "logins", retry_after)
+
     async def admit(self, rctx: RequestContext) -> None:
         """Count one authentication request of its source; raise `RateLimited` over the limit.
         The first thing each of the three endpoints does."""
@@ -92,10 +101,11 @@ class AuthLimits:
         """Count one request whose signature verified as `identity`."""
         await self._hit(rctx, scope, identity, self._identity_limit, "logins")
 
-    async def check_verify(self, rctx: RequestContext, principal: Principal) -> None:
-        """Count one PIN verification of this caller."""
-        await self._hit(rctx, "verify", f"{principal.kind}:{principal.id}", self._verify_limit,
-                        "PIN verifications")
+    @property
+    def verify_limit(self) -> int:
+        """PIN verifications a minute per caller (0: no limit), counted by `persons.verify`
+        in the statement that reads the record."""
+        return self._verify_limit
 
     async def _hit(self, rctx: RequestContext, scope: str, key: str, limit: int,
                    what: str) -> None:
@@ -104,10 +114,8 @@ class AuthLimits:
         row = await self._pool.fetchrow(q.HIT_RATE_LIMIT, scope, key[:128])
         assert row is not None
         if row["n"] > limit:
-            if scope != "verify":
-                await self._pool.execute(q.COUNT_LIMITED, source_key(rctx.source_ip))
-            raise RateLimited(f"more than {limit} {what} a minute; wait for the time in "
-                              "Retry-After", retry_after=int(row["retry_after"]))
+            await self._pool.execute(q.COUNT_LIMITED, source_key(rctx.source_ip))
+            raise limit_refusal(limit, what, int(row["retry_after"]))
 
     async def record_failure(self, conn: Conn, rctx: RequestContext, event: AuditEvent, *,
                              verified: bool) -> None:
@@ -121,6 +129,12 @@ class AuthLimits:
                 if not recorded:
                     return
             await record(conn, rctx, [event])
+
+
+def limit_refusal(limit: int, what: str, retry_after: int) -> RateLimited:
+    """The 429 of a caller over its limit: what to do next is in Retry-After."""
+    return RateLimited(f"more than {limit} {what} a minute; wait for the time in Retry-After",
+                       retry_after=retry_after)
 
 
 class RateLimitReporter:

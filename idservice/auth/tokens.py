@@ -25,7 +25,8 @@ from idservice.auth.principal import Principal
 from idservice.clock import Clock
 from idservice.errors import Unauthenticated
 
-__all__ = ["AccessTokenIssuer", "AccessTokenVerifier", "IssuedToken", "Signer", "TokenKey"]
+__all__ = ["AccessTokenIssuer", "AccessTokenVerifier", "IssuedToken", "Signer", "TokenKey",
+           "TokenStamp"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,16 @@ class TokenKey:
     kid: str
     public_key: EllipticCurvePublicKey
     jwk: dict[str, str]
+
+
+@dataclass(frozen=True)
+class TokenStamp:
+    """A token's times and id, fixed before it is signed (an officer's login event names the
+    `jti` in the same statement that maps the operator, before the HSM signs)."""
+
+    iat: int
+    exp: int
+    jti: str
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,14 @@ class AccessTokenIssuer:
         self._ttl = ttl
         self._clock = clock
 
+    def stamp(self, not_after: datetime | None = None) -> TokenStamp:
+        """`not_after`: no token outlives this (a client certificate's notAfter)."""
+        now = int(self._clock.now().timestamp())
+        exp = now + self._ttl
+        if not_after is not None:
+            exp = min(exp, int(not_after.timestamp()))
+        return TokenStamp(now, exp, secrets.token_urlsafe(18))
+
     async def issue(
         self,
         *,
@@ -64,12 +83,12 @@ class AccessTokenIssuer:
         jurisdiction: str,
         extra: dict[str, Any] | None = None,
         not_after: datetime | None = None,
+        stamp: TokenStamp | None = None,
     ) -> IssuedToken:
-        """`not_after`: no token outlives this (a client certificate's notAfter)."""
-        now = int(self._clock.now().timestamp())
-        exp = now + self._ttl
-        if not_after is not None:
-            exp = min(exp, int(not_after.timestamp()))
+        """`not_after`: no token outlives this (a client certificate's notAfter); `stamp`:
+        times and id fixed beforehand (`stamp()`)."""
+        stamp = stamp or self.stamp(not_after)
+        now, exp = stamp.iat, stamp.exp
         claims: dict[str, Any] = {
             "iss": self._issuer,
             "aud": self._audience,
@@ -78,7 +97,7 @@ class AccessTokenIssuer:
             "iat": now,
             "nbf": now,
             "exp": exp,
-            "jti": secrets.token_urlsafe(18),
+            "jti": stamp.jti,
             "roles": sorted(roles),
             "jur": jurisdiction,
             **(extra or {}),

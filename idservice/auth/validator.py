@@ -6,6 +6,12 @@ Order: nonce (consumed first) -> token format -> certificate decodes -> purpose 
 signature -> operator mapped and enabled. The configuration is frozen when the validator is
 built, so a bad trust-anchor file stops start-up instead of failing logins later.
 
+`validate` runs every check that needs no database: the nonce's MAC and expiry, then format
+to signature. Whether the nonce was already used and which operator the certificate maps to
+are decided in the login's one statement (`officer_login()`, migrations/0040, called by
+`auth/officer_login.py`) when all of them passed; when one of them refuses, the nonce is
+recorded as used first (a used nonce is the answer then, as check 1 would have said).
+
 Path validation runs once per login (path and CRLs together, in the trust check); a successful
 result is reused for the same certificate a short while (`auth/validation_cache.py`,
 `IDSERVICE_VALIDATION_CACHE_SECONDS`). Everything else runs on every login.
@@ -27,7 +33,6 @@ from idservice.auth.challenge import NonceKey
 from idservice.auth.checks.base import LoginAttempt, LoginCheck, ValidatorConfig
 from idservice.auth.checks.certificate import CertificateCheck
 from idservice.auth.checks.nonce import NonceCheck
-from idservice.auth.checks.operator import OperatorCheck
 from idservice.auth.checks.pkix import CrlSource, PathValidator
 from idservice.auth.checks.policies import PolicyCheck
 from idservice.auth.checks.purpose import PurposeCheck
@@ -36,6 +41,7 @@ from idservice.auth.checks.signature import SignatureCheck
 from idservice.auth.checks.token_format import TokenFormatCheck
 from idservice.auth.checks.trust import TrustCheck
 from idservice.auth.checks.validity import ValidityCheck
+from idservice.auth.login_errors import LoginFailed
 from idservice.auth.ocsp import OcspClient
 from idservice.auth.validation_cache import ValidationCache
 from idservice.clock import Clock
@@ -75,9 +81,10 @@ def _asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
 
 
 class LoginValidator:
-    def __init__(self, checks: Sequence[LoginCheck], clock: Clock,
+    def __init__(self, nonce: NonceCheck, checks: Sequence[LoginCheck], clock: Clock,
                  trust: TrustCheck | None = None,
                  revocation: RevocationCheck | None = None) -> None:
+        self.nonce = nonce
         self.checks = tuple(checks)
         self._clock = clock
         # The trust and revocation checks, also used outside logins (auth/live_certs.py).
@@ -109,8 +116,7 @@ class LoginValidator:
             timedelta(seconds=settings.validation_cache_seconds)))
         trust = TrustCheck(paths)
         revocation = RevocationCheck(paths, ocsp, policy=settings.revocation)
-        return cls([
-            NonceCheck(nonce_key, clock),
+        return cls(NonceCheck(nonce_key, clock), [
             TokenFormatCheck(),
             CertificateCheck(),
             PurposeCheck(),
@@ -119,14 +125,28 @@ class LoginValidator:
             trust,
             revocation,
             SignatureCheck(config.origin),
-            OperatorCheck(),
         ], clock, trust, revocation)
 
     def attempt(self, conn: Conn, nonce: str, raw_token: Mapping[str, Any]) -> LoginAttempt:
         return LoginAttempt(conn=conn, nonce=nonce, raw_token=raw_token, now=self._clock.now())
 
     async def validate(self, attempt: LoginAttempt) -> LoginAttempt:
-        """Run every check in order; the first failure raises its `LoginFailed` subtype."""
-        for check in self.checks:
-            await check.run(attempt)
+        """Run the checks that need no database in order; the first failure raises its
+        `LoginFailed` subtype, after the nonce was recorded as used (`consume_nonce`)."""
+        await self.nonce.run(attempt)  # nothing to record for a nonce that is not ours
+        try:
+            for check in self.checks:
+                await check.run(attempt)
+        except LoginFailed:
+            await self.consume_nonce(attempt)
+            raise
         return attempt
+
+    async def consume_nonce(self, attempt: LoginAttempt) -> None:
+        """Record the nonce as used; if it already was, that is the refusal, and nothing
+        after check 1 counts as checked (`LoginAttempt.forget`)."""
+        try:
+            await self.nonce.consume(attempt)
+        except LoginFailed:
+            attempt.forget()
+            raise

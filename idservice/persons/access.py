@@ -1,4 +1,5 @@
-"""Reads, searches and verifications of person records, each audited in its transaction."""
+"""Reads, searches and verifications of person records, each audited in its transaction (a
+verification: its event is committed before the answer leaves, `verify`)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from datetime import date
 from typing import Any, Literal, TypeVar
 
 from idservice.audit.events import AuditEvent, RequestContext
-from idservice.audit.recorder import record
+from idservice.audit.recorder import event_columns, record
 from idservice.auth.policy import Action, authorize, require_jurisdiction
 from idservice.auth.principal import Principal
+from idservice.auth.rate_limit import limit_refusal
 from idservice.errors import InvalidField, NotFound, PurposeRequired
 from idservice.persons.context import PersonsContext
 from idservice.persons.covert import parse_covert
@@ -22,6 +24,7 @@ from idservice.persons.rules import check_province_exists
 from idservice.persons.views import person_view
 from idservice.pin.format import is_well_formed
 from idservice.queries import persons as q
+from idservice.queries.audit import WRITE_EVENTS
 
 __all__ = ["SEARCH_LIMIT", "check_purpose", "check_record", "read", "same_name", "search",
            "verify"]
@@ -118,18 +121,26 @@ def same_name(recorded: str, given: str) -> bool:
 
 
 async def verify(
-    ctx: PersonsContext, principal: Principal, rctx: RequestContext, req: VerifyRequest
+    ctx: PersonsContext, principal: Principal, rctx: RequestContext, req: VerifyRequest, *,
+    limit: int,
 ) -> bool:
+    """Two statements, no explicit transaction: the caller's count (at most `limit` a minute,
+    0 = none) with the record's name and birth date, then the `pin.verify` event, committed
+    before the answer leaves (a verification that cannot be audited is not answered)."""
     authorize(principal, Action.PIN_VERIFY)
     check_pin(req.pin)
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(q.VERIFY, req.pin)
+    async with ctx.pool.acquire() as conn:
+        row = await conn.fetchrow(q.VERIFY_COUNTED, req.pin,
+                                  f"{principal.kind}:{principal.id}"[:128], limit)
+        assert row is not None
+        if limit > 0 and row["n"] > limit:
+            raise limit_refusal(limit, "PIN verifications", int(row["retry_after"]))
         match = False
-        if row is not None:
+        if row["full_name"] is not None:
             match = (same_name(row["full_name"], req.full_name)
                      and row["date_of_birth"] == req.date_of_birth)
-        await record(conn, rctx, [AuditEvent("pin.verify", "match" if match else "no_match",
-                                             pin=req.pin)])
+        await conn.execute(WRITE_EVENTS, *event_columns(rctx, [AuditEvent(
+            "pin.verify", "match" if match else "no_match", pin=req.pin)]).args())
     return match
 
 

@@ -21,6 +21,16 @@ ORDER BY cert_sha256 = $1 DESC
 LIMIT 1
 """
 
+# A login whose checks without the database passed: nonce used, operator mapped and enabled,
+# per-operator limit, auth.login event, live certificate; one statement (migrations/0040).
+OFFICER_LOGIN = """
+SELECT outcome, id, name, roles, jurisdiction, retry_after
+  FROM officer_login(p_nonce_sha256 => $1, p_nonce_expires => $2, p_cert_sha256 => $3,
+                     p_cert_issuer => $4, p_cert_serial => $5, p_identity_limit => $6,
+                     p_source => $7, p_request_id => $8, p_source_ip => $9, p_details => $10,
+                     p_live_cert_der => $11, p_live_until => $12)
+"""
+
 INSERT_OPERATOR = """
 INSERT INTO operator (id, name, cert_sha256, cert_issuer, cert_serial, cert_pem, roles,
                       jurisdiction, org_code, org_name, system)
@@ -42,15 +52,8 @@ UPDATE operator SET enabled = false, changed_at = clock_timestamp() WHERE id = $
 
 OPERATOR_CERTIFICATES = "SELECT cert_issuer, cert_serial, cert_pem FROM operator WHERE enabled"
 
-# Certificates behind live officer tokens, re-checked by OCSP (auth/live_certs.py).
-TRACK_LIVE_CERT = """
-INSERT INTO officer_live_cert (cert_sha256, cert_der, live_until, last_good_at, checked_at)
-VALUES ($1, $2, $3, now(), now())
-ON CONFLICT (cert_sha256) DO UPDATE SET
-  live_until = greatest(officer_live_cert.live_until, excluded.live_until),
-  last_good_at = now(), checked_at = now(), revoked_at = NULL
-"""
-
+# Certificates behind live officer tokens, re-checked by OCSP (auth/live_certs.py); a login
+# records its certificate in officer_login() (migrations/0040).
 CLAIM_LIVE_CERTS = """
 UPDATE officer_live_cert SET checked_at = now()
 WHERE cert_sha256 IN (

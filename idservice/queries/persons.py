@@ -45,7 +45,20 @@ SELECT pin, status, replaced_by, record, issued_at, updated_at FROM person WHERE
 
 GET_PERSON_FOR_UPDATE = GET_PERSON + " FOR UPDATE"
 
-VERIFY = "SELECT full_name, date_of_birth FROM person WHERE pin = $1"
+# One /v1/pins/verify: the caller's hit on its one-minute window when $3 (the limit) > 0,
+# and the record's name and birth date (the limit's table is unlogged: migrations/0041).
+VERIFY_COUNTED = """
+WITH hit AS (
+  INSERT INTO auth_rate_limit AS r (scope, key, window_start, n)
+  SELECT 'verify', $2, date_trunc('minute', now()), 1 WHERE $3::int > 0
+  ON CONFLICT (scope, key, window_start) DO UPDATE SET n = r.n + 1
+  RETURNING n, greatest(1, ceil(extract(epoch FROM
+      r.window_start + interval '1 minute' - clock_timestamp())))::int AS retry_after)
+SELECT h.n, h.retry_after, p.full_name, p.date_of_birth
+  FROM (SELECT 1) AS one
+  LEFT JOIN hit h ON true
+  LEFT JOIN person p ON p.pin = $1
+"""
 
 # $1 folded name, $2 dob or null, $3 PIN prefix (3 digits) or null, $4 limit.
 SEARCH_FOLDED = """

@@ -108,6 +108,57 @@ def test_replayed_nonce_nonce_not_found(officer_env: OfficerLoginEnv) -> None:
     _problem(officer_env.post_token(nonce, token), "nonce_not_found")
 
 
+def test_used_nonce_with_a_later_check_failing_nonce_not_found(
+        officer_env: OfficerLoginEnv, service_db: Callable) -> None:
+    """The checks without the database run before the nonce is recorded as used; a refusal by
+    one of them still answers the used nonce first (contract order), naming no operator."""
+    cert = officer_env.cert("good")
+    officer_env.register(cert)
+    nonce = officer_env.challenge()
+    assert officer_env.post_token(nonce, officer_env.signed_token(cert, nonce)).status_code == 200
+    forged = officer_env.signed_token(cert, nonce, origin="https://phishing.example")
+    _problem(officer_env.post_token(nonce, forged), "nonce_not_found")
+    fingerprint = hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
+    event = _last_event(service_db, f"sha256:{fingerprint}")
+    assert (event["action"], event["outcome"]) == ("auth.login_failed", "nonce_not_found")
+
+
+def test_failure_inside_login_statement_leaves_nonce_unused_and_nothing_written(
+        officer_env: OfficerLoginEnv, service_db: Callable, owner_db: Callable) -> None:
+    """Nonce, operator, limit, event: one statement (officer_login()); when its event insert
+    fails, the nonce is not used up, no limit is counted, no event or token exists."""
+    cert = officer_env.cert("good")
+    operator_id = officer_env.register(cert)
+    suffix = secrets.token_hex(4)
+    owner_db(f"""CREATE FUNCTION fail_login_{suffix}() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN
+                   IF NEW.action = 'auth.login' AND NEW.actor_id = '{operator_id}' THEN
+                     RAISE EXCEPTION 'injected failure of the login event';
+                   END IF;
+                   RETURN NEW;
+                 END $$""")
+    owner_db(f"CREATE TRIGGER fail_login_{suffix} BEFORE INSERT ON audit_event FOR EACH ROW "
+             f"EXECUTE FUNCTION fail_login_{suffix}()")
+    nonce = officer_env.challenge()
+    token = officer_env.signed_token(cert, nonce)
+    try:
+        failed = officer_env.post_token(nonce, token)
+    finally:
+        owner_db(f"DROP TRIGGER fail_login_{suffix} ON audit_event")
+        owner_db(f"DROP FUNCTION fail_login_{suffix}()")
+    assert failed.status_code == 500, failed.text
+    assert failed.headers["content-type"].startswith("application/problem+json")
+    assert "access_token" not in failed.text
+    digest = hashlib.sha256(nonce.encode()).hexdigest()
+    assert service_db("SELECT 1 FROM auth_nonce_used WHERE nonce_sha256 = $1", digest) == []
+    assert service_db("SELECT 1 FROM auth_rate_limit WHERE key = $1", operator_id) == []
+    assert service_db("SELECT 1 FROM audit_event WHERE actor_id = $1", operator_id) == []
+    again = officer_env.post_token(nonce, token)  # the nonce was not used up
+    assert again.status_code == 200, again.text
+    assert service_db("SELECT action FROM audit_event WHERE actor_id = $1",
+                      operator_id)[0]["action"] == "auth.login"
+
+
 def test_unknown_nonce_nonce_not_found(officer_env: OfficerLoginEnv) -> None:
     nonce = b64(secrets.token_bytes(32))
     _problem(officer_env.post_token(nonce, officer_env.signed_token(officer_env.cert("good"),

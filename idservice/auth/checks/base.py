@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 
+from idservice.auth.challenge import VerifiedNonce
 from idservice.db.types import Conn
 
 __all__ = ["CrlOutcome", "LoginAttempt", "LoginCheck", "MappedOperator", "ParsedToken",
@@ -59,12 +60,23 @@ class LoginAttempt:
     nonce: str
     raw_token: Mapping[str, Any]
     now: datetime
+    verified_nonce: VerifiedNonce | None = None  # MAC and expiry checked
     token: ParsedToken | None = None
     certificate: x509.Certificate | None = None
     asn1_certificate: asn1_x509.Certificate | None = None
     path: Sequence[asn1_x509.Certificate] = field(default_factory=tuple)
     crl_outcome: CrlOutcome | None = None  # set by the trust check for CRL-checked certificates
     operator: MappedOperator | None = None
+
+    def forget(self) -> None:
+        """Back to "only the nonce was looked at": a refusal for a used nonce names whom the
+        token claims, as check 1's refusal did (`officer_login._failure_actor`)."""
+        self.token = None
+        self.certificate = None
+        self.asn1_certificate = None
+        self.path = ()
+        self.crl_outcome = None
+        self.operator = None
 
     @property
     def parsed(self) -> ParsedToken:

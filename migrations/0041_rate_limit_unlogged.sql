@@ -1,0 +1,13 @@
+-- Per-identity and per-caller limits without a WAL flush (issue 16, goal 4).
+--
+-- auth_rate_limit holds one row per verified identity (client, operator) or /v1/pins/verify
+-- caller and minute. Every request of that caller upserts the same row, whose lock is held
+-- until the transaction commits; as a logged table every commit waited for the WAL flush, so
+-- one busy caller's requests queued behind each other's fsync. The counts only matter for
+-- the current minute: unlogged, the table is emptied after a crash (and is empty on a
+-- promoted standby), which gives each caller at most one extra minute's allowance then, and
+-- a transaction that writes nothing else commits without waiting for the disk.
+-- /v1/pins/verify counts its caller and reads the row in one statement that touches only this
+-- table (idservice/queries/persons.VERIFY_COUNTED); its pin.verify event is the next
+-- statement, durable before the answer leaves.
+ALTER TABLE auth_rate_limit SET UNLOGGED;
