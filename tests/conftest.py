@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -111,6 +112,31 @@ def admin_db(database: DatabaseTarget) -> Callable[..., list[asyncpg.Record]]:
 def owner_db(database: DatabaseTarget) -> Callable[..., list[asyncpg.Record]]:
     assert database.owner_url is not None
     return lambda sql, *args: run_db(database.owner_url, sql, *args)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def owner_ddl(database: DatabaseTarget) -> Callable[[str], None]:
+    """Run one DDL statement as the owner, retried when PostgreSQL picks it as a deadlock victim.
+
+    Tests that add a failing trigger to `audit_event` take an ACCESS EXCLUSIVE lock on the
+    partitioned table while the running server's integrator reads its partitions; PostgreSQL
+    then aborts one of the two (a CI run lost a test to this). The aborted DDL changed nothing,
+    so running it again is safe; production never runs DDL beside a live server.
+    """
+    assert database.owner_url is not None
+    url = database.owner_url
+
+    def run(sql: str) -> None:
+        for attempt in range(5):
+            try:
+                run_db(url, sql)
+                return
+            except asyncpg.DeadlockDetectedError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    return run
 
 
 @pytest.fixture(scope="session")

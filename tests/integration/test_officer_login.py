@@ -124,7 +124,8 @@ def test_used_nonce_with_a_later_check_failing_nonce_not_found(
 
 
 def test_failure_inside_login_statement_leaves_nonce_unused_and_nothing_written(
-        officer_env: OfficerLoginEnv, service_db: Callable, owner_db: Callable) -> None:
+        officer_env: OfficerLoginEnv, service_db: Callable, owner_db: Callable,
+        owner_ddl: Callable[[str], None]) -> None:
     """Nonce, operator, limit, event: one statement (officer_login()); when its event insert
     fails, the nonce is not used up, no limit is counted, no event or token exists."""
     cert = officer_env.cert("good")
@@ -137,14 +138,14 @@ def test_failure_inside_login_statement_leaves_nonce_unused_and_nothing_written(
                    END IF;
                    RETURN NEW;
                  END $$""")
-    owner_db(f"CREATE TRIGGER fail_login_{suffix} BEFORE INSERT ON audit_event FOR EACH ROW "
+    owner_ddl(f"CREATE TRIGGER fail_login_{suffix} BEFORE INSERT ON audit_event FOR EACH ROW "
              f"EXECUTE FUNCTION fail_login_{suffix}()")
     nonce = officer_env.challenge()
     token = officer_env.signed_token(cert, nonce)
     try:
         failed = officer_env.post_token(nonce, token)
     finally:
-        owner_db(f"DROP TRIGGER fail_login_{suffix} ON audit_event")
+        owner_ddl(f"DROP TRIGGER fail_login_{suffix} ON audit_event")
         owner_db(f"DROP FUNCTION fail_login_{suffix}()")
     assert failed.status_code == 500, failed.text
     assert failed.headers["content-type"].startswith("application/problem+json")

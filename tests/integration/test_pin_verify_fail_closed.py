@@ -13,6 +13,7 @@ from tests.support.bodies import issue_body
 
 def test_verify_whose_event_cannot_be_written_is_not_answered(
         registrar: httpx.Client, owner_db: Callable[..., list],
+        owner_ddl: Callable[[str], None],
         service_db: Callable[..., list]) -> None:
     body = issue_body()
     issued = registrar.post("/v1/pins", json=body)
@@ -26,14 +27,14 @@ def test_verify_whose_event_cannot_be_written_is_not_answered(
                    END IF;
                    RETURN NEW;
                  END $$""")
-    owner_db(f"CREATE TRIGGER fail_verify_{suffix} BEFORE INSERT ON audit_event FOR EACH ROW "
+    owner_ddl(f"CREATE TRIGGER fail_verify_{suffix} BEFORE INSERT ON audit_event FOR EACH ROW "
              f"EXECUTE FUNCTION fail_verify_{suffix}()")
     question = {"pin": pin, "full_name": body["child"]["full_name"],
                 "date_of_birth": body["child"]["date_of_birth"]}
     try:
         refused = registrar.post("/v1/pins/verify", json=question)
     finally:
-        owner_db(f"DROP TRIGGER fail_verify_{suffix} ON audit_event")
+        owner_ddl(f"DROP TRIGGER fail_verify_{suffix} ON audit_event")
         owner_db(f"DROP FUNCTION fail_verify_{suffix}()")
     assert refused.status_code == 500, refused.text
     assert refused.headers["content-type"].startswith("application/problem+json")
