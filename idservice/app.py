@@ -17,6 +17,7 @@ from idservice.api import officer_auth as officer_auth_routes
 from idservice.api import ops as ops_routes
 from idservice.api import persons as persons_routes
 from idservice.api import pins as pins_routes
+from idservice.api import reservations as reservation_routes
 from idservice.api.middleware import RequestContextMiddleware
 from idservice.api.openapi import install_openapi
 from idservice.api.problems import install_handlers
@@ -173,7 +174,7 @@ def create_app(
     app.add_middleware(RequestContextMiddleware)
     install_handlers(app)
     for module in (ops_routes, auth_routes, officer_auth_routes, pins_routes, persons_routes,
-                   audit_routes, ui_routes):
+                   audit_routes, ui_routes, reservation_routes):
         app.include_router(module.router)
     install_openapi(app)
     return app

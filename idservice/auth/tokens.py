@@ -25,7 +25,8 @@ from idservice.auth.principal import Principal
 from idservice.clock import Clock
 from idservice.errors import Unauthenticated
 
-__all__ = ["AccessTokenIssuer", "AccessTokenVerifier", "IssuedToken", "Signer", "TokenKey"]
+__all__ = ["AccessTokenIssuer", "AccessTokenVerifier", "IssuedToken", "Signer", "TokenKey",
+           "sign_jws"]
 
 
 class Signer(Protocol):
@@ -50,6 +51,19 @@ class IssuedToken:
 
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+async def sign_jws(signer: Signer, key: TokenKey, typ: str, claims: dict[str, Any]) -> str:
+    """A compact ES256 JWS of `claims` signed in the HSM by `key` (`kid` in the JWKS): access
+    tokens and PIN reservations (contract 8) are both made here."""
+    header = {"alg": "ES256", "typ": typ, "kid": key.kid}
+    signing_input = (
+        _b64url(json.dumps(header, separators=(",", ":")).encode())
+        + "."
+        + _b64url(json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode())
+    )
+    signature = await signer.sign(key.label, signing_input.encode(), "ES256")
+    return f"{signing_input}.{_b64url(signature)}"
 
 
 class AccessTokenIssuer:
@@ -92,14 +106,8 @@ class AccessTokenIssuer:
             "jur": jurisdiction,
             **(extra or {}),
         }
-        header = {"alg": "ES256", "typ": "at+jwt", "kid": self._key.kid}
-        signing_input = (
-            _b64url(json.dumps(header, separators=(",", ":")).encode())
-            + "."
-            + _b64url(json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode())
-        )
-        signature = await self._signer.sign(self._key.label, signing_input.encode(), "ES256")
-        return IssuedToken(f"{signing_input}.{_b64url(signature)}", claims, exp - now)
+        token = await sign_jws(self._signer, self._key, "at+jwt", claims)
+        return IssuedToken(token, claims, exp - now)
 
 
 class AccessTokenVerifier:
