@@ -6,10 +6,16 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from idservice.api.ndjson import NdjsonStream, start_ndjson
-from idservice.api.openapi import json_body_doc, ndjson_body_doc, problem_doc
+from idservice.api.openapi import (
+    json_body_doc,
+    ndjson_body_doc,
+    problem_doc,
+    stream_response_doc,
+)
 from idservice.errors import ProblemError
 from idservice.http.bodies import check_media_type, json_body, parse_model
 from idservice.http.deps import Caller, Svc, request_context
@@ -55,9 +61,21 @@ def _line_result(line: int, result: IssueOutcome | ProblemError) -> dict[str, An
     return {"line": line, "pin": result.pin, "status": 201 if result.created else 200}
 
 
+class SyncLineDoc(BaseModel):
+    """One answer line of a sync: the PIN and 201 (stored) or 200 (already stored), or the
+    problem of that line."""
+
+    line: int | None
+    pin: str | None = None
+    status: int | None = None
+    error: dict[str, Any] | None = None
+
+
 @router.post("/v1/reservations/{reservation_id}/issued",
-             openapi_extra=ndjson_body_doc(offline.OfflineLine), response_class=NdjsonStream,
-             responses=problem_doc(404))
+             openapi_extra=ndjson_body_doc(offline.OfflineLine), response_class=Response,
+             responses={**stream_response_doc(SyncLineDoc, "application/x-ndjson",
+                                              "one result object per input line"),
+                        **problem_doc(404)})
 async def sync_issued(reservation_id: str, request: Request, svc: Svc,
                       caller: Caller) -> NdjsonStream:
     check_media_type(request, "application/x-ndjson", "application/jsonl", "application/json-lines")
