@@ -605,12 +605,12 @@ def ensure_wrk() -> str:
 
 def run_wrk(stack: Stack, *, token: str, script: Path, seconds: int, connections: int,
             threads: int, run_id: str, path: str = "/v1/pins",
-            measure_cpu: bool = True) -> dict[str, Any]:
+            measure_cpu: bool = True, script_args: tuple[str, ...] = ()) -> dict[str, Any]:
     """Run wrk with a Lua script whose `done()` prints one `WRK_JSON {...}` line."""
     wrk = ensure_wrk()
     cmd = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
            "--timeout", "10s", "-s", str(script), "-H", f"Authorization: Bearer {token}",
-           f"{stack.origin}{path}", "--", run_id]
+           f"{stack.origin}{path}", "--", run_id, *script_args]
     shown = " ".join(cmd).replace(token, "$TOKEN")
     log(f"wrk: {shown}")
     meter = stack.cpu_meter().start() if measure_cpu else None

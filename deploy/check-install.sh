@@ -42,8 +42,12 @@ echo "== auditor: verify the log with the published key, as the auditor role"
 curl -sS --cacert $CA https://localhost/v1/audit/key > audit-key.pem
 sleep 3
 . /etc/idservice/secrets.env
-env -i PATH=/usr/bin:/bin HOME=/tmp IDSERVICE_DATABASE_URL="postgresql://idservice_audit:$AUDITOR_DB_PASSWORD@127.0.0.1:5432/idservice" \
+verify_config="$(mktemp)"   # 0600: the password stays off every command line
+printf 'database_url = "postgresql://idservice_audit:%s@127.0.0.1:5432/idservice"\n' \
+  "$AUDITOR_DB_PASSWORD" > "$verify_config"
+env -i PATH=/usr/bin:/bin HOME=/tmp IDSERVICE_CONFIG="$verify_config" \
   IDSERVICE_ORIGIN=https://localhost /opt/idservice/venv/bin/idservice audit verify --key audit-key.pem --workers 2
+rm -f "$verify_config"
 echo "== JSON logs"
 tail -2 /tmp/unit.log
 echo "== stop"

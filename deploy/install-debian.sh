@@ -15,8 +15,11 @@
 #   TRUST_ANCHORS, ISSUING_CAS, CRLS, CERT_POLICIES   officer-login PKI (contract 6.1), optional
 # Secrets: /etc/idservice/secrets.env (root, 0600) holds OWNER_DB_PASSWORD, SERVICE_DB_PASSWORD,
 # AUDITOR_DB_PASSWORD, ADMIN_DB_PASSWORD and HSM_USER_PIN (+ HSM_SO_PIN for SoftHSM); missing
-# ones are generated. /etc/idservice/admin.env (root, 0600) holds the URL the `operators` /
-# `clients` commands connect with (the administrator role, never the service's).
+# ones are generated (hex). /etc/idservice/admin.env (root, 0600) holds the URL the `operators`
+# / `clients` commands connect with (the administrator role, never the service's). No secret
+# ever appears on a command line (any local user can read those in ps or /proc/*/cmdline): they
+# reach programs on standard input, in 0600 files, or in the
+# environment of the one command that needs them (tests/deploy checks this script for it).
 set -euo pipefail
 
 [ "$(id -u)" -eq 0 ] || { echo "install-debian.sh: run as root" >&2; exit 1; }
@@ -90,8 +93,13 @@ fi
 systemctl enable --now postgresql >/dev/null 2>&1 || pg_ctlcluster 15 main start || true
 psql_su() { runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 log "database roles and database"
-psql_su -v owner_pw="$OWNER_DB_PASSWORD" -v app_pw="$SERVICE_DB_PASSWORD" \
-        -v audit_pw="$AUDITOR_DB_PASSWORD" -v admin_pw="$ADMIN_DB_PASSWORD" <<SQL
+# The passwords reach psql in its environment (\getenv, psql 15), never on its command line.
+OWNER_DB_PASSWORD="$OWNER_DB_PASSWORD" SERVICE_DB_PASSWORD="$SERVICE_DB_PASSWORD" \
+AUDITOR_DB_PASSWORD="$AUDITOR_DB_PASSWORD" ADMIN_DB_PASSWORD="$ADMIN_DB_PASSWORD" psql_su <<SQL
+\\getenv owner_pw OWNER_DB_PASSWORD
+\\getenv app_pw SERVICE_DB_PASSWORD
+\\getenv audit_pw AUDITOR_DB_PASSWORD
+\\getenv admin_pw ADMIN_DB_PASSWORD
 SELECT 'CREATE ROLE $OWNER' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$OWNER') \gexec
 SELECT 'CREATE ROLE $APP' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$APP') \gexec
 SELECT 'CREATE ROLE $AUDIT' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$AUDIT') \gexec
@@ -108,8 +116,13 @@ psql_su -d "$DB" -c "REVOKE CREATE ON SCHEMA public FROM PUBLIC"
 owner_url="postgresql://$OWNER:$OWNER_DB_PASSWORD@127.0.0.1:5432/$DB"
 app_url="postgresql://$APP:$SERVICE_DB_PASSWORD@127.0.0.1:5432/$DB"
 log "migrations (as $OWNER)"
-env -i PATH=/usr/bin:/bin HOME=/root IDSERVICE_DATABASE_URL="$owner_url" \
-  IDSERVICE_OWNER_DATABASE_URL="$owner_url" "$PREFIX/venv/bin/idservice" db migrate
+# The owner's URL in a 0600 configuration file (IDSERVICE_CONFIG), removed right after.
+migrate_config="$(mktemp)"
+printf 'database_url = "%s"\nowner_database_url = "%s"\n' "$owner_url" "$owner_url" \
+  > "$migrate_config"
+env -i PATH=/usr/bin:/bin HOME=/root IDSERVICE_CONFIG="$migrate_config" \
+  "$PREFIX/venv/bin/idservice" db migrate || { rm -f "$migrate_config"; exit 1; }
+rm -f "$migrate_config"
 # The group roles exist now (migration 0001): the login roles join them.
 psql_su -c "GRANT idservice_service TO $APP" -c "GRANT idservice_auditor TO $AUDIT" \
         -c "GRANT idservice_administrator TO $ADMIN"
@@ -128,11 +141,17 @@ if [ -z "$PKCS11_MODULE" ]; then
   printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
     "$DATA/softhsm/tokens" > "$softhsm_conf"
   chmod 0644 "$softhsm_conf"
-  if ! runuser -u idservice -- env SOFTHSM2_CONF="$softhsm_conf" softhsm2-util --show-slots |
-       grep -q "Label: *$PKCS11_TOKEN_LABEL *$"; then
+  p11() { runuser -u idservice -- env SOFTHSM2_CONF="$softhsm_conf" pkcs11-tool \
+            --module "$PKCS11_MODULE" "$@"; }
+  if ! p11 --list-slots 2>/dev/null | grep -q "token label *: $PKCS11_TOKEN_LABEL *$"; then
     log "initialising SoftHSM token $PKCS11_TOKEN_LABEL"
-    runuser -u idservice -- env SOFTHSM2_CONF="$softhsm_conf" softhsm2-util --init-token --free \
-      --label "$PKCS11_TOKEN_LABEL" --pin "$HSM_USER_PIN" --so-pin "$HSM_SO_PIN" >/dev/null
+    # The PINs go in the environment of pkcs11-tool only (OpenSC's `env:NAME`), never on its
+    # command line; SoftHSM keeps one free slot, the one shown as uninitialized.
+    free_slot="$(p11 --list-slots | awk '/^Slot /{n++} /token state: *uninitialized/{print n-1; exit}')"
+    HSM_SO_PIN="$HSM_SO_PIN" p11 --slot-index "$free_slot" --init-token \
+      --label "$PKCS11_TOKEN_LABEL" --so-pin env:HSM_SO_PIN >/dev/null
+    HSM_SO_PIN="$HSM_SO_PIN" HSM_USER_PIN="$HSM_USER_PIN" p11 --token-label "$PKCS11_TOKEN_LABEL" \
+      --init-pin --login --login-type so --so-pin env:HSM_SO_PIN --pin env:HSM_USER_PIN >/dev/null
   fi
 fi
 
@@ -163,10 +182,15 @@ rm -f "$tmp"
 # 8. Signing keys (access tokens, audit checkpoints) on the token: found if the key ceremony
 #    made them, generated on the token otherwise (docs/operations.md, "HSM key ceremony").
 log "signing keys on token $PKCS11_TOKEN_LABEL"
-runuser -u idservice -- env -i PATH=/usr/bin:/bin HOME="$DATA" $(grep -v '^#' "$envfile" | xargs) \
-  "$PREFIX/venv/bin/python" -c \
-  'from idservice.runtime import ensure_service_keys; from idservice.settings import get_settings
-ensure_service_keys(get_settings())'
+# The environment file reaches the service user's shell on standard input (opened here, as
+# root); `export` is a shell builtin, so no value is ever a command-line argument.
+runuser -u idservice -- env -i PATH=/usr/bin:/bin HOME="$DATA" /bin/bash -c '
+  while IFS= read -r line; do
+    case "$line" in ""|"#"*) ;; *) export "$line" ;; esac
+  done
+  exec "$0" -c "from idservice.runtime import ensure_service_keys
+from idservice.settings import get_settings
+ensure_service_keys(get_settings())"' "$PREFIX/venv/bin/python" < "$envfile"
 
 # 9. systemd unit.
 install -m 0644 "$src/deploy/systemd/idservice.service" /etc/systemd/system/idservice.service

@@ -2,10 +2,12 @@
 challenge with the officer's USB token, as the Web eID browser extension would.
 
 `POST /sign` with `{"nonce": "<44-char base64>", "origin": "<the allowed origin>"}` answers the
-`web-eid:1.0` auth token. What it will sign is fixed: only `H(origin) || H(nonce)` for the one
-configured origin and a nonce of exactly 32 bytes in base64, never caller-chosen data; the
-token is built by the `sign_challenge` callable the agent is given (the CLI wires it to
-`hsm.client.sign_with_token` and `idservice.auth.webeid`), and only with the validated values.
+`web-eid:1.0` auth token, or 403 `refused` when the officer declines to sign (the CLI asks on
+its terminal for each signature, contract 7: `idservice/cli/agent.py`). What it will sign is
+fixed: only `H(origin) || H(nonce)` for the one configured origin and a nonce of exactly 32
+bytes in base64, never caller-chosen data; the token is built by the `sign_challenge` callable
+the agent is given (the CLI wires it to `hsm.client.sign_with_token` and
+`idservice.auth.webeid`), and only with the validated values.
 
 Defences, in order: the socket is bound to 127.0.0.1 only; a `Host` header other than
 `127.0.0.1:<port>` / `localhost:<port>` is refused (DNS rebinding); CORS is answered for the
@@ -29,7 +31,7 @@ from typing import Any
 
 from hsm.errors import HsmError
 
-__all__ = ["LOOPBACK", "SignChallenge", "SigningAgent", "valid_nonce"]
+__all__ = ["LOOPBACK", "SignChallenge", "SigningAgent", "SigningRefused", "valid_nonce"]
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,12 @@ _MAX_BODY = 4096
 _NONCE_BYTES = 32
 
 SignChallenge = Callable[[str, str], Mapping[str, Any]]
-"""`(origin, nonce) -> web-eid:1.0 token`: signs `H(origin) || H(nonce)` on the token."""
+"""`(origin, nonce) -> web-eid:1.0 token`: signs `H(origin) || H(nonce)` on the token, or
+raises `SigningRefused` when the officer did not confirm."""
+
+
+class SigningRefused(Exception):
+    """The officer refused to sign this request, or did not answer in time."""
 
 
 def valid_nonce(value: object) -> bool:
@@ -169,6 +176,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             with self.server.sign_lock:
                 token = self.server.sign_challenge(self.server.allowed_origin, body["nonce"])
+        except SigningRefused as exc:
+            log.info("signing refused: %s", exc)
+            raise _AgentError(HTTPStatus.FORBIDDEN, "refused", str(exc)) from exc
         except HsmError as exc:
             log.warning("signing failed: %s", exc)
             raise _AgentError(HTTPStatus.BAD_GATEWAY, "token_error", str(exc)) from exc

@@ -17,11 +17,18 @@ from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from pkcs11 import MGF, Attribute, Mechanism, ObjectClass
-from pkcs11.exceptions import NoSuchToken, PKCS11Error
+from pkcs11 import MGF, Attribute, Mechanism, ObjectClass, TokenFlag
+from pkcs11.exceptions import (
+    NoSuchToken,
+    PinIncorrect,
+    PinInvalid,
+    PinLenRange,
+    PinLocked,
+    PKCS11Error,
+)
 
 from hsm._library import library_for
-from hsm.errors import HsmError
+from hsm.errors import HsmError, WrongPin
 
 __all__ = ["TokenSignature", "default_algorithm", "sign_with_token", "token_certificate"]
 
@@ -89,15 +96,57 @@ def _with_pair(module_path: str, token_label: str, pin: str, key_id: bytes | Non
                         return use(der, keys[0])
         except NoSuchToken as exc:
             raise HsmError(f"no token labelled {token_label!r}") from exc
+        except PinLocked as exc:
+            raise WrongPin("the token's PIN is locked after too many wrong tries: ask the "
+                           "card's issuer to unblock it") from exc
+        except PinIncorrect as exc:
+            raise WrongPin(f"wrong token PIN{_tries_left(lib, token_label)}: check it and try "
+                           "again") from exc
+        except (PinInvalid, PinLenRange) as exc:
+            raise WrongPin("the token does not accept a PIN of this length or with these "
+                           "characters: check it and try again") from exc
         except PKCS11Error as exc:
             raise HsmError(f"token operation failed: {type(exc).__name__}") from exc
     raise HsmError("no certificate with a matching private key on the token")
 
 
-def token_certificate(module_path: str, token_label: str, pin: str, *,
+def _tries_left(lib: Any, token_label: str) -> str:
+    """What the token says of its PIN retry counter (PKCS#11 token flags, read afresh after
+    the failed login): tokens do not say how many tries are left, only when few are."""
+    try:
+        flags = lib.get_token(token_label=token_label).flags
+    except PKCS11Error:
+        return ""
+    if flags & TokenFlag.USER_PIN_LOCKED:
+        return "; the token is now locked: ask the card's issuer to unblock it"
+    if flags & TokenFlag.USER_PIN_FINAL_TRY:
+        return " (1 try left before the token locks)"
+    if flags & TokenFlag.USER_PIN_COUNT_LOW:
+        return " (few tries left before the token locks)"
+    return " (the token locks after a few wrong tries)"
+
+
+def token_certificate(module_path: str, token_label: str, pin: str | None, *,
                       key_id: bytes | None = None) -> bytes:
-    """The DER certificate `sign_with_token` would sign with (also checks the PIN)."""
-    return _with_pair(module_path, token_label, pin, key_id, lambda der, _key: der)
+    """The DER certificate `sign_with_token` would sign with (also checks the PIN). Without a
+    PIN, no login: the first certificate (with CKA_ID `key_id`, if given), which is public on
+    the token, without checking that its private key is there."""
+    if pin is not None:
+        return _with_pair(module_path, token_label, pin, key_id, lambda der, _key: der)
+    state = library_for(module_path)
+    with state.lock:
+        try:
+            with state.get().get_token(token_label=token_label).open() as session:
+                query: dict[Attribute, Any] = {Attribute.CLASS: ObjectClass.CERTIFICATE}
+                if key_id is not None:
+                    query[Attribute.ID] = key_id
+                for cert_object in session.get_objects(query):
+                    return bytes(cert_object[Attribute.VALUE])
+        except NoSuchToken as exc:
+            raise HsmError(f"no token labelled {token_label!r}") from exc
+        except PKCS11Error as exc:
+            raise HsmError(f"token operation failed: {type(exc).__name__}") from exc
+    raise HsmError("no certificate on the token")
 
 
 def sign_with_token(

@@ -14,13 +14,15 @@ the service to python-pkcs11.
 * :class:`HsmUnavailable` -- the module cannot be loaded, the token is absent, or a
   device/session error persisted after one close-reopen-retry cycle.
 * :class:`KeyNotFound` -- no key pair with that label on the token.
+* :class:`WrongPin` -- an officer's token refused the PIN (wrong, locked, malformed): its
+  message says so in words an officer acts on, with what the token says of the tries left.
 
 No message ever contains a PIN.
 """
 
 from __future__ import annotations
 
-__all__ = ["HsmError", "HsmUnavailable", "KeyNotFound"]
+__all__ = ["HsmError", "HsmUnavailable", "KeyNotFound", "WrongPin"]
 
 
 class HsmError(Exception):
@@ -33,3 +35,7 @@ class HsmUnavailable(HsmError):
 
 class KeyNotFound(HsmError):
     """No key pair with the requested label exists on the token."""
+
+
+class WrongPin(HsmError):
+    """The token refused the user PIN (`hsm/client.py`); the message is for the officer."""

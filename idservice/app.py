@@ -13,18 +13,24 @@ from hsm.async_keystore import AsyncKeyStore
 from hsm.keystore import KeyStore
 from idservice.api import audit as audit_routes
 from idservice.api import auth as auth_routes
+from idservice.api import datatracker as datatracker_routes
+from idservice.api import docs as docs_routes
 from idservice.api import officer_auth as officer_auth_routes
+from idservice.api import opencrvs as opencrvs_routes
 from idservice.api import ops as ops_routes
+from idservice.api import osia as osia_routes
 from idservice.api import persons as persons_routes
 from idservice.api import pins as pins_routes
 from idservice.api import reservations as reservation_routes
+from idservice.api.headers import SecurityHeadersMiddleware
 from idservice.api.middleware import RequestContextMiddleware
 from idservice.api.openapi import install_openapi
 from idservice.api.problems import install_handlers
-from idservice.audit.checkpoints import CheckpointSigner, origin_for
+from idservice.audit.checkpoints import CheckpointSigner
 from idservice.audit.integrator import Integrator
 from idservice.audit.partitions import PartitionKeeper
 from idservice.audit.sequencer import Sequencer
+from idservice.audit.signed_note import origin_for
 from idservice.auth.client_login import ClientLogin
 from idservice.auth.client_pki import ClientPki
 from idservice.auth.officer_login import OfficerLogin
@@ -42,6 +48,7 @@ from idservice.pin.provinces import ProvinceTable
 from idservice.runtime import DatabaseTarget, resolve_database, resolve_hsm
 from idservice.services import Services
 from idservice.settings import Settings, get_settings
+from idservice.web import citizen as citizen_routes
 from idservice.web import routes as ui_routes
 
 __all__ = ["create_app", "create_app_from_env"]
@@ -133,7 +140,8 @@ def create_app(
                 persons=PersonsContext(pool=pool,
                                        provinces=ProvinceTable.load(settings.province_prefix_rule),
                                        clock=clock,
-                                       allocator=allocator or AllocatorConfig()),
+                                       allocator=allocator or AllocatorConfig(),
+                                       max_hidden_days=settings.max_hidden_days),
                 client_login=ClientLogin(
                     pool, issuer, clock, audience=settings.client_token_url,
                     max_lifetime=settings.client_assertion_max_lifetime,
@@ -170,12 +178,18 @@ def create_app(
         version="1.0.0",
         summary="Personal identification numbers, officer login and a tamper-evident audit log",
         lifespan=lifespan,
+        docs_url=None,  # served without a CDN by api/docs.py
+        redoc_url=None,
     )
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)  # added last: outermost, sees every answer
     install_handlers(app)
     for module in (ops_routes, auth_routes, officer_auth_routes, pins_routes, persons_routes,
-                   audit_routes, ui_routes, reservation_routes):
+                   audit_routes, docs_routes, datatracker_routes, ui_routes, citizen_routes,
+                   reservation_routes):
         app.include_router(module.router)
+    for interface in (osia_routes, opencrvs_routes):  # field interfaces, own error formats
+        interface.install(app)
     install_openapi(app)
     return app
 

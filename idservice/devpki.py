@@ -94,9 +94,11 @@ class Ca:
     def crl(self, now: datetime, *, stale: bool = False,
             lifetime: timedelta = DAY) -> x509.CertificateRevocationList:
         """A CRL listing `revoked`: issued an hour ago and valid for `lifetime`, or `stale`
-        (issued 10 days ago, past its nextUpdate since yesterday)."""
-        this_update = now - (10 * DAY if stale else timedelta(hours=1))
-        next_update = now - DAY if stale else now + lifetime
+        (issued an hour ago too, but past its nextUpdate since half an hour: a CA that stopped
+        publishing). Both have the same thisUpdate and CRL number, so a cache that refuses
+        older CRLs (`auth/crl_cache.py`) takes either in place of the other."""
+        this_update = now - timedelta(hours=1)
+        next_update = now - timedelta(minutes=30) if stale else now + lifetime
         builder = (x509.CertificateRevocationListBuilder()
                    .issuer_name(self.cert.subject)
                    .last_update(this_update).next_update(next_update)

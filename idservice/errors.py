@@ -13,6 +13,7 @@ __all__ = [
     "Forbidden",
     "InvalidField",
     "MalformedRequest",
+    "MethodNotAllowed",
     "NoChange",
     "NotFound",
     "PayloadTooLarge",
@@ -36,8 +37,11 @@ class ProblemError(Exception):
     title: ClassVar[str] = "Internal error"
 
     def __init__(self, detail: str | None = None, *, field: str | None = None) -> None:
-        super().__init__(detail or self.title)
-        self.detail = detail or self.title
+        detail = detail or self.title
+        if field is not None:
+            detail = _with_field(field, detail)
+        super().__init__(detail)
+        self.detail = detail
         self.field = field
 
     # Extra facts for the problem body's `details` (e.g. both PINs of an offline conflict).
@@ -56,6 +60,18 @@ class ProblemError(Exception):
         if self.details:
             body["details"] = self.details
         return body
+
+
+def _with_field(field: str, detail: str) -> str:
+    """The one form of a message about a field: `child.sex: must be "M" or "F"`, the full path
+    first. A message that starts with the field's own name ("purpose must not ...") loses it."""
+    if detail.startswith(f"{field}:"):
+        return detail
+    for name in (field, field.rsplit(".", 1)[-1]):
+        if detail.startswith(f"{name} "):
+            detail = detail[len(name) + 1:]
+            break
+    return f"{field}: {detail}"
 
 
 class InvalidField(ProblemError):
@@ -92,6 +108,17 @@ class NoChange(ProblemError):
     """Contract 7: a correction that leaves the record as it is."""
 
     status, code, title = 422, "no_change", "Nothing to change"
+
+
+class MethodNotAllowed(ProblemError):
+    """Extension: a known path with a method it does not have; `allow` lists those it has
+    (sent as the `Allow` header, RFC 9110 15.5.6)."""
+
+    status, code, title = 405, "method_not_allowed", "Method not allowed"
+
+    def __init__(self, detail: str | None = None, *, allow: tuple[str, ...] = ()) -> None:
+        super().__init__(detail)
+        self.allow = allow
 
 
 class RegistrationConflict(ProblemError):

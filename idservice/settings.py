@@ -124,6 +124,13 @@ class Settings(BaseSettings):
     # reservation_limit beyond).
     reservation_max_open: int = Field(default=20_000, ge=0)
     log_level: str = "INFO"
+    # Covert access (contract 11): how far ahead an investigator may hide a read from the
+    # citizen's report (`hidden_until`), in days.
+    max_hidden_days: int = Field(default=365, ge=1, le=3650)
+    # The citizen's page (/citizen/usage): lifetime of the single-use link a portal gets, and
+    # of the page session it opens (never longer than the portal's access token).
+    citizen_link_seconds: int = Field(default=120, ge=10, le=900)
+    citizen_session_seconds: int = Field(default=900, ge=60, le=3600)
     # /metrics: how often each process re-reads the database facts (fullest PIN buckets, audit
     # lag) and its pool/CRL gauges; how many of the fullest buckets are reported.
     metrics_refresh_seconds: float = Field(default=10.0, gt=0, le=300)

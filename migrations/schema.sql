@@ -85,7 +85,11 @@ BEGIN
   IF months_ahead NOT BETWEEN 0 AND 120 THEN
     RAISE EXCEPTION 'months_ahead must be between 0 and 120' USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF low < date_trunc('month', clock_timestamp()) - interval '1 month' THEN
+  -- The owner (migrations, imports and benchmarks of old events) may reach back further.
+  IF low < date_trunc('month', clock_timestamp()) - interval '1 month'
+     AND NOT pg_has_role(session_user,
+                         (SELECT relowner FROM pg_class WHERE oid = 'public.audit_event'::regclass),
+                         'USAGE') THEN
     RAISE EXCEPTION 'first month % is more than one month in the past', to_char(low, 'YYYY-MM')
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
@@ -230,6 +234,39 @@ BEGIN
          p_source_ip, u.details::jsonb
     FROM unnest(p_action, p_pin, p_purpose, p_outcome, p_details)
          AS u(action, pin, purpose, outcome, details);
+END
+$$;
+
+
+--
+-- Name: claim_external_registration(text, text, text, text, text, text, date, bytea); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.claim_external_registration(p_source text, p_scope text, p_external_id text, p_province text, p_authority text, p_number text, p_registered_on date, p_digest bytea) RETURNS TABLE(claimed boolean, province_code text, authority text, number text, registered_on date, request_sha256 bytea)
+    LANGUAGE plpgsql
+    AS $$
+#variable_conflict use_column
+BEGIN
+  PERFORM set_config('synchronous_commit', 'off', true);
+  LOOP
+    INSERT INTO external_registration (source, scope, external_id, province_code, authority,
+                                       number, registered_on, request_sha256)
+    VALUES (p_source, p_scope, p_external_id, p_province, p_authority, p_number,
+            p_registered_on, p_digest)
+    ON CONFLICT DO NOTHING;
+    IF FOUND THEN
+      RETURN QUERY SELECT true, p_province, p_authority, p_number, p_registered_on, p_digest;
+      RETURN;
+    END IF;
+    RETURN QUERY SELECT false, e.province_code, e.authority, e.number, e.registered_on,
+                        e.request_sha256
+                   FROM external_registration e
+                  WHERE e.source = p_source AND e.scope = p_scope
+                    AND e.external_id = p_external_id;
+    IF FOUND THEN
+      RETURN;
+    END IF;
+  END LOOP;
 END
 $$;
 
@@ -610,6 +647,46 @@ CREATE TABLE public.auth_source_window (
 
 
 --
+-- Name: citizen_session; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.citizen_session (
+    id bigint NOT NULL,
+    ticket_sha256 bytea,
+    session_sha256 bytea,
+    ticket_expires_at timestamp with time zone NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    portal_id text NOT NULL,
+    portal_roles text[] NOT NULL,
+    portal_jurisdiction text NOT NULL,
+    portal_token_id text NOT NULL,
+    portal_token_exp bigint NOT NULL,
+    requester_pin text NOT NULL COLLATE pg_catalog."C",
+    subject_pin text NOT NULL COLLATE pg_catalog."C",
+    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    CONSTRAINT citizen_session_check CHECK (((ticket_sha256 IS NULL) OR (session_sha256 IS NULL))),
+    CONSTRAINT citizen_session_requester_pin_check CHECK ((requester_pin ~ '^[0-9]{12}$'::text)),
+    CONSTRAINT citizen_session_session_sha256_check CHECK ((octet_length(session_sha256) = 32)),
+    CONSTRAINT citizen_session_subject_pin_check CHECK ((subject_pin ~ '^[0-9]{12}$'::text)),
+    CONSTRAINT citizen_session_ticket_sha256_check CHECK ((octet_length(ticket_sha256) = 32))
+);
+
+
+--
+-- Name: citizen_session_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.citizen_session ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.citizen_session_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
 -- Name: client; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -627,10 +704,18 @@ CREATE TABLE public.client (
     cert_not_after timestamp with time zone,
     cert_issuer text,
     cert_serial text,
+    purpose text,
+    org_code text,
+    org_name text,
+    system text,
     CONSTRAINT client_certificate_complete CHECK ((((cert_pem IS NULL) = (cert_not_after IS NULL)) AND ((cert_pem IS NULL) = (cert_issuer IS NULL)) AND ((cert_pem IS NULL) = (cert_serial IS NULL)))),
     CONSTRAINT client_id_check CHECK ((id ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'::text)),
     CONSTRAINT client_jurisdiction_check CHECK ((jurisdiction ~ '^([0-9]{3}|\*)$'::text)),
-    CONSTRAINT client_roles_check CHECK ((cardinality(roles) > 0))
+    CONSTRAINT client_org_code_check CHECK ((org_code ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'::text)),
+    CONSTRAINT client_org_name_check CHECK ((((char_length(org_name) >= 1) AND (char_length(org_name) <= 200)) AND (org_name !~ '[[:cntrl:]]'::text))),
+    CONSTRAINT client_purpose_check CHECK (((purpose IS NULL) OR ((length(purpose) >= 1) AND (length(purpose) <= 500)))),
+    CONSTRAINT client_roles_check CHECK ((cardinality(roles) > 0)),
+    CONSTRAINT client_system_check CHECK ((((char_length(system) >= 1) AND (char_length(system) <= 200)) AND (system !~ '[[:cntrl:]]'::text)))
 );
 
 
@@ -642,6 +727,26 @@ CREATE TABLE public.client_assertion_jti (
     client_id text NOT NULL,
     jti text NOT NULL,
     expires_at timestamp with time zone NOT NULL
+);
+
+
+--
+-- Name: external_registration; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.external_registration (
+    source text NOT NULL,
+    scope text NOT NULL,
+    external_id text NOT NULL,
+    province_code text NOT NULL,
+    authority text NOT NULL,
+    number text NOT NULL,
+    registered_on date NOT NULL,
+    request_sha256 bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    CONSTRAINT external_registration_external_id_check CHECK (((length(external_id) >= 1) AND (length(external_id) <= 200))),
+    CONSTRAINT external_registration_scope_check CHECK (((length(scope) >= 1) AND (length(scope) <= 100))),
+    CONSTRAINT external_registration_source_check CHECK ((source = ANY (ARRAY['osia'::text, 'opencrvs'::text])))
 );
 
 
@@ -676,9 +781,15 @@ CREATE TABLE public.operator (
     enabled boolean DEFAULT true NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     changed_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    org_code text,
+    org_name text,
+    system text,
     CONSTRAINT operator_id_check CHECK ((id ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'::text)),
     CONSTRAINT operator_jurisdiction_check CHECK ((jurisdiction ~ '^([0-9]{3}|\*)$'::text)),
-    CONSTRAINT operator_roles_check CHECK ((cardinality(roles) > 0))
+    CONSTRAINT operator_org_code_check CHECK ((org_code ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'::text)),
+    CONSTRAINT operator_org_name_check CHECK ((((char_length(org_name) >= 1) AND (char_length(org_name) <= 200)) AND (org_name !~ '[[:cntrl:]]'::text))),
+    CONSTRAINT operator_roles_check CHECK ((cardinality(roles) > 0)),
+    CONSTRAINT operator_system_check CHECK ((((char_length(system) >= 1) AND (char_length(system) <= 200)) AND (system !~ '[[:cntrl:]]'::text)))
 );
 
 
@@ -903,6 +1014,30 @@ ALTER TABLE ONLY public.auth_source_window
 
 
 --
+-- Name: citizen_session citizen_session_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.citizen_session
+    ADD CONSTRAINT citizen_session_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: citizen_session citizen_session_session_sha256_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.citizen_session
+    ADD CONSTRAINT citizen_session_session_sha256_key UNIQUE (session_sha256);
+
+
+--
+-- Name: citizen_session citizen_session_ticket_sha256_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.citizen_session
+    ADD CONSTRAINT citizen_session_ticket_sha256_key UNIQUE (ticket_sha256);
+
+
+--
 -- Name: client_assertion_jti client_assertion_jti_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -916,6 +1051,14 @@ ALTER TABLE ONLY public.client_assertion_jti
 
 ALTER TABLE ONLY public.client
     ADD CONSTRAINT client_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: external_registration external_registration_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.external_registration
+    ADD CONSTRAINT external_registration_pkey PRIMARY KEY (source, scope, external_id);
 
 
 --
@@ -1029,10 +1172,10 @@ CREATE INDEX audit_event_actor ON ONLY public.audit_event USING btree (actor_typ
 
 
 --
--- Name: audit_event_pin; Type: INDEX; Schema: public; Owner: -
+-- Name: audit_event_pin_at; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX audit_event_pin ON ONLY public.audit_event USING btree (pin) WHERE (pin IS NOT NULL);
+CREATE INDEX audit_event_pin_at ON ONLY public.audit_event USING btree (pin, at) WHERE (pin IS NOT NULL);
 
 
 --
@@ -1061,6 +1204,13 @@ CREATE INDEX auth_rate_limit_window ON public.auth_rate_limit USING btree (windo
 --
 
 CREATE INDEX auth_source_window_due ON public.auth_source_window USING btree (window_start) WHERE (NOT reported);
+
+
+--
+-- Name: citizen_session_expiry; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX citizen_session_expiry ON public.citizen_session USING btree (expires_at);
 
 
 --
@@ -1103,6 +1253,13 @@ CREATE INDEX person_name_dob ON public.person USING btree (name_folded, date_of_
 --
 
 CREATE INDEX person_other_names ON public.person USING gin (other_names_folded);
+
+
+--
+-- Name: person_replaced_by; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX person_replaced_by ON public.person USING btree (replaced_by) WHERE (replaced_by IS NOT NULL);
 
 
 --
@@ -1389,6 +1546,14 @@ GRANT ALL ON FUNCTION public.audit_write(p_actor_type text, p_actor_id text, p_r
 
 
 --
+-- Name: FUNCTION claim_external_registration(p_source text, p_scope text, p_external_id text, p_province text, p_authority text, p_number text, p_registered_on date, p_digest bytea); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.claim_external_registration(p_source text, p_scope text, p_external_id text, p_province text, p_authority text, p_number text, p_registered_on date, p_digest bytea) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.claim_external_registration(p_source text, p_scope text, p_external_id text, p_province text, p_authority text, p_number text, p_registered_on date, p_digest bytea) TO idservice_service;
+
+
+--
 -- Name: FUNCTION issue_pin(p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text); Type: ACL; Schema: public; Owner: -
 --
 
@@ -1593,6 +1758,13 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.auth_source_window TO idservic
 
 
 --
+-- Name: TABLE citizen_session; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.citizen_session TO idservice_service;
+
+
+--
 -- Name: TABLE client; Type: ACL; Schema: public; Owner: -
 --
 
@@ -1605,6 +1777,13 @@ GRANT SELECT,INSERT,UPDATE ON TABLE public.client TO idservice_administrator;
 --
 
 GRANT SELECT,INSERT,DELETE ON TABLE public.client_assertion_jti TO idservice_service;
+
+
+--
+-- Name: TABLE external_registration; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE ON TABLE public.external_registration TO idservice_service;
 
 
 --

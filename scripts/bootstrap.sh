@@ -16,6 +16,9 @@ for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 command -v python3 >/dev/null || missing+=(python3 python3-venv)
+# npm (Debian's, unless a Node.js with its own npm is there): installs axe-core
+# (tests/ui/package.json), which the web UI tests inject into each page.
+command -v npm >/dev/null || missing+=(npm)
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
   echo "bootstrap: installing Debian packages: ${missing[*]}" >&2
@@ -40,4 +43,13 @@ if [ ! -x .venv/bin/python ] || [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stam
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -e ".[dev]"
   touch "$stamp"
+fi
+
+# Test-only JavaScript (axe-core) into tests/ui/node_modules, exactly as tests/ui/package-lock.json
+# pins it; nothing of it is served by the application.
+ui_stamp=tests/ui/node_modules/.installed
+if [ ! -f "$ui_stamp" ] || [ tests/ui/package-lock.json -nt "$ui_stamp" ]; then
+  echo "bootstrap: installing tests/ui (axe-core)" >&2
+  npm ci --prefix tests/ui --no-audit --no-fund --loglevel=error >/dev/null
+  touch "$ui_stamp"
 fi

@@ -24,13 +24,16 @@ from tests.support.debian_pg import EmbeddedServer, PgServer
 from tests.support.pki import new_client_key
 from tests.support.server import ServerThread, free_port
 
-pytest_plugins = ["tests.support.fixtures_hsm", "tests.support.fixtures_db"]
+pytest_plugins = ["tests.support.fixtures_hsm", "tests.support.fixtures_db", "tests.support.ui_env"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "embedded_only: tests of the embedded PostgreSQL itself (EmbeddedPostgres, "
         "`idservice dev`, a fresh data dir); deselected when IDSERVICE_TEST_PG=debian")
+    config.addinivalue_line(
+        "markers", "slow: end-to-end runs in a real browser (tens of seconds each); "
+        "deselect with -m 'not slow' for a quick run")
     config.addinivalue_line(
         "markers", "ha: builds its own Debian PostgreSQL primary and standby whatever "
         "IDSERVICE_TEST_PG says; run once (in the embedded run)")

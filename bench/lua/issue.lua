@@ -3,6 +3,10 @@
 --   wrk -t2 -c32 -d20s -s bench/lua/issue.lua -H "Authorization: Bearer $TOKEN" \
 --       http://127.0.0.1:PORT/v1/pins -- RUN_ID
 --
+-- With a second argument `osia` (bench/osia.py) the same registrations are sent as OSIA
+-- generateUIN requests instead: POST /osia/v1/uin?transactionId=<the number>, flat attributes,
+-- answered 200 "PIN" (counted as c201: every request is a new registration).
+--
 -- Every request carries a unique registration.number ("RUN_ID-t<thread>-<n>"), so none is an
 -- idempotent replay. Sex and birth year (1930-2025) vary with a multiplicative hash of the
 -- request number, so PINs spread over the 192 (052, G, YY) buckets; registered_on is a few days
@@ -34,6 +38,12 @@ local TEMPLATE = '{"registration":{"authority":"UBND xã %s, Bình Định","num
   .. '"father":{"full_name":"%s","pin":"%s","nationality":"VN"},'
   .. '"mother":{"full_name":"%s","pin":null,"nationality":"VN"}}'
 
+local OSIA_TEMPLATE = '{"registrationAuthority":"UBND xã %s, Bình Định","registrationNumber":"%s",'
+  .. '"registrationBook":"%02d/%04d","registrationDate":"%04d-%02d-%02d",'
+  .. '"registrationProvince":"052","fullName":"%s","gender":%d,"dateOfBirth":"%04d-%02d-%02d",'
+  .. '"placeOfBirth":"Trạm y tế xã %s","homeTown":"%s, Bình Định","ethnicity":"Kinh",'
+  .. '"nationality":"VN","fatherFullName":"%s","fatherUin":"%s","motherFullName":"%s"}'
+
 local function pick(list, i)
   return list[(i % #list) + 1]
 end
@@ -44,7 +54,7 @@ local function name(h, sex)
 end
 
 -- Same arithmetic as make_line() in bench/issuance.py (exact in doubles: n < 2^21).
-local function body(n, stream, run)
+local function body(n, stream, run, osia)
   local h = (n * 2654435761 + stream * 40503) % 4294967296
   local year = 1930 + h % 96
   local month = 1 + math.floor(h / 96) % 12
@@ -54,9 +64,15 @@ local function body(n, stream, run)
   local father_year = year - 22 - h % 15
   local g = father_year >= 2000 and 2 or 0
   local father_pin = string.format("052%d%02d%06d", g, father_year % 100, h % 1000000)
-  return string.format(TEMPLATE, commune, run .. "-t" .. stream .. "-" .. n, month, year,
+  local number = run .. "-t" .. stream .. "-" .. n
+  if osia then
+    return string.format(OSIA_TEMPLATE, commune, number, month, year, year, month,
+      day + n % 8, name(h, sex), sex == "M" and 1 or 2, year, month, day, commune, commune,
+      name(math.floor(h / 3), "M"), father_pin, name(math.floor(h / 5), "F")), number
+  end
+  return string.format(TEMPLATE, commune, number, month, year,
     year, month, day + n % 8, name(h, sex), sex, year, month, day, commune, commune,
-    name(math.floor(h / 3), "M"), father_pin, name(math.floor(h / 5), "F"))
+    name(math.floor(h / 3), "M"), father_pin, name(math.floor(h / 5), "F")), number
 end
 
 local counter = 0
@@ -65,17 +81,22 @@ err_sample = ""
 
 function init(args)
   run_id = args[1] or "wrk"
+  osia = args[2] == "osia"
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
 end
 
 function request()
   counter = counter + 1
-  return wrk.format(nil, nil, nil, body(counter, tid, run_id))
+  local payload, number = body(counter, tid, run_id, osia)
+  if osia then
+    return wrk.format(nil, "/osia/v1/uin?transactionId=" .. number, nil, payload)
+  end
+  return wrk.format(nil, nil, nil, payload)
 end
 
 function response(status, headers, resp_body)
-  if status == 201 then
+  if status == 201 or (osia and status == 200) then
     c201 = c201 + 1
     return
   elseif status == 200 then

@@ -4,9 +4,12 @@
 # group roles are created here already (migration 0001 creates them only if missing) so that the
 # login roles can join them before the migrations run.
 set -euo pipefail
-psql -X -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
-     -v owner_pw="$OWNER_DB_PASSWORD" -v app_pw="$SERVICE_DB_PASSWORD" \
-     -v audit_pw="$AUDITOR_DB_PASSWORD" -v admin_pw="$ADMIN_DB_PASSWORD" <<'SQL'
+# The passwords are read from the environment (\getenv), never put on psql's command line.
+psql -X -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres <<'SQL'
+\getenv owner_pw OWNER_DB_PASSWORD
+\getenv app_pw SERVICE_DB_PASSWORD
+\getenv audit_pw AUDITOR_DB_PASSWORD
+\getenv admin_pw ADMIN_DB_PASSWORD
 CREATE ROLE idservice_owner LOGIN CREATEROLE PASSWORD :'owner_pw';
 CREATE ROLE idservice_app LOGIN PASSWORD :'app_pw';
 CREATE ROLE idservice_audit LOGIN PASSWORD :'audit_pw';

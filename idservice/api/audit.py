@@ -6,10 +6,6 @@ Every route but the public key needs the `auditor` role, and every such read is 
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -26,8 +22,8 @@ from idservice.api.openapi import (
     stream_response_doc,
 )
 from idservice.audit import reads
-from idservice.audit.checkpoints import NoteVerifier, key_id, public_pem
-from idservice.audit.entry import EVENT_FIELDS
+from idservice.audit.export_format import export_headers, render_export
+from idservice.audit.signed_note import NoteVerifier, key_id, public_pem
 from idservice.auth.policy import Action, authorize
 from idservice.errors import Unavailable
 from idservice.http.deps import Caller, Svc, request_context
@@ -69,31 +65,6 @@ async def get_event(request: Request, svc: Svc, caller: Caller,
     return await reads.get_event(svc.pool, caller, request_context(request, caller), index)
 
 
-_CSV_HEADER = ["index", "at", "actor_type", "actor_id", "action", "pin", "purpose", "outcome",
-               "request_id", "source_ip", "details"]
-
-
-def _csv_line(values: list[Any]) -> bytes:
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow(values)
-    return out.getvalue().encode()
-
-
-async def _render(rows: AsyncIterator[dict[str, Any]], fmt: str) -> AsyncIterator[bytes]:
-    if fmt == "csv":
-        yield _csv_line(_CSV_HEADER)
-    async for event in rows:
-        if fmt == "csv":
-            yield _csv_line([event["index"], event["at"], event["actor"]["type"],
-                             event["actor"]["id"], event["action"], event["pin"],
-                             event["purpose"], event["outcome"], event["request_id"],
-                             event["source_ip"],
-                             json.dumps(event["details"], ensure_ascii=False, sort_keys=True)])
-        else:
-            yield json.dumps({k: event[k] for k in EVENT_FIELDS}, ensure_ascii=False).encode() \
-                + b"\n"
-
-
 _EXPORT_DOC = stream_response_doc(AuditEventDoc, "application/x-ndjson",
                                   "events, one per line (NDJSON) or as CSV")
 _EXPORT_DOC[200]["content"]["text/csv"] = {"schema": {"type": "string"}}
@@ -109,8 +80,8 @@ async def export_events(
     authorize(caller, Action.AUDIT_EVENTS)
     flt = _filter(pin, actor, action, since, until)
     rows = await reads.export(svc.pool, caller, request_context(request, caller), flt, format)
-    media = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
-    return StreamingResponse(_render(rows, format), media_type=media)
+    media, headers = export_headers(format)
+    return StreamingResponse(render_export(rows, format), media_type=media, headers=headers)
 
 
 @router.get("/v1/audit/checkpoint", response_class=PlainTextResponse,

@@ -231,7 +231,9 @@ class ReadinessDoc(BaseModel):
     model_config = ConfigDict(title="Readiness")
 
     status: Literal["ready", "not_ready"]
-    checks: dict[str, str]
+    checks: dict[str, str] | None = Field(
+        default=None, description="what is up or down: only for callers on this host "
+                                  "(loopback); /metrics has the same details")
 
 
 ISSUE_EXAMPLE: dict[str, Any] = {
@@ -298,6 +300,11 @@ def _add_common_problems(schema: dict[str, Any]) -> None:
     for path, operations in schema.get("paths", {}).items():
         for method, op in operations.items():
             responses = op.setdefault("responses", {})
+            if op.get("x-error-format"):
+                # A field interface (OSIA, OpenCRVS) documents its own errors; FastAPI's 422
+                # is never sent there (its validation errors are 400 in that format).
+                responses.pop("422", None)
+                continue
             wanted: set[int] = set()
             if (method, path) not in _NO_PROBLEMS:
                 wanted.add(503)

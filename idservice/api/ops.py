@@ -1,14 +1,19 @@
 """Operations endpoints (contract section 6): health, readiness, metrics, JWKS.
 
 /readyz checks the database, the HSM and, when officer login has CRLs configured, that every
-CRL source has a CRL within its nextUpdate (**extension**: the reason is in `checks.crl`)."""
+CRL source has a CRL within its nextUpdate (**extension**: the reason is in `checks.crl`). The
+public learns only ready or not ready: `checks` (which part is down, exception names, CRL
+sources) goes only to callers on this host (loopback: a load balancer's health check on the
+machine, an operator's curl) and is in /metrics; behind nginx the caller is the forwarded
+client address, so the public never sees it."""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from idservice.api.openapi import ReadinessDoc
 from idservice.http.deps import Svc
@@ -20,6 +25,12 @@ __all__ = ["router"]
 router = APIRouter(tags=["operations"])
 
 
+@router.get("/", include_in_schema=False)
+async def root() -> RedirectResponse:
+    """A person who types the service's address lands in the web UI, not on a JSON 404."""
+    return RedirectResponse("/ui/", status_code=307)
+
+
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
@@ -29,7 +40,7 @@ async def healthz() -> dict[str, str]:
     200: {"model": ReadinessDoc,
           "description": "database and HSM reachable; officer-login CRLs (if any) fresh"},
     503: {"model": ReadinessDoc, "description": "not ready: `checks` names what is down"}})
-async def readyz(svc: Svc) -> JSONResponse:
+async def readyz(request: Request, svc: Svc) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
         await svc.pool.fetchval("SELECT 1")
@@ -46,8 +57,18 @@ async def readyz(svc: Svc) -> JSONResponse:
     if crl is not None:
         checks["crl"] = crl
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
-                        status_code=200 if ready else 503)
+    body: dict[str, Any] = {"status": "ready" if ready else "not_ready"}
+    if _on_this_host(request):
+        body["checks"] = checks
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+def _on_this_host(request: Request) -> bool:
+    host = request.client.host if request.client else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _crl_check(svc: Services) -> str | None:

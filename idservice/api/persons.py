@@ -22,12 +22,20 @@ router = APIRouter(tags=["persons"])
 Purpose = Annotated[str | None, Query(max_length=2000, description="why the record is accessed",
                                      examples=["case 42/2024"])]
 PinPath = Annotated[str, Path(examples=["052324000001"])]
+HiddenUntil = Annotated[str | None, Query(
+    max_length=32, description="investigators only (extension, contract 11): leave this "
+    "access out of the citizen's report until this date (YYYY-MM-DD)")]
+LegalBasis = Annotated[str | None, Query(
+    max_length=2000, description="required with hidden_until: the legal basis of the covert "
+    "access, shown to the citizen from hidden_until on")]
 
 
 @router.get("/v1/persons/{pin}", responses={200: {"model": PersonDoc}, **problem_doc(404)})
 async def read_person(request: Request, svc: Svc, caller: Caller, pin: PinPath,
-                      purpose: Purpose = None) -> dict[str, Any]:
-    return await access.read(svc.persons, caller, request_context(request, caller), pin, purpose)
+                      purpose: Purpose = None, hidden_until: HiddenUntil = None,
+                      legal_basis: LegalBasis = None) -> dict[str, Any]:
+    return await access.read(svc.persons, caller, request_context(request, caller), pin, purpose,
+                             hidden_until=hidden_until, legal_basis=legal_basis)
 
 
 def _date(value: str | None, field: str) -> date | None:
@@ -51,12 +59,14 @@ async def search_persons(
     province_code: Annotated[str | None, Query(max_length=32)] = None,
     purpose: Purpose = None,
     match: Literal["folded", "exact"] = "folded",
+    hidden_until: HiddenUntil = None,
+    legal_basis: LegalBasis = None,
 ) -> dict[str, Any]:
     authorize(caller, Action.PERSON_SEARCH)
     records = await access.search(
         svc.persons, caller, request_context(request, caller), full_name=full_name,
         date_of_birth=_date(date_of_birth, "date_of_birth"), province_code=province_code,
-        purpose=purpose, match=match,
+        purpose=purpose, match=match, hidden_until=hidden_until, legal_basis=legal_basis,
     )
     return {"persons": records, "count": len(records), "limit": access.SEARCH_LIMIT}
 

@@ -33,12 +33,14 @@ from idservice.errors import Forbidden, InvalidField, NotFound
 from idservice.pin.format import is_well_formed, parse_pin
 from idservice.queries import audit as q
 
-__all__ = ["MAX_LIMIT", "EventFilter", "checkpoint", "checkpoint_keys", "checkpoint_status",
-           "checkpoints",
+__all__ = ["COUNT_CAP", "MAX_LIMIT", "EventFilter", "browse", "checkpoint", "checkpoint_keys",
+           "checkpoint_status", "checkpoints",
            "consistency_proof", "export", "get_event", "inclusion_proof", "parse_filter",
            "search"]
 
 MAX_LIMIT = 1000
+COUNT_CAP = 10_000  # `browse` counts matching events up to this many
+_LAST = 2**63 - 1  # keyset start of newest-first browsing: after every index
 _ACTOR_TYPES = ("operator", "client", "anonymous", "certificate", "admin")
 _FIRST = -1  # keyset start: before index 0
 
@@ -125,6 +127,42 @@ async def search(pool: asyncpg.Pool, principal: Principal, rctx: RequestContext,
     events = [entry.render_row(r) for r in rows]
     more = len(events) == limit
     return {"events": events, "next": str(events[-1]["index"]) if more and events else None}
+
+
+async def browse(pool: asyncpg.Pool, principal: Principal, rctx: RequestContext,
+                 flt: EventFilter, limit: int, *, before: str | None = None,
+                 after: str | None = None) -> dict[str, Any]:
+    """Newest first, for people (the auditor UI): a page of events older than `before` (or the
+    newest ones), or the page newer than `after` (going back), with cursors both ways and the
+    number of matching events (`total`, counted up to `COUNT_CAP`; `total_capped` when more).
+    One `audit.read` event, like `search`."""
+    authorize(principal, Action.AUDIT_EVENTS)
+    if before is not None and after is not None:
+        raise InvalidField("give either before or after", field="after")
+    prefix = _visible_prefix(principal, flt)
+    args = flt.args()
+    async with pool.acquire() as conn, conn.transaction():
+        if after is None:
+            start = _LAST if before is None else _cursor(before)
+            rows = list(await conn.fetch(q.BROWSE_OLDER, *args, start, limit + 1, prefix))
+            more_older = len(rows) > limit
+            rows = rows[:limit]
+            more_newer = bool(rows) and bool(
+                await conn.fetch(q.BROWSE_NEWER, *args, int(rows[0]["index"]), 1, prefix))
+        else:
+            rows = list(await conn.fetch(q.BROWSE_NEWER, *args, _cursor(after), limit + 1,
+                                         prefix))
+            more_newer = len(rows) > limit
+            rows = rows[:limit][::-1]
+            more_older = bool(rows) and bool(
+                await conn.fetch(q.BROWSE_OLDER, *args, int(rows[-1]["index"]), 1, prefix))
+        total = int(await conn.fetchval(q.BROWSE_COUNT, *args, COUNT_CAP + 1, prefix))
+        await _audit(conn, rctx, "events", pin=flt.pin, filters=flt.describe(), count=len(rows))
+    events = [entry.render_row(r) for r in rows]
+    return {"events": events,
+            "older": str(events[-1]["index"]) if more_older else None,
+            "newer": str(events[0]["index"]) if more_newer else None,
+            "total": min(total, COUNT_CAP), "total_capped": total > COUNT_CAP}
 
 
 async def get_event(pool: asyncpg.Pool, principal: Principal, rctx: RequestContext,

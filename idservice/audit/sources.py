@@ -8,13 +8,14 @@ import json
 import multiprocessing
 from collections.abc import AsyncGenerator, AsyncIterator, Collection
 from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from idservice.audit import entry, leaves, treestore
-from idservice.audit.checkpoints import CheckpointError, NoteVerifier
 from idservice.audit.leaves import LeafChunk
+from idservice.audit.signed_note import CheckpointError, NoteVerifier
 from idservice.db.types import Conn
 from idservice.queries import audit as q
 
@@ -104,6 +105,10 @@ class DatabaseSource:
     async def consistency(self, first: int, second: int) -> list[bytes]:
         return await treestore.consistency(self._conn, first, second)
 
+    async def uncovered_age(self, start: int) -> float | None:
+        age = await self._conn.fetchval(q.UNCOVERED_AGE, start)
+        return None if age is None else float(age)
+
 
 class HttpSource:
     """Reads the log through the auditor API with an auditor's access token."""
@@ -173,3 +178,14 @@ class HttpSource:
         body = (await self._get("/v1/audit/proofs/consistency", first=first,
                                 second=second)).json()
         return [base64.b64decode(h) for h in body["hashes"]]
+
+    async def uncovered_age(self, start: int) -> float | None:
+        """The age of event `start` (the first one no checkpoint covers) by its `at`, on this
+        machine's clock: the API does not show when an event was sequenced, which is at most
+        the length of its transaction later."""
+        response = await self._client.get(f"/v1/audit/events/{start}")
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        at = datetime.fromisoformat(response.json()["at"].replace("Z", "+00:00"))
+        return (datetime.now(UTC) - at).total_seconds()

@@ -11,15 +11,20 @@ ranges of its leaves, or row by row where anything in it is unusual, with the sa
    (`entry.leaf_hash`) and the tree is rebuilt (`merkle.CompactRange`); at every signed size the
    recomputed root must be the signed root. Successive checkpoints are thereby consistent: both
    roots come from the same prefix of rows (stronger than a consistency proof). Trusted
-   checkpoints kept outside the database are checked the same way, and the source's consistency
-   proof from each trusted checkpoint to the newest signed one must verify.
+   checkpoints kept outside the database are checked the same way (and in step 6).
 3. Where the source has the integrated leaf hashes (database), a root mismatch is pinned to the
    exact row: if the stored leaves reproduce the signed root they are authentic, and the first
    row whose recomputed hash differs is the altered one. If the stored tree was rewritten too,
    the first index no valid checkpoint vouches for is reported.
 4. Rows must cover every signed size and the integrated tree (a cut tail is named).
+5. Checkpoints must cover the rows (contract 7): a log with events and no valid checkpoint
+   fails, and so do events older than `CHECKPOINT_GRACE_SECONDS` beyond the newest valid
+   checkpoint (checkpoints deleted); a younger tail is reported as not yet checkpointed.
+6. With trusted checkpoints and no problem so far, the source's consistency proof from each
+   to the newest signed checkpoint must verify.
 
-`verify_log` raises `AuditVerificationError` listing the problems, the first index first.
+`verify_log` runs these as named steps and raises `AuditVerificationError` listing the
+problems, the first index first.
 """
 
 from __future__ import annotations
@@ -30,9 +35,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from idservice.audit import entry, merkle
-from idservice.audit.checkpoints import CheckpointError, NoteVerifier
 from idservice.audit.leaves import LeafChunk
 from idservice.audit.merkle import CompactRange, ProofError
+from idservice.audit.signed_note import CheckpointError, NoteVerifier
 
 __all__ = ["AuditSource", "AuditVerificationError", "Problem", "Report", "verify_log"]
 
@@ -56,6 +61,9 @@ class AuditSource(Protocol):
 
     async def consistency(self, first: int, second: int) -> list[bytes]:
         """The source's consistency proof between two tree sizes."""
+
+    async def uncovered_age(self, start: int) -> float | None:
+        """Seconds since the first event from index `start` on joined the log (None: none)."""
 
 
 @dataclass(frozen=True, order=True)
@@ -82,6 +90,7 @@ class Report:
     checkpoints: int = 0
     proven_size: int = 0
     trusted: list[int] = field(default_factory=list)
+    not_yet_checkpointed: int = 0  # the young tail no checkpoint covers yet
 
 
 @dataclass
@@ -186,41 +195,63 @@ class _Pass:
         self.proven = size
 
 
-async def verify_log(source: AuditSource, verifier: NoteVerifier, trusted: Sequence[str] = (),
-                     progress: Callable[[int], None] | None = None) -> Report:
-    report = Report()
-    problems: list[Problem] = []
-    targets: dict[int, list[_Target]] = {}
+CHECKPOINT_GRACE_SECONDS = 60.0
+"""Events younger than this may wait for their checkpoint (one is due every 10 s while events
+arrive, contract 5); older ones that no checkpoint covers fail the verification (contract 7)."""
+
+
+@dataclass
+class _Signed:
+    """What the checkpoints say: the roots to reach, by tree size."""
+
+    targets: dict[int, list[_Target]] = field(default_factory=dict)
+    valid: list[int] = field(default_factory=list)  # sizes of the log's valid checkpoints
+    trusted_roots: dict[int, bytes] = field(default_factory=dict)
+
+
+def _read_checkpoints(notes: Sequence[str], verifier: NoteVerifier, signed: _Signed,
+                      report: Report) -> list[Problem]:
+    """Step 1: the log's checkpoints. One that fails its signature is reported (at the
+    largest valid size below the one it claims) and not used."""
     bad: list[tuple[int | None, str]] = []
-    valid: list[int] = []
-    for note in await source.checkpoints():
+    for note in notes:
         report.checkpoints += 1
         try:
             cp = verifier.verify(note)
         except CheckpointError as exc:
             bad.append((_claimed_size(note), str(exc)))
             continue
-        valid.append(cp.size)
-        targets.setdefault(cp.size, []).append(_Target(f"the checkpoint of size {cp.size}",
-                                                       cp.root))
+        signed.valid.append(cp.size)
+        signed.targets.setdefault(cp.size, []).append(
+            _Target(f"the checkpoint of size {cp.size}", cp.root))
+    problems = []
     for size, why in bad:
-        below = [v for v in valid if size is not None and v < size]
-        problems.append(Problem(max(below, default=0),
-                                f"checkpoint of size {size}: {why}"))
-    trusted_roots: dict[int, bytes] = {}
+        below = [v for v in signed.valid if size is not None and v < size]
+        problems.append(Problem(max(below, default=0), f"checkpoint of size {size}: {why}"))
+    return problems
+
+
+def _read_trusted(trusted: Sequence[str], verifier: NoteVerifier, signed: _Signed,
+                  report: Report) -> list[Problem]:
+    """Step 2: checkpoints kept outside the database join the targets."""
+    problems = []
     for note in trusted:
         try:
             cp = verifier.verify(note)
         except CheckpointError as exc:
             problems.append(Problem(0, f"trusted checkpoint: {exc}"))
             continue
-        trusted_roots[cp.size] = cp.root
+        signed.trusted_roots[cp.size] = cp.root
         report.trusted.append(cp.size)
-        targets.setdefault(cp.size, []).append(
+        signed.targets.setdefault(cp.size, []).append(
             _Target(f"the trusted checkpoint of size {cp.size}", cp.root))
+    return problems
 
-    state = _Pass(targets)
-    chunks = source.chunks(targets.keys())
+
+async def _replay(source: AuditSource, state: _Pass,
+                  progress: Callable[[int], None] | None) -> None:
+    """Step 3: the one pass over the rows, as hashed chunks where the source has them."""
+    chunks = source.chunks(state.targets.keys())
     if chunks is not None:
         async with aclosing(chunks):
             async for chunk in chunks:
@@ -228,49 +259,99 @@ async def verify_log(source: AuditSource, verifier: NoteVerifier, trusted: Seque
                 if progress is not None:
                     progress(chunk.count)
                 if state.stopped:
-                    break
-    else:
-        async for batch in source.events():
-            if not batch:
-                continue
-            stored = await source.leaf_hashes(int(batch[0]["index"]),
-                                              int(batch[-1]["index"]) + 1)
-            for event in batch:
-                index = int(event["index"])
-                state.add(index, entry.leaf_hash(event), stored.get(index) if stored else None)
-                if state.stopped:
-                    break
-            if progress is not None:
-                progress(len(batch))
+                    return
+        return
+    async for batch in source.events():
+        if not batch:
+            continue
+        stored = await source.leaf_hashes(int(batch[0]["index"]), int(batch[-1]["index"]) + 1)
+        for event in batch:
+            index = int(event["index"])
+            state.add(index, entry.leaf_hash(event), stored.get(index) if stored else None)
             if state.stopped:
                 break
-    problems.extend(state.problems)
-    rows = report.rows = state.rows.size
-    report.proven_size = state.proven
+        if progress is not None:
+            progress(len(batch))
+        if state.stopped:
+            return
 
+
+async def _check_tail(source: AuditSource, state: _Pass, signed: _Signed) -> list[Problem]:
+    """Step 4: the rows reach every signed size and the integrated tree."""
+    rows = state.rows.size
+    problems = [Problem(rows, f"the rows end before index {rows} but "
+                              f"{signed.targets[size][0].label} covers {size} events")
+                for size in sorted(s for s in signed.targets if s > rows)]
+    integrated = await source.integrated_size()
+    if integrated is not None and integrated > rows:
+        problems.append(Problem(rows, f"{integrated} events were integrated into the tree "
+                                f"but the rows end before index {rows}"))
+    if state.first_diff is not None:
+        problems.append(Problem(state.first_diff, f"row {state.first_diff} differs from "
+                                "its integrated leaf hash (not yet in a checkpoint)"))
+    return problems
+
+
+async def _check_coverage(source: AuditSource, rows: int, signed: _Signed, report: Report,
+                          grace: float) -> list[Problem]:
+    """Step 5 (contract 7): every event is covered by a valid checkpoint of the log, except a
+    tail younger than `grace` ("not yet checkpointed"). A log with events and no checkpoint at
+    all fails whatever their age: deleting every checkpoint must not look like a young log."""
+    if rows == 0:
+        return []
+    if not signed.valid:
+        return [Problem(0, f"the log has {rows} events and no valid checkpoint at all "
+                           "(checkpoints deleted, or never signed)")]
+    covered = min(max(signed.valid), rows)
+    if covered == rows:
+        return []
+    age = await source.uncovered_age(covered)
+    if age is not None and age > grace:
+        return [Problem(covered, f"events {covered}..{rows - 1} are not covered by any "
+                                 f"checkpoint and the oldest of them joined the log {age:.0f} "
+                                 f"s ago (a checkpoint is due every 10 s: checkpoints are "
+                                 "missing)")]
+    report.not_yet_checkpointed = rows - covered
+    return []
+
+
+async def _check_trusted_consistency(source: AuditSource, signed: _Signed) -> list[Problem]:
+    """Step 6: the source proves each trusted checkpoint consistent with its newest one."""
+    if not signed.valid or not signed.trusted_roots:
+        return []
+    newest = max(signed.valid)
+    newest_root = signed.targets[newest][0].root
+    problems = []
+    for size, trusted_root in signed.trusted_roots.items():
+        if size > newest:
+            continue
+        try:
+            merkle.verify_consistency(size, newest, trusted_root, newest_root,
+                                      await source.consistency(size, newest))
+        except ProofError as exc:
+            problems.append(Problem(size, f"no valid consistency proof from the trusted "
+                                    f"checkpoint {size} to checkpoint {newest}: {exc}"))
+    return problems
+
+
+async def verify_log(source: AuditSource, verifier: NoteVerifier, trusted: Sequence[str] = (),
+                     progress: Callable[[int], None] | None = None, *,
+                     grace: float = CHECKPOINT_GRACE_SECONDS) -> Report:
+    """The steps in the module docstring; raises `AuditVerificationError` on any problem."""
+    report = Report()
+    signed = _Signed()
+    problems = _read_checkpoints(await source.checkpoints(), verifier, signed, report)
+    problems += _read_trusted(trusted, verifier, signed, report)
+    state = _Pass(signed.targets)
+    await _replay(source, state, progress)
+    problems += state.problems
+    report.rows = state.rows.size
+    report.proven_size = state.proven
     if not state.stopped:
-        for size in sorted(s for s in targets if s > rows):
-            problems.append(Problem(rows, f"the rows end before index {rows} but "
-                                    f"{targets[size][0].label} covers {size} events"))
-        integrated = await source.integrated_size()
-        if integrated is not None and integrated > rows:
-            problems.append(Problem(rows, f"{integrated} events were integrated into the tree "
-                                    f"but the rows end before index {rows}"))
-        if state.first_diff is not None:
-            problems.append(Problem(state.first_diff, f"row {state.first_diff} differs from "
-                                    "its integrated leaf hash (not yet in a checkpoint)"))
-    if not problems and valid and trusted_roots:
-        newest = max(valid)
-        newest_root = targets[newest][0].root
-        for size, trusted_root in trusted_roots.items():
-            if size > newest:
-                continue
-            try:
-                merkle.verify_consistency(size, newest, trusted_root, newest_root,
-                                          await source.consistency(size, newest))
-            except ProofError as exc:
-                problems.append(Problem(size, f"no valid consistency proof from the trusted "
-                                        f"checkpoint {size} to checkpoint {newest}: {exc}"))
+        problems += await _check_tail(source, state, signed)
+        problems += await _check_coverage(source, report.rows, signed, report, grace)
+    if not problems:
+        problems += await _check_trusted_consistency(source, signed)
     if problems:
         raise AuditVerificationError(problems, report)
     return report

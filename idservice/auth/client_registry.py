@@ -11,6 +11,7 @@ its `admin.*` audit event in the same transaction (`auth/administration.py`).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,18 +23,34 @@ from idservice.auth.administration import record_admin
 from idservice.auth.certificates import certificate_identity
 from idservice.auth.principal import ROLES, Actor
 from idservice.db.types import Conn
+from idservice.persons.names import check_text
 from idservice.queries import auth as q
 
 __all__ = [
+    "Organisation",
     "RegistryError",
     "add_client",
     "disable_client",
     "list_clients",
     "parse_jurisdiction",
+    "parse_organisation",
+    "parse_purpose",
     "parse_roles",
 ]
 
 _JURISDICTION = re.compile(r"^([0-9]{3}|\*)$")
+_ORG_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_MAX_ORG_TEXT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Organisation:
+    """Who a citizen's access report names for this client or operator (contract 11:
+    `receiverCode`, `receiverName`, `receiverSystem`); each part optional."""
+
+    code: str | None = None
+    name: str | None = None
+    system: str | None = None
 
 
 class RegistryError(ValueError):
@@ -55,8 +72,34 @@ def parse_jurisdiction(value: str) -> str:
     return value
 
 
+def parse_purpose(value: str | None) -> str | None:
+    """The purpose a `reader` client reads under (OSIA Data Access, contract 10): recorded in
+    every audit event of its reads, so it must be readable text (1-500 characters)."""
+    if value is None:
+        return None
+    try:
+        return check_text(value, max_length=500)
+    except ValueError as exc:
+        raise RegistryError(f"--purpose {exc}") from exc
+
+
+def parse_organisation(code: str | None, name: str | None, system: str | None
+                       ) -> Organisation:
+    """`--org-code` (letters, digits, `.`, `_`, `-`; at most 64), `--org-name`, `--system`
+    (1-200 printable characters, what the citizen reads)."""
+    if code is not None and not _ORG_CODE.match(code):
+        raise RegistryError("--org-code must be 1-64 letters, digits, '.', '_' or '-'")
+    texts = {"--org-name": name, "--system": system}
+    for option, value in texts.items():
+        if value is not None and not (value.strip() and len(value) <= _MAX_ORG_TEXT
+                                      and value.isprintable()):
+            raise RegistryError(f"{option} must be 1-{_MAX_ORG_TEXT} printable characters")
+    return Organisation(code, name.strip() if name else None, system.strip() if system else None)
+
+
 async def add_client(conn: Conn, *, client_id: str, cert_pem: bytes, roles: list[str],
                      jurisdiction: str, by: Actor, name: str | None = None,
+                     purpose: str | None = None, org: Organisation | None = None,
                      now: datetime | None = None) -> None:
     try:
         cert = x509.load_pem_x509_certificate(cert_pem)
@@ -70,15 +113,19 @@ async def add_client(conn: Conn, *, client_id: str, cert_pem: bytes, roles: list
     public_pem = cert.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
     identity = certificate_identity(cert)
     display = name or cert.subject.rfc4514_string() or client_id
+    org = org or Organisation()
     try:
         async with conn.transaction():
             await conn.execute(q.INSERT_CLIENT, client_id, display, public_pem.decode(),
                                identity.sha256, roles, jurisdiction,
                                cert.public_bytes(Encoding.PEM).decode(), not_after,
-                               identity.issuer, identity.serial)
+                               identity.issuer, identity.serial, parse_purpose(purpose),
+                               org.code, org.name, org.system)
             await record_admin(conn, by, "admin.client_add", {
                 "client_id": client_id, "roles": roles, "jurisdiction": jurisdiction,
-                "cert_sha256": identity.sha256, "cert_not_after": not_after.isoformat()})
+                "cert_sha256": identity.sha256, "cert_not_after": not_after.isoformat(),
+                "purpose": purpose, "org_code": org.code, "org_name": org.name,
+                "system": org.system})
     except asyncpg.UniqueViolationError as exc:
         raise RegistryError(f"client {client_id} already exists") from exc
     except asyncpg.CheckViolationError as exc:
@@ -91,7 +138,8 @@ async def list_clients(conn: Conn) -> list[dict[str, Any]]:
          "jurisdiction": r["jurisdiction"], "enabled": r["enabled"],
          "cert_sha256": r["cert_sha256"],
          "cert_not_after": r["cert_not_after"].isoformat() if r["cert_not_after"] else None,
-         "created_at": r["created_at"].isoformat()}
+         "created_at": r["created_at"].isoformat(), "purpose": r["purpose"],
+         "org_code": r["org_code"], "org_name": r["org_name"], "system": r["system"]}
         for r in await conn.fetch(q.LIST_CLIENTS)
     ]
 

@@ -18,7 +18,12 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from idservice.auth.administration import record_admin
 from idservice.auth.certificates import CertificateIdentity, certificate_identity, x5t_s256
-from idservice.auth.client_registry import RegistryError, parse_jurisdiction, parse_roles
+from idservice.auth.client_registry import (
+    Organisation,
+    RegistryError,
+    parse_jurisdiction,
+    parse_roles,
+)
 from idservice.auth.principal import Actor
 from idservice.db.types import Conn
 from idservice.queries import officers as q
@@ -46,7 +51,8 @@ def _default_id(cert: x509.Certificate, identity: CertificateIdentity) -> str:
 
 
 async def add_operator(conn: Conn, *, cert_pem: bytes, name: str, roles: list[str],
-                       jurisdiction: str, by: Actor, operator_id: str | None = None) -> str:
+                       jurisdiction: str, by: Actor, operator_id: str | None = None,
+                       org: Organisation | None = None) -> str:
     """Register the certificate's holder; returns the operator id."""
     try:
         cert = x509.load_pem_x509_certificate(cert_pem)
@@ -54,14 +60,17 @@ async def add_operator(conn: Conn, *, cert_pem: bytes, name: str, roles: list[st
         raise RegistryError("--cert is not a PEM certificate") from exc
     identity = certificate_identity(cert)
     new_id = operator_id or _default_id(cert, identity)
+    org = org or Organisation()
     try:
         async with conn.transaction():
             await conn.execute(q.INSERT_OPERATOR, new_id, name, identity.sha256,
                                identity.issuer, identity.serial,
-                               cert.public_bytes(Encoding.PEM).decode(), roles, jurisdiction)
+                               cert.public_bytes(Encoding.PEM).decode(), roles, jurisdiction,
+                               org.code, org.name, org.system)
             await record_admin(conn, by, "admin.operator_add", {
                 "operator_id": new_id, "roles": roles, "jurisdiction": jurisdiction,
-                "cert_sha256": identity.sha256})
+                "cert_sha256": identity.sha256, "org_code": org.code, "org_name": org.name,
+                "system": org.system})
     except asyncpg.UniqueViolationError as exc:
         raise RegistryError(
             "an operator with this id or certificate is already registered") from exc
@@ -75,7 +84,8 @@ async def list_operators(conn: Conn) -> list[dict[str, Any]]:
         {"id": r["id"], "name": r["name"], "roles": list(r["roles"]),
          "jurisdiction": r["jurisdiction"], "enabled": r["enabled"],
          "cert_sha256": r["cert_sha256"], "cert_issuer": r["cert_issuer"],
-         "cert_serial": r["cert_serial"], "created_at": r["created_at"].isoformat()}
+         "cert_serial": r["cert_serial"], "created_at": r["created_at"].isoformat(),
+         "org_code": r["org_code"], "org_name": r["org_name"], "system": r["system"]}
         for r in await conn.fetch(q.LIST_OPERATORS)
     ]
 

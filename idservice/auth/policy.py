@@ -25,7 +25,7 @@ from idservice.auth.principal import Principal, Role
 from idservice.errors import Forbidden
 from idservice.pin.format import parse_pin
 
-__all__ = ["POLICY", "Action", "Jurisdiction", "Rule", "authorize", "covers",
+__all__ = ["POLICY", "Action", "Jurisdiction", "Rule", "allows", "authorize", "covers",
            "event_pin_prefix", "require_jurisdiction"]
 
 
@@ -36,6 +36,11 @@ class Action(StrEnum):
     PERSON_READ = "person.read"
     PERSON_SEARCH = "person.search"
     PERSON_CORRECT = "person.correct"
+    OSIA_DATA_ACCESS = "osia.data_access"  # read, match, verify attributes (contract 10)
+    OSIA_READER = "osia.reader"  # ... as a client, under its registered purpose
+    DATATRACKER = "datatracker"  # a portal asks for a citizen's usages (contract 11)
+    COVERT_ACCESS = "person.covert"  # hide a read or search from the citizen until a date
+    WEB_SESSION = "web.session"  # a session on the web pages (each page then asks its own)
     AUDIT_EVENTS = "audit.events"  # list, by index, export; the auditor UI
     AUDIT_TREE = "audit.tree"  # checkpoints, keys, proofs
     PIN_RESERVE = "pin.reserve"  # contract 8: reserve, sync offline issuances, release
@@ -60,7 +65,11 @@ def _rule(*roles: Role, jurisdiction: Jurisdiction) -> Rule:
 
 
 # Contract 4: issue (registrar), batch (registrar, admin), verify (registrar, officer), read,
-# search and correct (officer); contract 5: the audit log (auditor).
+# search and correct (officer); contract 5: the audit log (auditor); contract 10: OSIA Data
+# Access (an officer, or a `reader` client under its registered purpose). OSIA UIN generation
+# and OpenCRVS registration are issuance (PIN_ISSUE); contract 11: the Data Tracker (a
+# `portal`, for the citizens it authenticated) and covert access (an `investigator`, in
+# addition to the read's own action).
 POLICY: Mapping[Action, Rule] = {
     Action.PIN_ISSUE: _rule("registrar", jurisdiction=Jurisdiction.REGISTRATION),
     Action.PIN_ISSUE_BATCH: _rule("registrar", "admin", jurisdiction=Jurisdiction.REGISTRATION),
@@ -68,6 +77,11 @@ POLICY: Mapping[Action, Rule] = {
     Action.PERSON_READ: _rule("officer", jurisdiction=Jurisdiction.PIN),
     Action.PERSON_SEARCH: _rule("officer", jurisdiction=Jurisdiction.REGISTRATION),
     Action.PERSON_CORRECT: _rule("officer", jurisdiction=Jurisdiction.PIN),
+    Action.OSIA_DATA_ACCESS: _rule("officer", "reader", jurisdiction=Jurisdiction.PIN),
+    Action.OSIA_READER: _rule("reader", jurisdiction=Jurisdiction.PIN),
+    Action.DATATRACKER: _rule("portal", jurisdiction=Jurisdiction.NONE),
+    Action.COVERT_ACCESS: _rule("investigator", jurisdiction=Jurisdiction.NONE),
+    Action.WEB_SESSION: _rule("officer", "auditor", jurisdiction=Jurisdiction.NONE),
     Action.AUDIT_EVENTS: _rule("auditor", jurisdiction=Jurisdiction.EVENT_PIN),
     Action.AUDIT_TREE: _rule("auditor", jurisdiction=Jurisdiction.NONE),
     # Contract 8: reservations and their sync (registrar: the reserving client only, checked
@@ -77,10 +91,15 @@ POLICY: Mapping[Action, Rule] = {
 }
 
 
+def allows(principal: Principal, action: Action) -> bool:
+    """Whether one of the caller's roles may do `action` (pages choose what to offer by it)."""
+    return bool(principal.roles & POLICY[action].roles)
+
+
 def authorize(principal: Principal, action: Action) -> None:
     """Raise `Forbidden` unless one of the caller's roles may do `action`."""
     allowed = POLICY[action].roles
-    if not principal.roles & allowed:
+    if not allows(principal, action):
         raise Forbidden(f"requires role {' or '.join(sorted(allowed))}")
 
 

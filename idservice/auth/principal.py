@@ -26,8 +26,12 @@ class Actor:
     id: str
 
 
-Role = Literal["registrar", "officer", "auditor", "admin"]
-ROLES: frozenset[str] = frozenset({"registrar", "officer", "auditor", "admin"})
+# `reader`: clients of OSIA Data Access (contract 10), reading under their registered purpose.
+# `portal`: the public-service portal asking the Data Tracker for its citizens (contract 11);
+# `investigator`: beside `officer`, may hide a read from the citizen's report until a date.
+Role = Literal["registrar", "officer", "auditor", "admin", "reader", "portal", "investigator"]
+ROLES: frozenset[str] = frozenset({"registrar", "officer", "auditor", "admin", "reader",
+                                   "portal", "investigator"})
 
 
 @dataclass(frozen=True, slots=True)

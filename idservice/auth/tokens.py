@@ -1,37 +1,31 @@
 """Access tokens: JWTs signed by a key that never leaves the HSM (contract section 3.3).
 
-PyJWT cannot sign with a PKCS#11 key, so the JWS (RFC 7515 compact form) is assembled here and
-the signing input handed to the HSM; verification is PyJWT's, against the public keys read from
-the HSM at start-up (so verification keeps working while the HSM is unreachable). Verified
-tokens are cached by their SHA-256 until expiry: an ES256 verify per request would cost a core.
+PyJWT cannot sign with a PKCS#11 key, so the JWS (RFC 7515 compact form) is assembled by
+`auth/jws.py` and the signing input handed to the HSM; verification is PyJWT's, against the
+public keys read from the HSM at start-up (so verification keeps working while the HSM is
+unreachable). Verified tokens are cached by their SHA-256 until expiry: an ES256 verify per
+request would cost a core.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import secrets
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
+from idservice.auth.jws import Signer, sign_compact
 from idservice.auth.principal import Principal
 from idservice.clock import Clock
 from idservice.errors import Unauthenticated
 
-__all__ = ["AccessTokenIssuer", "AccessTokenVerifier", "IssuedToken", "Signer", "TokenKey",
-           "sign_jws"]
-
-
-class Signer(Protocol):
-    async def sign(self, label: str, data: bytes, alg: Literal["ES256", "PS256", "RS256"]) -> bytes:
-        ...
+__all__ = ["AccessTokenIssuer", "AccessTokenVerifier", "IssuedToken", "Signer", "TokenKey"]
 
 
 @dataclass(frozen=True)
@@ -47,23 +41,6 @@ class IssuedToken:
     token: str
     claims: dict[str, Any]
     expires_in: int
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-async def sign_jws(signer: Signer, key: TokenKey, typ: str, claims: dict[str, Any]) -> str:
-    """A compact ES256 JWS of `claims` signed in the HSM by `key` (`kid` in the JWKS): access
-    tokens and PIN reservations (contract 8) are both made here."""
-    header = {"alg": "ES256", "typ": typ, "kid": key.kid}
-    signing_input = (
-        _b64url(json.dumps(header, separators=(",", ":")).encode())
-        + "."
-        + _b64url(json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode())
-    )
-    signature = await signer.sign(key.label, signing_input.encode(), "ES256")
-    return f"{signing_input}.{_b64url(signature)}"
 
 
 class AccessTokenIssuer:
@@ -106,7 +83,8 @@ class AccessTokenIssuer:
             "jur": jurisdiction,
             **(extra or {}),
         }
-        token = await sign_jws(self._signer, self._key, "at+jwt", claims)
+        token = await sign_compact(self._signer, self._key.label, self._key.kid, "at+jwt",
+                                   claims)
         return IssuedToken(token, claims, exp - now)
 
 

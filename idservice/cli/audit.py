@@ -15,9 +15,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from hsm.errors import HsmError
 from hsm.keystore import KeyStore
 from idservice.audit import treestore
-from idservice.audit.checkpoints import CheckpointError, NoteVerifier, origin_for, split_notes
+from idservice.audit.signed_note import CheckpointError, NoteVerifier, origin_for, split_notes
 from idservice.audit.sources import DatabaseSource, HttpSource
-from idservice.audit.verify import AuditVerificationError, Report, verify_log
+from idservice.audit.verify import (
+    CHECKPOINT_GRACE_SECONDS,
+    AuditVerificationError,
+    Report,
+    verify_log,
+)
 from idservice.cli.common import console, err_console, fail, run, settings
 from idservice.db.pool import connect
 from idservice.runtime import resolve_database, resolve_hsm
@@ -132,9 +137,12 @@ def verify(
             err_console.print(f"  ... and {len(exc.problems) - 11} more")
         raise typer.Exit(1) from exc
     trusted_note = f", trusted checkpoint(s) at {report.trusted}" if report.trusted else ""
+    tail = (f"; {report.not_yet_checkpointed} newer events not yet checkpointed (less than "
+            f"{CHECKPOINT_GRACE_SECONDS:.0f} s in the log)") if report.not_yet_checkpointed \
+        else ""
     console.print(f"OK: {report.rows} events, {report.checkpoints} signed checkpoints; the "
                   f"rows reproduce every signed root (up to tree size "
-                  f"{report.proven_size}){trusted_note}")
+                  f"{report.proven_size}){trusted_note}{tail}")
 
 
 @app.command("checkpoints")

@@ -17,9 +17,20 @@ from idservice.auth.client_registry import (
     disable_client,
     list_clients,
     parse_jurisdiction,
+    parse_organisation,
+    parse_purpose,
     parse_roles,
 )
-from idservice.cli.common import admin_connection, console, fail, run, settings
+from idservice.cli.common import (
+    OrgCode,
+    OrgName,
+    OrgSystem,
+    admin_connection,
+    console,
+    fail,
+    run,
+    settings,
+)
 
 __all__ = ["app"]
 
@@ -31,13 +42,21 @@ def add(
     client_id: Annotated[str, typer.Option("--id", help="client_id used in assertions")],
     cert: Annotated[Path, typer.Option(help="PEM certificate holding the client's public key",
                                        exists=True, dir_okay=False)],
-    roles: Annotated[str, typer.Option(help="comma-separated, e.g. registrar")] = "registrar",
+    roles: Annotated[str, typer.Option(
+        help="comma-separated: registrar, portal, ...")] = "registrar",
     jurisdiction: Annotated[str, typer.Option(help="3-digit province code or *")] = "*",
     name: Annotated[str | None, typer.Option(help="display name")] = None,
+    purpose: Annotated[str | None, typer.Option(
+        help="role reader: the purpose every read of this client is recorded under")] = None,
+    org_code: OrgCode = None,
+    org_name: OrgName = None,
+    system: OrgSystem = None,
 ) -> None:
     """Register a client and its key."""
     try:
         role_list, jur = parse_roles(roles), parse_jurisdiction(jurisdiction)
+        purpose = parse_purpose(purpose)
+        org = parse_organisation(org_code, org_name, system)
     except RegistryError as exc:
         raise fail(str(exc), 2) from exc
 
@@ -45,7 +64,7 @@ def add(
         async with admin_connection(settings()) as conn:
             await add_client(conn, client_id=client_id, cert_pem=cert.read_bytes(),
                              roles=role_list, jurisdiction=jur, name=name,
-                             by=admin_actor())
+                             purpose=purpose, org=org, by=admin_actor())
 
     try:
         run(main)
@@ -53,6 +72,8 @@ def add(
         raise fail(str(exc)) from exc
     console.print(f"client [bold]{client_id}[/bold] added: roles {','.join(role_list)}, "
                   f"jurisdiction {jur}")
+    if "reader" in role_list and purpose is None:
+        console.print("warning: a reader without --purpose is refused (403) until it has one")
 
 
 @app.command("list")
@@ -67,10 +88,13 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="JSON array")] = 
     if as_json:
         typer.echo(json.dumps(clients, ensure_ascii=False, indent=2))
         return
+    # Plain lines, never wrapped (rich would wrap at 80 columns when piped): one header row,
+    # then tab-separated columns.
+    typer.echo("ID\tNAME\tROLES\tJURISDICTION\tSTATE")
     for c in clients:
         state = "enabled" if c["enabled"] else "disabled"
-        console.print(f"{c['id']}\t{c['name']}\t{','.join(c['roles'])}\t"  # type: ignore[arg-type]
-                      f"{c['jurisdiction']}\t{state}")
+        typer.echo(f"{c['id']}\t{c['name'] or ''}\t{','.join(c['roles'])}\t"  # type: ignore[arg-type]
+                   f"{c['jurisdiction']}\t{state}")
 
 
 @app.command("disable")

@@ -5,21 +5,30 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import asyncpg
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from idservice.db.pool import connect
 from idservice.runtime import resolve_database
 from idservice.settings import Settings, get_settings
 
-__all__ = ["ADMIN_URL_MISSING", "admin_connection", "console", "err_console", "fail", "run",
-           "service_connection",
-           "settings"]
+__all__ = ["ADMIN_URL_MISSING", "OrgCode", "OrgName", "OrgSystem", "admin_connection",
+           "console", "err_console", "fail", "run", "service_connection", "settings"]
 
 T = TypeVar("T")
+
+# `clients add` / `operators add`: who a citizen's access report names (contract 11).
+OrgCode = Annotated[str | None, typer.Option(
+    "--org-code", help="the organisation's code, shown to citizens as receiverCode "
+    "(default: the jurisdiction, VN for *)")]
+OrgName = Annotated[str | None, typer.Option(
+    "--org-name", help="the organisation's name, shown to citizens (e.g. 'UBND xã Nhơn Lý')")]
+OrgSystem = Annotated[str | None, typer.Option(
+    "--system", help="the information system, shown to citizens as receiverSystem")]
 console = Console()
 err_console = Console(stderr=True)
 
@@ -29,7 +38,8 @@ def settings() -> Settings:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}")
+    """Print `message` (plain text, never wrapped: it may be piped or parsed) and the exit."""
+    err_console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated
 
@@ -12,9 +13,11 @@ from idservice.cli import audit as audit_cli
 from idservice.cli import clients as clients_cli
 from idservice.cli import office as office_cli
 from idservice.cli import operators as operators_cli
+from idservice.cli import persons as persons_cli
 from idservice.cli.agent import agent as agent_command
 from idservice.cli.common import console, run, settings
 from idservice.cli.login import login as login_command
+from idservice.cli.prove import prove as prove_command
 from idservice.db.migrate import migrate as apply_migrations
 from idservice.db.schema import fresh_schema
 from idservice.runtime import resolve_database
@@ -28,9 +31,28 @@ app.add_typer(db_app, name="db")
 app.add_typer(clients_cli.app, name="clients")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(operators_cli.app, name="operators")
+app.add_typer(persons_cli.app, name="persons")
 app.add_typer(office_cli.app, name="office")
 app.command("login")(login_command)
 app.command("agent")(agent_command)
+audit_cli.app.command("prove")(prove_command)
+
+
+def _version(value: bool) -> None:
+    if value:
+        try:
+            typer.echo(f"idservice {version('idservice')}")
+        except PackageNotFoundError:  # pragma: no cover - run from a source tree not installed
+            typer.echo("idservice (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    show_version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="print the version and exit")] = False,
+) -> None:
+    """idservice: PIN issuance, officer login, tamper-evident audit log."""
 
 
 @db_app.command("migrate")

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from idservice.auth.administration import admin_actor
+from idservice.auth.client_registry import parse_organisation
 from idservice.auth.operators import (
     RegistryError,
     add_operator,
@@ -18,7 +19,16 @@ from idservice.auth.operators import (
     parse_jurisdiction,
     parse_roles,
 )
-from idservice.cli.common import admin_connection, console, fail, run, settings
+from idservice.cli.common import (
+    OrgCode,
+    OrgName,
+    OrgSystem,
+    admin_connection,
+    console,
+    fail,
+    run,
+    settings,
+)
 
 __all__ = ["app"]
 
@@ -31,14 +41,19 @@ def add(
     cert: Annotated[Path, typer.Option(help="the operator's PEM certificate (from the token)",
                                        exists=True, dir_okay=False)],
     name: Annotated[str, typer.Option(help="display name")],
-    roles: Annotated[str, typer.Option(help="comma-separated: officer, auditor, admin")],
+    roles: Annotated[str, typer.Option(
+        help="comma-separated: officer, investigator, auditor, admin")],
     jurisdiction: Annotated[str, typer.Option(help="3-digit province code or *")],
     operator_id: Annotated[str | None, typer.Option(
         "--id", help="operator id (default: from the certificate's CN and fingerprint)")] = None,
+    org_code: OrgCode = None,
+    org_name: OrgName = None,
+    system: OrgSystem = None,
 ) -> None:
     """Register an operator by certificate."""
     try:
         role_list, jur = parse_roles(roles), parse_jurisdiction(jurisdiction)
+        org = parse_organisation(org_code, org_name, system)
     except RegistryError as exc:
         raise fail(str(exc), 2) from exc
     if not name.strip():
@@ -48,7 +63,7 @@ def add(
         async with admin_connection(settings()) as conn:
             return await add_operator(conn, cert_pem=cert.read_bytes(), name=name.strip(),
                                       roles=role_list, jurisdiction=jur,
-                                      operator_id=operator_id, by=admin_actor())
+                                      operator_id=operator_id, by=admin_actor(), org=org)
 
     try:
         new_id = run(main)
@@ -70,10 +85,13 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="JSON array")] = 
     if as_json:
         typer.echo(json.dumps(operators, ensure_ascii=False, indent=2))
         return
+    # Plain lines, never wrapped (rich would wrap at 80 columns when piped): one header row,
+    # then tab-separated columns.
+    typer.echo("ID\tNAME\tROLES\tJURISDICTION\tSTATE")
     for o in operators:
         state = "enabled" if o["enabled"] else "disabled"
-        console.print(f"{o['id']}\t{o['name']}\t{','.join(o['roles'])}\t"  # type: ignore[arg-type]
-                      f"{o['jurisdiction']}\t{state}", markup=False)
+        typer.echo(f"{o['id']}\t{o['name']}\t{','.join(o['roles'])}\t"  # type: ignore[arg-type]
+                   f"{o['jurisdiction']}\t{state}")
 
 
 @app.command("disable")

@@ -57,6 +57,8 @@ def _print_dev_banner(cfg: Settings, db: DatabaseTarget, host: str, port: int,
                        f"{'; certificate REVOKED' if op.revoked else ''})" for op in pki.operators)
     login = (f".venv/bin/idservice login --module {pki.module_path} --token-label officer1 \\\n"
              f"       --pin-file {demo / 'officer1.pin'} --server {base}")
+    agent = (f".venv/bin/idservice agent --module {pki.module_path} --token-label auditor1 \\\n"
+             f"       --allow-origin {base}")
     console.print(f"""[bold]idservice dev[/bold] (data dir {cfg.data_dir.resolve()})
   database : embedded PostgreSQL in {cfg.data_dir / 'pg'} (service role idservice_app)
   HSM      : SoftHSM token 'idservice' in {cfg.data_dir / 'softhsm'}
@@ -65,16 +67,24 @@ def _print_dev_banner(cfg: Settings, db: DatabaseTarget, host: str, port: int,
   PKI      : trust anchors {cfg.trust_anchors}, issuing CAs {cfg.issuing_cas},
              CRLs {cfg.crls} (demo CRLs re-signed at each start)
   API docs : {base}/docs
+  web UI   : {base}/ui/ (auditors; log in with the token through the signing agent)
 
-Get a registrar token and issue a PIN:
+Get a registrar token and issue a PIN (or a batch, one registration per line):
   TOKEN=$(.venv/bin/idservice clients token --id {client.id} --key {client.key_path})
   curl -s -X POST {base}/v1/pins -H "Authorization: Bearer $TOKEN" \\
        -H 'Content-Type: application/json' -d @examples/issue.json
+  curl -s -X POST {base}/v1/pins:batch -H "Authorization: Bearer $TOKEN" \\
+       -H 'Content-Type: application/x-ndjson' --data-binary @examples/births.ndjson
 
-Log in as officer1 with its token (any PKCS#11 client: see README for the signing agent):
+Log in as officer1 with its token and read a record (every read states its purpose):
   export SOFTHSM2_CONF={pki.softhsm_conf}
   OFFICER=$({login})
-  curl -s {base}/v1/persons/<PIN> -H "Authorization: Bearer $OFFICER"
+  curl -s "{base}/v1/persons/<PIN>?purpose=kiem+tra+ho+so" -H "Authorization: Bearer $OFFICER"
+
+Web UI: start the signing agent for the auditor token (it asks you to confirm each login on
+this terminal with the token PIN, from {demo / 'auditor1.pin'}), then open {base}/ui/login:
+  export SOFTHSM2_CONF={pki.softhsm_conf}
+  {agent}
 """, soft_wrap=True)
 
 
@@ -126,10 +136,14 @@ def serve_app(*, host: str, port: int, workers: int, dev: bool) -> None:
             _print_dev_banner(cfg, db, host, port, pki)
         ensure_service_keys(cfg)
         log_config = None  # our structlog JSON lines, not uvicorn's text format
+        # Dev has no proxy in front: every local program would be "the proxy" and could claim
+        # any address (audit source_ip, per-address rate limits). Only a configured list counts.
+        proxies = cfg.forwarded_allow_ips \
+            if not dev or "forwarded_allow_ips" in cfg.model_fields_set else ""
         if workers == 1:
             uvicorn.run(create_app(cfg, database=db), host=host, port=port,
-                        log_config=log_config, access_log=False, proxy_headers=True,
-                        forwarded_allow_ips=cfg.forwarded_allow_ips)
+                        log_config=log_config, access_log=False, proxy_headers=bool(proxies),
+                        forwarded_allow_ips=proxies)
         else:
             # Workers find the same embedded cluster through the data dir (or the URLs), and
             # count into files under a fresh <data dir>/prometheus, so that every scrape sums
@@ -137,6 +151,6 @@ def serve_app(*, host: str, port: int, workers: int, dev: bool) -> None:
             prepare_multiprocess_dir(cfg.data_dir)
             uvicorn.run("idservice.app:create_app_from_env", factory=True, host=host, port=port,
                         workers=workers, log_config=log_config, access_log=False,
-                        proxy_headers=True, forwarded_allow_ips=cfg.forwarded_allow_ips)
+                        proxy_headers=bool(proxies), forwarded_allow_ips=proxies)
     finally:
         db.close()

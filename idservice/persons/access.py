@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hmac
 import unicodedata
+from collections.abc import Callable
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from idservice.audit.events import AuditEvent, RequestContext
 from idservice.audit.recorder import record
@@ -13,6 +14,7 @@ from idservice.auth.policy import Action, authorize, require_jurisdiction
 from idservice.auth.principal import Principal
 from idservice.errors import InvalidField, NotFound, PurposeRequired
 from idservice.persons.context import PersonsContext
+from idservice.persons.covert import parse_covert
 from idservice.persons.models import VerifyRequest
 from idservice.persons.names import check_text, fold_name
 from idservice.persons.refusals import refusals_recorded
@@ -21,9 +23,11 @@ from idservice.persons.views import person_view
 from idservice.pin.format import is_well_formed
 from idservice.queries import persons as q
 
-__all__ = ["SEARCH_LIMIT", "check_purpose", "read", "search", "verify"]
+__all__ = ["SEARCH_LIMIT", "check_purpose", "check_record", "read", "same_name", "search",
+           "verify"]
 
 SEARCH_LIMIT = 100
+T = TypeVar("T")
 
 
 def check_purpose(purpose: str | None) -> str:
@@ -41,27 +45,76 @@ def check_pin(pin: str, field: str = "pin") -> str:
     return pin
 
 
+async def _covert(ctx: PersonsContext, principal: Principal, rctx: RequestContext, action: str,
+                  *, pin: str | None, purpose: str, hidden_until: str | None,
+                  legal_basis: str | None) -> dict[str, Any]:
+    """The details a covert read or search adds to its events ({} for an ordinary one). A
+    refused attempt to hide an access is itself recorded (`details.covert`): auditors want to
+    see those."""
+    async with refusals_recorded(ctx, rctx, action, pin=pin, purpose=purpose, covert=True):
+        covert = parse_covert(principal, hidden_until, legal_basis, today=ctx.clock.today(),
+                              max_days=ctx.max_hidden_days)
+    return covert.details() if covert else {}
+
+
 async def read(
     ctx: PersonsContext, principal: Principal, rctx: RequestContext, pin: str,
-    purpose: str | None,
+    purpose: str | None, *, action: Action = Action.PERSON_READ,
+    details: dict[str, Any] | None = None, hidden_until: str | None = None,
+    legal_basis: str | None = None,
 ) -> dict[str, Any]:
-    authorize(principal, Action.PERSON_READ)
+    """The record, audited as `person.read`. `action` and `details` are for the interfaces
+    that read on other terms (OSIA Data Access: `reader` clients, `details.osia`);
+    `hidden_until` and `legal_basis` make it a covert read (contract 11, persons/covert.py)."""
+    authorize(principal, action)
     purpose = check_purpose(purpose)
     check_pin(pin)
-    async with refusals_recorded(ctx, rctx, "person.read", pin=pin, purpose=purpose):
-        require_jurisdiction(principal, Action.PERSON_READ, pin=pin)
+    details = {**(details or {}),
+               **await _covert(ctx, principal, rctx, "person.read", pin=pin, purpose=purpose,
+                               hidden_until=hidden_until, legal_basis=legal_basis)}
+    async with refusals_recorded(ctx, rctx, "person.read", pin=pin, purpose=purpose, **details):
+        require_jurisdiction(principal, action, pin=pin)
         async with ctx.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(q.GET_PERSON, pin)
             if row is None:
                 raise NotFound("no person with this PIN: check the number")
             await record(conn, rctx, [AuditEvent("person.read", "found", pin=pin,
-                                                 purpose=purpose)])
+                                                 purpose=purpose, details=details)])
     return person_view(row)
+
+
+async def check_record(
+    ctx: PersonsContext, principal: Principal, rctx: RequestContext, pin: str,
+    purpose: str | None, judge: Callable[[dict[str, Any]], tuple[bool, T]], *,
+    action: Action, details: dict[str, Any],
+) -> T:
+    """Verification on a record's attributes without handing the record out (OSIA match and
+    verify): `judge` sees the record and returns (matched, answer); audited as `pin.verify`
+    with outcome match/no_match, in the caller's jurisdiction, with a purpose, like a read."""
+    authorize(principal, action)
+    purpose = check_purpose(purpose)
+    check_pin(pin)
+    async with refusals_recorded(ctx, rctx, "pin.verify", pin=pin, purpose=purpose, **details):
+        require_jurisdiction(principal, action, pin=pin)
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(q.GET_PERSON, pin)
+            if row is None:
+                raise NotFound("no person with this PIN: check the number")
+            matched, answer = judge(person_view(row))
+            await record(conn, rctx, [AuditEvent("pin.verify", "match" if matched else
+                                                 "no_match", pin=pin, purpose=purpose,
+                                                 details=details)])
+    return answer
 
 
 def _normal_name(value: str) -> bytes:
     """Verification compares names with case and spacing ignored, diacritics significant."""
     return " ".join(unicodedata.normalize("NFC", value).casefold().split()).encode()
+
+
+def same_name(recorded: str, given: str) -> bool:
+    """Name equality as verification sees it (constant time over the normalised bytes)."""
+    return hmac.compare_digest(_normal_name(recorded), _normal_name(given))
 
 
 async def verify(
@@ -73,10 +126,8 @@ async def verify(
         row = await conn.fetchrow(q.VERIFY, req.pin)
         match = False
         if row is not None:
-            same_name = hmac.compare_digest(_normal_name(row["full_name"]),
-                                            _normal_name(req.full_name))
-            same_dob = row["date_of_birth"] == req.date_of_birth
-            match = same_name and same_dob
+            match = (same_name(row["full_name"], req.full_name)
+                     and row["date_of_birth"] == req.date_of_birth)
         await record(conn, rctx, [AuditEvent("pin.verify", "match" if match else "no_match",
                                              pin=req.pin)])
     return match
@@ -92,9 +143,13 @@ async def search(
     province_code: str | None,
     purpose: str | None,
     match: Literal["folded", "exact"] = "folded",
+    hidden_until: str | None = None,
+    legal_basis: str | None = None,
 ) -> list[dict[str, Any]]:
     authorize(principal, Action.PERSON_SEARCH)
     purpose = check_purpose(purpose)
+    covert = await _covert(ctx, principal, rctx, "person.search", pin=None, purpose=purpose,
+                           hidden_until=hidden_until, legal_basis=legal_basis)
     if full_name is None:
         raise InvalidField("full_name is required", field="full_name")
     try:
@@ -122,9 +177,9 @@ async def search(
             rows = await conn.fetch(q.SEARCH_FOLDED, folded, date_of_birth, province_code,
                                     SEARCH_LIMIT)
         events = [AuditEvent("person.search", "found", pin=r["pin"], purpose=purpose,
-                             details={"criteria": criteria}) for r in rows]
+                             details={"criteria": criteria, **covert}) for r in rows]
         if not events:
             events = [AuditEvent("person.search", "not_found", purpose=purpose,
-                                 details={"criteria": criteria})]
+                                 details={"criteria": criteria, **covert})]
         await record(conn, rctx, events)
     return [person_view(r) for r in rows]

@@ -21,3 +21,4 @@ class PersonsContext:
     clock: Clock = field(default_factory=SystemClock)
     allocator: AllocatorConfig = field(default_factory=AllocatorConfig)
     rng: random.Random | None = None  # None: the OS CSPRNG
+    max_hidden_days: int = 365  # IDSERVICE_MAX_HIDDEN_DAYS (persons/covert.py)

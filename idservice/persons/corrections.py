@@ -83,8 +83,8 @@ def _validated(record: dict[str, Any]) -> IssueRequest:
         error = exc.errors()[0]
         loc = [str(part) for part in error["loc"]]
         field = ".".join(["changes", *loc]) if loc and loc[0] in _PARENTS else "changes"
-        raise InvalidField(f"{error['msg']}: a parent added by a correction needs its "
-                           "full_name", field=field) from exc
+        raise InvalidField(f"{field}: a parent added by a correction needs its full_name",
+                           field=field) from exc
 
 
 async def correct(

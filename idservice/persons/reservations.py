@@ -26,9 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from idservice.audit.events import AuditEvent, RequestContext
 from idservice.audit.recorder import record
+from idservice.auth.jws import Signer, sign_compact
 from idservice.auth.policy import Action, authorize, require_jurisdiction
 from idservice.auth.principal import Principal
-from idservice.auth.tokens import Signer, TokenKey, sign_jws
+from idservice.auth.tokens import TokenKey
 from idservice.db.types import Conn
 from idservice.errors import (
     Forbidden,
@@ -162,7 +163,8 @@ async def reserve(ctx: PersonsContext, principal: Principal, rctx: RequestContex
             "province_code": province, "iat": iat, "exp": exp,
             "pins": {name: sorted(values) for name, values in by_bucket.items()},
         }
-        jws = await sign_jws(signer.signer, signer.key, RESERVATION_TYP, payload)
+        jws = await sign_compact(signer.signer, signer.key.label, signer.key.kid, RESERVATION_TYP,
+                                 payload)
         counts = {name: len(values) for name, values in by_bucket.items()}
         await conn.execute(q.INSERT_RESERVATION, reservation_id, principal.id, province, now,
                            now + timedelta(days=req.days), json.dumps(counts), jws)

@@ -35,6 +35,7 @@ __all__ = [
     "bucket_prefix",
     "century_sex_digit",
     "decode_birth",
+    "grouped",
     "is_well_formed",
     "make_pin",
     "make_pins",
@@ -98,6 +99,14 @@ class Pin:
 def is_well_formed(s: object) -> bool:
     """True if ``s`` is a string of exactly 12 ASCII digits."""
     return isinstance(s, str) and _is_ascii_digits(s, PIN_LENGTH)
+
+
+def grouped(pin: str) -> str:
+    """``PPP G YY RRRRRR`` with spaces, as printed for people (the PIN notice, the pages);
+    anything but a well-formed PIN comes back unchanged."""
+    if not is_well_formed(pin):
+        return pin
+    return f"{pin[:3]} {pin[3]} {pin[4:6]} {pin[6:]}"
 
 
 def parse_pin(s: str) -> Pin:

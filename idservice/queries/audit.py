@@ -77,7 +77,65 @@ SELECT index, at, actor_type, actor_id, action, pin, purpose, outcome, request_i
  LIMIT $8
 """
 
+# Newest-first browsing (the auditor UI, audit/reads.browse): the filters of SEARCH, $1..$6,
+# and its jurisdiction prefix $9. Events older than $7 (index < $7), newest first, $8 rows.
+BROWSE_OLDER = """
+SELECT index, at, actor_type, actor_id, action, pin, purpose, outcome, request_id, source_ip,
+       details
+  FROM audit_entry
+ WHERE ($1::text IS NULL OR pin = $1)
+   AND ($2::text IS NULL OR actor_type = $2)
+   AND ($3::text IS NULL OR actor_id = $3)
+   AND ($4::text IS NULL OR action = $4)
+   AND ($5::timestamptz IS NULL OR at >= $5)
+   AND ($6::timestamptz IS NULL OR at < $6)
+   AND index < $7
+   AND ($9::text IS NULL OR pin IS NULL OR starts_with(pin, $9))
+ ORDER BY index DESC
+ LIMIT $8
+"""
+
+# Events newer than $7 (index > $7), oldest first (the caller reverses them), $8 rows.
+BROWSE_NEWER = """
+SELECT index, at, actor_type, actor_id, action, pin, purpose, outcome, request_id, source_ip,
+       details
+  FROM audit_entry
+ WHERE ($1::text IS NULL OR pin = $1)
+   AND ($2::text IS NULL OR actor_type = $2)
+   AND ($3::text IS NULL OR actor_id = $3)
+   AND ($4::text IS NULL OR action = $4)
+   AND ($5::timestamptz IS NULL OR at >= $5)
+   AND ($6::timestamptz IS NULL OR at < $6)
+   AND index > $7
+   AND ($9::text IS NULL OR pin IS NULL OR starts_with(pin, $9))
+ ORDER BY index
+ LIMIT $8
+"""
+
+# How many events match, counted up to $7 (a count over millions of rows would cost seconds);
+# $8 the jurisdiction prefix.
+BROWSE_COUNT = """
+SELECT count(*) FROM (
+  SELECT 1 FROM audit_entry
+   WHERE ($1::text IS NULL OR pin = $1)
+     AND ($2::text IS NULL OR actor_type = $2)
+     AND ($3::text IS NULL OR actor_id = $3)
+     AND ($4::text IS NULL OR action = $4)
+     AND ($5::timestamptz IS NULL OR at >= $5)
+     AND ($6::timestamptz IS NULL OR at < $6)
+     AND ($8::text IS NULL OR pin IS NULL OR starts_with(pin, $8))
+   LIMIT $7) AS matching
+"""
+
 MAX_INDEX = "SELECT max(index) FROM audit_log"
+
+# Seconds since the first event from index $1 on joined the log (`audit verify`: events no
+# checkpoint covers must have been sequenced within its grace period; a checkpoint is due from
+# then on, whatever the event's own `at`). now() is the transaction's start: the age is on the
+# database's clock, in the snapshot verify reads.
+UNCOVERED_AGE = """
+SELECT EXTRACT(EPOCH FROM now() - min(sequenced_at))::float8 FROM audit_log WHERE index >= $1
+"""
 
 # The newest recorded in-service verification (the auditor UI's "Verify now", an `audit.verify`
 # event); uses audit_event_action.

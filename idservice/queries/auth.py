@@ -7,8 +7,9 @@ SELECT id, name, public_key_pem, roles, jurisdiction, enabled, cert_pem, cert_no
 
 INSERT_CLIENT = """
 INSERT INTO client (id, name, public_key_pem, cert_sha256, roles, jurisdiction, cert_pem,
-                    cert_not_after, cert_issuer, cert_serial)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                    cert_not_after, cert_issuer, cert_serial, purpose, org_code, org_name,
+                    system)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 """
 
 # Enabled clients with a stored certificate, for matching CRL entries (issuer, serial).
@@ -17,7 +18,8 @@ SELECT id, cert_issuer, cert_serial FROM client WHERE enabled AND cert_issuer IS
 """
 
 LIST_CLIENTS = """
-SELECT id, name, roles, jurisdiction, enabled, cert_sha256, cert_not_after, created_at
+SELECT id, name, roles, jurisdiction, enabled, cert_sha256, cert_not_after, created_at,
+       purpose, org_code, org_name, system
   FROM client ORDER BY id
 """
 

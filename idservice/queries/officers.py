@@ -23,14 +23,18 @@ LIMIT 1
 
 INSERT_OPERATOR = """
 INSERT INTO operator (id, name, cert_sha256, cert_issuer, cert_serial, cert_pem, roles,
-                      jurisdiction)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                      jurisdiction, org_code, org_name, system)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 """
 
 LIST_OPERATORS = """
-SELECT id, name, roles, jurisdiction, enabled, cert_sha256, cert_issuer, cert_serial, created_at
+SELECT id, name, roles, jurisdiction, enabled, cert_sha256, cert_issuer, cert_serial, created_at,
+       org_code, org_name, system
 FROM operator ORDER BY id
 """
+
+# id -> display name, for the audit pages (auth/directory.py).
+OPERATOR_NAMES = "SELECT id, name FROM operator"
 
 DISABLE_OPERATOR = """
 UPDATE operator SET enabled = false, changed_at = clock_timestamp() WHERE id = $1 RETURNING id

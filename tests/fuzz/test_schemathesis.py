@@ -66,7 +66,7 @@ def ndjson_lines_conform(ctx: Any, response: schemathesis.Response, case: Case) 
 CHECKS = [ndjson_lines_conform, not_a_server_error, status_code_conformance,
           content_type_conformance, response_schema_conformance, response_headers_conformance]
 EXAMPLES = {GenerationMode.POSITIVE: 25, GenerationMode.NEGATIVE: 15}
-ROLES = ("anonymous", "registrar", "officer", "auditor", "admin")
+ROLES = ("anonymous", "registrar", "officer", "auditor", "admin", "portal")
 REQUEST_TIMEOUT = 30
 
 
@@ -84,6 +84,7 @@ def tokens(client_token: Callable[..., str], officer_token: Callable[..., str]
         "officer": officer_token("052", ("officer",)),
         "auditor": officer_token("*", ("auditor",)),
         "admin": officer_token("*", ("admin",)),
+        "portal": client_token("*", ("portal",)),
     }
 
 
@@ -134,6 +135,7 @@ def test_every_operation_conforms_and_never_fails(
         if operation.label == "POST /v1/auth/logout" and token:
             # Logging out revokes the presented token: use a throwaway one of the same role.
             throwaway = client_token("052") if role == "registrar" else \
+                client_token("*", ("portal",)) if role == "portal" else \
                 officer_token("052", (role,))
             headers = {"Authorization": f"Bearer {throwaway}"}
         for mode in EXAMPLES:

@@ -26,7 +26,7 @@ from pydantic import SecretStr
 
 from hsm.errors import KeyNotFound
 from idservice.app import create_app
-from idservice.audit.checkpoints import CheckpointError, NoteVerifier
+from idservice.audit.signed_note import CheckpointError, NoteVerifier
 from idservice.db.migrate import migrate
 from idservice.db.roles import DatabaseUrls
 from idservice.runtime import DatabaseTarget, ensure_service_keys

@@ -16,8 +16,10 @@ import httpx
 import pytest
 
 from idservice.audit import entry, merkle
-from idservice.audit.checkpoints import Checkpoint, NoteVerifier
+from idservice.audit.events import Actor, AuditEvent, RequestContext
+from idservice.audit.recorder import record
 from idservice.audit.sequencer import sequence_once
+from idservice.audit.signed_note import Checkpoint, NoteVerifier
 from idservice.queries import audit as q
 from idservice.runtime import DatabaseTarget
 from tests.support.bodies import issue_body
@@ -192,11 +194,49 @@ def test_export_streams_csv_and_ndjson(server: ServerThread, registrar: httpx.Cl
     assert events == listed and len(events) == 1
     exported = auditor.get("/v1/audit/export", params={"format": "csv", **only})
     assert exported.headers["content-type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    rows = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
     assert [int(r["index"]) for r in rows] == [e["index"] for e in events]
     assert json.loads(rows[0]["details"]) == events[0]["details"]
     everything = auditor.get("/v1/audit/export").text.splitlines()
     assert [json.loads(x)["index"] for x in everything] == list(range(len(everything)))
+
+
+FORMULAS = ["=HYPERLINK(\"http://x.example\")", "+1+1", "-2+3", "@SUM(A1)"]
+
+
+async def _record_read(pool: asyncpg.Pool, actor_id: str, pin: str, purpose: str) -> None:
+    """An event whose text the API would refuse (tab, CR): written as the service writes."""
+    ctx = RequestContext(Actor("client", actor_id), None, None)
+    async with pool.acquire() as conn, conn.transaction():
+        await record(conn, ctx, [AuditEvent("person.read", "found", pin=pin, purpose=purpose)])
+
+
+def test_csv_export_escapes_formula_cells_and_is_an_attachment_with_a_bom(
+    server: ServerThread, registrar: httpx.Client, officer: httpx.Client,
+    auditor: httpx.Client,
+) -> None:
+    """An officer's purpose is caller-chosen text: in the CSV every cell that a spreadsheet
+    would run as a formula gets a leading `'` (contract 7); other cells are unchanged."""
+    pin = registrar.post("/v1/pins", json=issue_body("052")).json()["pin"]
+    for purpose in [*FORMULAS, "kiểm tra hồ sơ"]:
+        read = officer.get(f"/v1/persons/{pin}", params={"purpose": purpose})
+        assert read.status_code == 200, read.text
+    server.call(_record_read(server.services.pool, "\tclient", pin, "\rcmd"))
+    flush(server)
+    only = {"pin": pin, "action": "person.read"}
+    exported = auditor.get("/v1/audit/export", params={"format": "csv", **only})
+    assert exported.status_code == 200
+    assert exported.headers["content-disposition"].startswith("attachment")
+    assert exported.content.startswith(b"\xef\xbb\xbfindex,at,")
+    text = exported.content.decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert [r["purpose"] for r in rows] == \
+        [f"'{p}" for p in FORMULAS] + ["kiểm tra hồ sơ", "'\rcmd"]
+    assert rows[-1]["actor_id"] == "'\tclient"
+    assert all(r["pin"] == pin and r["action"] == "person.read" for r in rows)
+    ndjson = auditor.get("/v1/audit/export", params={"format": "ndjson", **only})
+    assert [json.loads(x)["purpose"] for x in ndjson.text.splitlines()] == \
+        [*FORMULAS, "kiểm tra hồ sơ", "\rcmd"]  # the data itself is not altered
 
 
 TREE_WRITES = [

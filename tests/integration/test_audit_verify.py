@@ -24,11 +24,12 @@ import pytest_asyncio
 from hsm.async_keystore import AsyncKeyStore
 from hsm.keystore import KeyStore
 from hsm.softhsm import SoftHsmToken
-from idservice.audit.checkpoints import CheckpointSigner, NoteVerifier
+from idservice.audit.checkpoints import CheckpointSigner
 from idservice.audit.events import AuditEvent, RequestContext
 from idservice.audit.integrator import Integrator, checkpoint_once, integrate_once
 from idservice.audit.recorder import record
 from idservice.audit.sequencer import sequence_once
+from idservice.audit.signed_note import NoteVerifier
 from idservice.audit.sources import DatabaseSource
 from idservice.audit.verify import AuditVerificationError, Report, verify_log
 from idservice.auth.principal import Actor
@@ -281,6 +282,50 @@ async def test_altered_stored_leaf_is_named(log: Log) -> None:
     await log.sql("UPDATE audit_node SET hash = sha256(hash) WHERE level = 0 AND idx = 7")
     error = await log.failure()
     assert error.first.index == 7 and "tree store was altered" in error.first.message
+
+
+AGE_ROWS = "UPDATE audit_log SET sequenced_at = sequenced_at - interval '2 minutes'"
+
+
+async def test_deleted_checkpoints_fail_verification(log: Log) -> None:
+    """Contract 7: the log has events and no checkpoint at all. Young events do not excuse
+    it: deleting every checkpoint must not look like a log that was just started."""
+    await log.sql("DELETE FROM audit_checkpoint")
+    error = await log.failure()
+    assert error.first.index == 0
+    assert "30 events and no valid checkpoint at all" in error.first.message
+
+
+async def test_old_events_no_checkpoint_covers_fail_verification(log: Log) -> None:
+    """The newest checkpoints deleted: events 10..29, in the log for 2 minutes, are covered by
+    none."""
+    await log.sql("DELETE FROM audit_checkpoint WHERE tree_size > 10", AGE_ROWS)
+    error = await log.failure()
+    assert error.first.index == 10
+    assert "events 10..29 are not covered by any checkpoint" in error.first.message
+    assert "joined the log 12" in error.first.message  # about 120 s ago
+
+
+async def test_young_uncovered_tail_is_reported_not_failed(log: Log) -> None:
+    await log.sql("DELETE FROM audit_checkpoint WHERE tree_size > 25")
+    report = await log.verify()
+    assert (report.rows, report.proven_size, report.not_yet_checkpointed) == (30, 25, 5)
+
+
+async def test_cli_fails_naming_missing_checkpoints(log: Log, settings: Settings,
+                                                    key_file: Callable[[NoteVerifier], Path],
+                                                    ) -> None:
+    env = {"IDSERVICE_DATABASE_URL": log.urls.auditor,
+           "IDSERVICE_ORIGIN": "http://tamper.test"}
+    key = str(key_file(log.verifier))
+    await log.sql("DELETE FROM audit_checkpoint WHERE tree_size > 25")
+    young = _cli(settings, "audit", "verify", "--key", key, **env)
+    assert young.returncode == 0, young.stderr
+    assert "5 newer events not yet checkpointed" in young.stdout
+    await log.sql(AGE_ROWS)
+    old = _cli(settings, "audit", "verify", "--key", key, **env)
+    assert old.returncode == 1
+    assert "first bad index 25: events 25..29 are not covered by any checkpoint" in old.stderr
 
 
 @pytest.fixture

@@ -255,7 +255,8 @@ def test_field_breaking_rule_is_422_invalid_field(
     number = number_of(body)
     mutate(body)
     response, rid = post_pins(registrar, body)
-    assert_problem(response, 422, "invalid_field", field)
+    problem = assert_problem(response, 422, "invalid_field", field)
+    assert problem["detail"].startswith(f"{field}: "), problem  # the path first, our words
     assert_not_issued(service_db, number, rid)
 
 

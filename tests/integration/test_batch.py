@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -107,3 +113,112 @@ def test_repeated_key_inside_one_batch_is_replay_or_conflict(
     assert results[2]["error"]["code"] == "registration_conflict"
     assert service_db("SELECT count(*) FROM person WHERE registration_number = $1",
                       body["registration"]["number"])[0][0] == 1
+
+
+def test_long_line_is_refused_and_the_lines_after_it_are_issued(
+    registrar: httpx.Client,
+) -> None:
+    """Contract 7: a line over 1 MiB is refused (413 `payload_too_large` for that line); the
+    batch goes on and no other line is lost."""
+    long_body = issue_body("052")
+    long_body["child"]["place_of_birth"] = "x" * (1024 * 1024)
+    bodies: list[object] = [issue_body("052"), long_body, issue_body("052")]
+    results = _results(registrar.post("/v1/pins:batch", content=_lines(bodies),
+                                      headers=NDJSON, timeout=60))
+    assert [r["line"] for r in results] == [1, 2, 3]
+    assert results[1]["error"]["status"] == 413
+    assert results[1]["error"]["code"] == "payload_too_large"
+    assert "pin" in results[0] and "pin" in results[2]
+
+
+BIG = 200 * 1000 * 1000
+
+
+def _healthz_latencies(base_url: str, stop: threading.Event, out: list[float]) -> None:
+    with httpx.Client(base_url=base_url, timeout=10) as client:
+        while not stop.is_set():
+            started = time.perf_counter()
+            assert client.get("/healthz").status_code == 200
+            out.append(time.perf_counter() - started)
+            time.sleep(0.02)
+
+
+def test_200_mb_line_without_newline_is_answered_at_once_while_healthz_stays_fast(
+    server: ServerThread, registrar: httpx.Client,
+) -> None:
+    """Issue 9 item 13: a 200 MB body with no newline. Its first line is refused as soon as it
+    passes 1 MiB (within 5 s, while the upload goes on), the rest of it is dropped as it
+    arrives, the line after it is still issued, and the event loop stays free: `/healthz`
+    answers in < 100 ms throughout. The upload runs in a child process (no GIL shared with
+    the in-process server), the answer is read while it sends, as a streaming client does."""
+    body_tail = b"\n" + json.dumps(issue_body("052")).encode() + b"\n"
+    head = (f"POST /v1/pins:batch HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            f"Authorization: {registrar.headers['Authorization']}\r\n"
+            f"Content-Type: application/x-ndjson\r\n"
+            f"Content-Length: {BIG + len(body_tail)}\r\n\r\n").encode()
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=20)
+    sender = subprocess.Popen([sys.executable, "-c", _SENDER, str(BIG)], stdin=subprocess.PIPE,
+                              pass_fds=(sock.fileno(),), env={**os.environ,
+                                                               "FD": str(sock.fileno())})
+    latencies: list[float] = []
+    stop = threading.Event()
+    pinger = threading.Thread(target=_healthz_latencies, args=(server.base_url, stop, latencies))
+    started = time.monotonic()
+    try:
+        sock.sendall(head)
+        assert sender.stdin is not None
+        sender.stdin.write(body_tail)
+        sender.stdin.close()  # the child sends BIG bytes of "x", then the tail
+        pinger.start()
+        reader = sock.makefile("rb")
+        assert reader.readline().startswith(b"HTTP/1.1 200")
+        while reader.readline() not in (b"\r\n", b""):
+            pass
+        first = json.loads(_chunked_line(reader))
+        refused_after = time.monotonic() - started
+        assert first["line"] == 1 and first["error"]["code"] == "payload_too_large"
+        assert refused_after < 5, refused_after
+        second = json.loads(_chunked_line(reader))
+        finished_after = time.monotonic() - started
+        assert second["line"] == 2 and second["pin"].startswith("052"), second
+        assert sender.wait(timeout=60) == 0
+    finally:
+        stop.set()
+        if pinger.is_alive():
+            pinger.join(timeout=10)
+        sender.kill()
+        sock.close()
+    assert len(latencies) >= 3
+    assert max(latencies) < 0.1, sorted(latencies)[-5:]
+    print(f"refused after {refused_after:.2f} s, whole body answered after "
+          f"{finished_after:.2f} s, healthz max {max(latencies) * 1000:.1f} ms "
+          f"over {len(latencies)} calls")
+
+
+# The child process: sends argv[1] bytes of b"x" on the inherited socket, then its stdin.
+_SENDER = """
+import os, socket, sys
+sock = socket.socket(fileno=int(os.environ["FD"]))
+sock.setblocking(True)  # the parent's timeout made the shared descriptor non-blocking
+piece = b"x" * (1 << 20)
+left = int(sys.argv[1])
+tail = sys.stdin.buffer.read()
+while left:
+    n = min(left, len(piece))
+    sock.sendall(piece[:n])
+    left -= n
+sock.sendall(tail)
+"""
+
+
+def _chunked_line(reader: object) -> bytes:
+    """The next non-empty NDJSON line of a chunked response body."""
+    buffered = b""
+    while b"\n" not in buffered.strip(b"\n") or not buffered.strip():
+        size = int(reader.readline().strip(), 16)  # type: ignore[attr-defined]
+        assert size > 0, "the answer ended early"
+        buffered += reader.read(size)  # type: ignore[attr-defined]
+        reader.readline()  # type: ignore[attr-defined]
+        if buffered.strip() and buffered.endswith(b"\n"):
+            break
+    return buffered.strip()

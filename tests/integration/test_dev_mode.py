@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -168,6 +169,46 @@ def test_agent_flow_as_the_readme_curl_calls(dev: DevServer) -> None:
         agent.terminate()
         output, _ = agent.communicate(timeout=30)
     assert (dev.demo / "officer1.pin").read_text().strip() not in output
+
+
+def test_readme_batch_example_issues_every_line(dev: DevServer) -> None:
+    """The README's and the banner's batch example sends `examples/births.ndjson`, which
+    ships with the project (issue 9 item 17)."""
+    key = dev.demo / "registrar-052.key.pem"
+    token = dev.cli("clients", "token", "--id", "demo-registrar-052",
+                    "--key", str(key)).stdout.strip()
+    births = (REPO / "examples" / "births.ndjson").read_bytes()
+    response = httpx.post(f"{dev.base}/v1/pins:batch", content=births,
+                          headers={"Authorization": f"Bearer {token}",
+                                   "Content-Type": "application/x-ndjson"})
+    assert response.status_code == 200
+    answers = [json.loads(line) for line in response.text.splitlines()]
+    assert len(answers) == len(births.splitlines()) >= 3
+    assert all(a["pin"].startswith("052") for a in answers), answers
+
+
+def test_dev_ignores_x_forwarded_for_unless_configured(dev: DevServer) -> None:
+    """Dev mode trusts no proxy unless IDSERVICE_FORWARDED_ALLOW_IPS says so (issue 9 item
+    16): a local caller claiming another address is still the loopback caller, who sees the
+    readiness details."""
+    spoofed = httpx.get(f"{dev.base}/readyz", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert spoofed.status_code == 200
+    assert set(spoofed.json()["checks"]) >= {"database", "hsm"}
+
+
+def test_banner_examples_work_as_printed(dev: DevServer) -> None:
+    """The banner's read example carries `?purpose=` (without it a read is 400) and it works
+    when copied; it names the web UI and the signing agent (issue 9 item 17)."""
+    output = dev.stop()
+    dev.start()
+    assert f"{dev.base}/ui/" in output and "idservice agent" in output
+    assert "examples/births.ndjson" in output
+    [read_url] = re.findall(r'curl -s "(\S+/v1/persons/<PIN>\?purpose=\S+)"', output)
+    officer = dev.login("officer1").stdout.strip()
+    pin = dev.issue_pin()
+    person = httpx.get(read_url.replace("<PIN>", pin),
+                       headers={"Authorization": f"Bearer {officer}"})
+    assert person.status_code == 200, person.text
 
 
 def test_sigterm_stops_cleanly_and_restart_reuses_the_demo_pki(dev: DevServer) -> None:

@@ -119,6 +119,29 @@ def _wait_ready(origin: str, want: int) -> dict[str, str]:
         time.sleep(0.1)
 
 
+def test_readyz_tells_the_public_only_ready_or_not(officer_env: OfficerLoginEnv) -> None:
+    """Issue 9 item 16: a caller behind the proxy (here: X-Forwarded-For from the trusted
+    loopback proxy, as nginx sends it) learns ready or not ready; which part is down, and the
+    CRL sources, are for callers on this host only (and /metrics)."""
+    public = httpx.get(f"{officer_env.origin}/readyz", timeout=10,
+                       headers={"X-Forwarded-For": "203.0.113.7"})
+    assert public.status_code == 200 and public.json() == {"status": "ready"}
+    local = httpx.get(f"{officer_env.origin}/readyz", timeout=10)
+    assert local.json()["checks"] == {"database": "ok", "hsm": "ok", "crl": "ok"}
+    officer_env.publish_crls(stale=True)
+    try:
+        deadline = time.monotonic() + 20
+        while (public := httpx.get(f"{officer_env.origin}/readyz", timeout=10, headers={
+                "X-Forwarded-For": "203.0.113.7"})).status_code != 503:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert public.json() == {"status": "not_ready"}
+        assert "officer.crl" not in public.text
+    finally:
+        officer_env.publish_crls()
+    _wait_ready(officer_env.origin, 200)
+
+
 def test_readyz_not_ready_while_a_crl_is_stale(officer_env: OfficerLoginEnv) -> None:
     checks = _wait_ready(officer_env.origin, 200)
     assert checks == {"database": "ok", "hsm": "ok", "crl": "ok"}

@@ -80,3 +80,18 @@ def test_operators_add_list_login_disable(officer_env: OfficerLoginEnv, settings
     assert [o["enabled"] for o in listed if o["id"] == "cli-officer-079"] == [False]
     refused = officer_env.login(cert)
     assert refused.status_code == 401 and refused.json()["code"] == "operator_disabled"
+
+
+def test_wrong_token_pin_is_named_in_words(officer_env: OfficerLoginEnv, tmp_path: Path) -> None:
+    """Issue 9 item 17: not `token operation failed: PinIncorrect`, but what happened and
+    what to do (the tries left, as far as the token tells)."""
+    token = officer_env.officer.token
+    pin_file = tmp_path / "wrong.pin"
+    pin_file.write_text("not-the-pin\n")
+    login = subprocess.run(
+        [*IDSERVICE, "login", "--module", token.module_path, "--token-label",
+         token.token_label, "--pin-file", str(pin_file), "--server", officer_env.origin],
+        env=dict(os.environ), capture_output=True, text=True, timeout=120, check=False)
+    assert login.returncode == 1
+    assert "wrong token PIN" in login.stderr and "try again" in login.stderr, login.stderr
+    assert "PinIncorrect" not in login.stderr and "not-the-pin" not in login.stderr

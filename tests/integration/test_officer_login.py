@@ -8,10 +8,12 @@ session's PostgreSQL, and the audit rows the logins leave.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 import httpx
 import jwt
@@ -306,6 +308,26 @@ def test_revoked_by_crl_cert_revoked(officer_env: OfficerLoginEnv) -> None:
     officer_env.publish_crls()
     time.sleep(0.8)  # the CRL cache re-reads its files every 0.2 s
     _problem(officer_env.login(cert), "cert_revoked")
+
+
+def test_replayed_older_crl_keeps_the_officer_revoked(officer_env: OfficerLoginEnv) -> None:
+    """Someone on the path to the CRL source replays yesterday's CRL, validly signed and
+    within its nextUpdate but from before the revocation: it is refused (lower CRL number,
+    older thisUpdate) and the revocation stands (issue 9 item 4)."""
+    cert = officer_env.cert("revoked")
+    officer_env.register(cert)
+    officer_env.publish_crls()
+    time.sleep(0.8)  # the CRL cache re-reads its files every 0.2 s
+    _problem(officer_env.login(cert), "cert_revoked")
+    issuing = officer_env.pki.issuing
+    yesterday = dataclasses.replace(issuing, revoked=[]).crl(
+        officer_env.pki.now - timedelta(days=1), lifetime=timedelta(days=3))
+    (officer_env.pki_dir / "officer.crl").write_bytes(yesterday.public_bytes(Encoding.DER))
+    try:
+        time.sleep(0.8)
+        _problem(officer_env.login(cert), "cert_revoked")
+    finally:
+        officer_env.publish_crls()
 
 
 def test_stale_crl_revocation_unavailable(officer_env: OfficerLoginEnv) -> None:

@@ -22,9 +22,12 @@ DbFn = Callable[..., list[Any]]
 # `assert_problem(..., field=NO_FIELD)`: the problem must not name a field.
 NO_FIELD = object()
 
-# Text that would betray internals (a stack trace, SQL, the driver, the framework).
+# Text that would betray internals (a stack trace, SQL, the driver, the framework), or the
+# validation library's own wording instead of ours (issue 9 item 17).
 _LEAKS = ("Traceback", 'File "', "SELECT ", "INSERT ", "UPDATE ", "asyncpg", "psycopg",
-          "postgres", "sqlstate", "pydantic", "starlette", "fastapi", "idservice.", ".py")
+          "postgres", "sqlstate", "pydantic", "starlette", "fastapi", "idservice.", ".py",
+          "Input should", "should be", "should have", "Value error", "Field required",
+          "Extra inputs", "String should", "List should", "Assertion failed")
 
 
 def request_id() -> str:

@@ -1,7 +1,8 @@
 """The layering of the tree, checked on every import statement (STYLE.md; tessera has such a
 test). Dependencies point one way:
 
-    cli, api, web  ->  http (request plumbing)  ->  services (persons, auth, audit)  ->  db, hsm
+    cli, api, web  ->  http (request plumbing)  ->  services (persons, auth, audit,
+                                                   integrations)  ->  db, hsm
 
 - `api/` (JSON routes) never touches SQL or the database layer: it calls services.
 - `web/` (pages) never imports `api/` routes, and `http/` imports neither.
@@ -109,7 +110,7 @@ def test_request_plumbing_imports_no_routes() -> None:
 
 def test_services_never_import_routes() -> None:
     for layer in ("idservice.persons", "idservice.auth", "idservice.audit", "idservice.pin",
-                  "idservice.queries", "idservice.db"):
+                  "idservice.queries", "idservice.db", "idservice.integrations"):
         assert _violations(layer, ("idservice.api", "idservice.web", "idservice.http",
                                    "idservice.cli")) == [], layer
 

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from idservice.audit import entry, merkle
-from idservice.audit.checkpoints import (
+from idservice.audit.signed_note import (
     CheckpointError,
     NoteVerifier,
     note_text,

@@ -1,0 +1,1 @@
+"""OSIA (ITU-T X.1281) UIN Generation and Data Access interfaces (contract 10)."""
