@@ -5,7 +5,9 @@ an offline registration office.
   reached the disk when `issue` returns; the CLI prints the PIN only after that.
 - One PIN to one birth: `issue` takes the next unused PIN inside `BEGIN IMMEDIATE` (the
   database's write lock), so two `office issue` running at once never take the same one; the
-  record's `pin` is UNIQUE as a second guard.
+  record's `pin` is UNIQUE as a second guard. The same birth again (registration key and
+  content, as the service compares them) gets its PIN again, not a second one: an officer who
+  runs `issue` again after a crash that hid the PIN writes the PIN the service will store.
 - Trust: reservations are kept as the service's JWS and verified against the JWKS saved when
   reserving, every time a PIN is taken from them; a PIN is used only if the verified payload
   holds it, so an altered journal or a forged reservation is refused before any PIN is used.
@@ -47,6 +49,8 @@ CREATE TABLE IF NOT EXISTS record (
   reservation_id TEXT NOT NULL,
   issued_offline_at TEXT NOT NULL,
   birth TEXT NOT NULL,
+  registration_key TEXT NOT NULL UNIQUE,  -- JSON [province, authority, number]
+  birth_sha256 TEXT NOT NULL,             -- the service's idempotency digest of the birth
   signature TEXT NOT NULL,
   sync_status INTEGER,          -- 201/200 once stored by the service; NULL until then
   sync_error TEXT);             -- the problem the service answered, if it refused the line
@@ -149,7 +153,8 @@ class Journal:
     def issue(self, req: IssueRequest, birth: dict[str, Any], now: datetime | None = None
               ) -> str:
         """Take the next unused PIN of the birth's bucket, write the signed record durably,
-        and return the PIN (only then may it be shown)."""
+        and return the PIN (only then may it be shown). A birth already in the journal gets
+        its own PIN again; its key with other content is refused."""
         now = now or datetime.now(UTC)
         bucket = bucket_name(req.child.sex, req.child.date_of_birth.year)
         province = req.registration.province_code
@@ -157,7 +162,18 @@ class Journal:
         client_id = self.meta("client_id")
         issued_at = now.replace(microsecond=0).isoformat()
         digest = birth_digest(req)
+        reg = req.registration
+        reg_key = json.dumps([reg.province_code, reg.authority, reg.number], ensure_ascii=False)
         with self._write() as db:
+            known = db.execute("SELECT pin, birth_sha256 FROM record WHERE registration_key = ?",
+                               (reg_key,)).fetchone()
+            if known is not None:
+                if known[1] != digest.hex():
+                    raise JournalError(
+                        f"registration {reg.number} of {reg.authority} already has PIN "
+                        f"{known[0]} in this journal with other data: do not give a second "
+                        "PIN; correct the record through the province after `office sync`")
+                return str(known[0])
             row = db.execute(
                 "SELECT p.pin, p.reservation_id, r.jws FROM pin p "
                 "JOIN reservation r ON r.id = p.reservation_id "
@@ -178,9 +194,9 @@ class Journal:
                                       signed_payload(reservation_id, pin, issued_at, digest))
             db.execute("UPDATE pin SET used = 1 WHERE pin = ? AND used = 0", (pin,))
             db.execute("INSERT INTO record (pin, reservation_id, issued_offline_at, birth, "
-                       "signature) VALUES (?, ?, ?, ?, ?)",
+                       "registration_key, birth_sha256, signature) VALUES (?, ?, ?, ?, ?, ?, ?)",
                        (pin, reservation_id, issued_at, json.dumps(birth, ensure_ascii=False),
-                        signature))
+                        reg_key, digest.hex(), signature))
         return str(pin)
 
     # ---- sync and status ----------------------------------------------------------------

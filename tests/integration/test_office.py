@@ -134,3 +134,27 @@ def test_office_issue_on_a_full_disk_fails_without_a_pin(
         assert ok.returncode == 0 and len(ok.stdout.strip()) == 12
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_office_issue_same_birth_again_same_pin_other_content_refused(
+    tmp_path: Path, server: ServerThread, make_client: Callable[..., tuple[str, Any]],
+) -> None:
+    """After a crash that hid the printed PIN, the officer runs `issue` again: the same birth
+    gets the same PIN (the one the service will store), never a second one."""
+    directory = tmp_path / "office"
+    new_office(tmp_path, directory, server, make_client)
+    assert office(directory, "reserve", "--sex", "M", "--birth-year", "2026",
+                  "--count", "3").returncode == 0
+    [birth] = write_births(tmp_path / "births", 1)
+    first = office(directory, "issue", "--file", str(birth))
+    again = office(directory, "issue", "--file", str(birth))
+    assert first.returncode == 0 and again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout and len(first.stdout.strip()) == 12
+    changed = json.loads(birth.read_text())
+    changed["child"]["full_name"] = "Lê Văn An"
+    birth.write_text(json.dumps(changed))
+    other = office(directory, "issue", "--file", str(birth))
+    assert other.returncode == 1 and other.stdout == ""
+    assert f"already has PIN {first.stdout.strip()}" in other.stderr
+    status = json.loads(office(directory, "status", "--json").stdout)
+    assert status[0]["used"] == 1 and status[0]["left"] == 2

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import secrets
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -14,10 +17,15 @@ import jwt
 import pytest
 
 from idservice.auth.assertion import client_token_form
+from idservice.db.migrate import migrate
 from idservice.persons.models import IssueRequest
 from idservice.persons.office_records import birth_digest, sign_issuance, signed_payload
+from idservice.runtime import DatabaseTarget
 from idservice.settings import Settings
+from tests.faults.conftest import fetch, register_client
 from tests.support.bodies import issue_body
+from tests.support.fixtures_db import drop_database
+from tests.support.pki import new_client_key
 from tests.support.server import ServerThread
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
@@ -295,45 +303,57 @@ def test_sync_cut_mid_stream_then_resent_applies_each_line_once(
 SPACE = 100
 
 
+@dataclass
+class Tiny:
+    server: ServerThread
+    database: DatabaseTarget
+
+
 @pytest.fixture(scope="module")
-def tiny_server(settings: Settings, database: Any, softhsm_dir: Any,
-                softhsm_token_factory: Callable[..., Any],
-                server: ServerThread) -> Iterator[ServerThread]:
-    """A second server on the same database whose buckets hold 100 numbers (as in
-    test_exhaustion.py) and whose clients may hold 150 unused reserved PINs."""
+def tiny(settings: Settings, pg_server: Any, pg_superuser_url: str, softhsm_dir: Any,
+         softhsm_token_factory: Callable[..., Any]) -> Iterator[Tiny]:
+    """A server whose buckets hold 100 numbers (as in test_exhaustion.py) and whose clients may
+    hold 150 unused reserved PINs; its own SoftHSM token, so its own database (its audit
+    checkpoints are signed with its own key and must not land in the session database)."""
     from pydantic import SecretStr
 
     from idservice.app import create_app
     from idservice.pin.allocator import AllocatorConfig
     from tests.support.server import free_port
 
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    urls = asyncio.run(pg_server.ensure_database(name))
+    asyncio.run(migrate(urls.owner))
+    target = DatabaseTarget(urls.service, urls.owner, urls.auditor, None, urls.admin)
     token = softhsm_token_factory("tiny-reserve")
     tiny = settings.model_copy(update={
         "pkcs11_module": token.module_path, "pkcs11_token_label": token.token_label,
         "pkcs11_pin": SecretStr(softhsm_dir.user_pin), "jwt_key_label": "tiny-res-es256",
         "reservation_max_open": 150})
-    app = create_app(tiny, database=database,
+    app = create_app(tiny, database=target,
                      allocator=AllocatorConfig(space=SPACE, block_size=10, random_tries=4))
     thread = ServerThread(app, free_port()).start()
-    yield thread
+    yield Tiny(thread, target)
     thread.stop()
+    asyncio.run(drop_database(pg_superuser_url, name))
 
 
-def _tiny_client(tiny_server: ServerThread, make_client: Callable[..., tuple[str, object]],
-                 settings: Settings) -> httpx.Client:
-    client_id, key = make_client("001")
-    response = httpx.post(f"{tiny_server.base_url}/v1/auth/client-token",
-                          data=client_token_form(client_id, key, settings.client_token_url))
+def _tiny_client(tiny: Tiny, settings: Settings) -> httpx.Client:
+    client_id = f"tiny-{secrets.token_hex(4)}"
+    client = new_client_key(client_id)
+    register_client(tiny.database.admin_url, client_id, client.cert_pem, jurisdiction="001")
+    response = httpx.post(f"{tiny.server.base_url}/v1/auth/client-token",
+                          data=client_token_form(client_id, client.key,
+                                                 settings.client_token_url))
     assert response.status_code == 200, response.text
-    return tiny_server.client(response.json()["access_token"])
+    return tiny.server.client(response.json()["access_token"])
 
 
 def test_reserved_numbers_never_issued_online_and_exhaustion_exact_nothing_reserved(
-    tiny_server: ServerThread, make_client: Callable[..., tuple[str, object]],
-    settings: Settings, service_db: Callable[..., list],
+    tiny: Tiny, settings: Settings,
 ) -> None:
-    year = 1911  # a bucket of its own in the shared database: 001 0 11
-    with _tiny_client(tiny_server, make_client, settings) as client:
+    year = 1911  # a bucket of its own: 001 0 11
+    with _tiny_client(tiny, settings) as client:
         online = [client.post("/v1/pins", json=issue_body(
             "001", sex="M", dob=f"{year}-02-03", registered_on=f"{year}-03-01"))
             for _ in range(20)]
@@ -355,15 +375,14 @@ def test_reserved_numbers_never_issued_online_and_exhaustion_exact_nothing_reser
         issued = {r.json()["pin"] for r in online + rest[:10]}
         assert len(issued) == 30 and not issued & reserved
     prefix = f"0010{year % 100:02d}"  # 001, G 0 (male, 1900s), YY
-    assert service_db("SELECT count(*) FROM person WHERE pin LIKE $1 || '%'",
-                      prefix)[0][0] == SPACE
+    assert fetch(tiny.database.service_url, "SELECT count(*) FROM person WHERE pin LIKE "
+                 "$1 || '%'", prefix)[0][0] == SPACE
 
 
 def test_more_open_reserved_pins_than_the_limit_reservation_limit(
-    tiny_server: ServerThread, make_client: Callable[..., tuple[str, object]],
-    settings: Settings,
+    tiny: Tiny, settings: Settings,
 ) -> None:
-    with _tiny_client(tiny_server, make_client, settings) as client:
+    with _tiny_client(tiny, settings) as client:
         first = client.post("/v1/reservations", json={"buckets": [
             {"sex": "F", "birth_year": 1912, "count": 80},
             {"sex": "M", "birth_year": 1912, "count": 60}], "days": 5})
