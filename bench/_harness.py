@@ -699,7 +699,7 @@ _NOTABLE: tuple[tuple[str, str], ...] = (
     ("audit leaf hashes / JCS (background integrator)", "leaf_hash (idservice/audit/entry"),
     # the batch path (api/pins.py, persons/batch.py)
     ("batch: chunk transaction (persons.batch.issue_chunk)", "issue_chunk (idservice/"),
-    ("batch: reading the request body (_read_lines)", "_read_lines (idservice/"),
+    ("batch: reading the request body (read_lines)", "read_lines (idservice/"),
     ("pydantic parsing of a body or line (api.bodies.parse_model)", "parse_model (idservice/"),
     ("cross-field checks + digest (persons.issuance.prepare)", "prepare (idservice/persons"),
     ("batch: process() = chunk transaction + answer lines", "process (idservice/api/pins.py"),

@@ -242,13 +242,15 @@ class WorkerBalancer:
 
 async def batch_stream(
     connection: WorkerBalancer, host: str, port: int, token: str, stream: int, lines: int,
-    run: str, pins: set[bytes], progress: BatchProgress,
+    run: str, pins: set[bytes], progress: BatchProgress, *, path: str = "/v1/pins:batch",
+    make: Callable[[int, int, str], str] = make_line,
 ) -> StreamResult:
-    """One `POST /v1/pins:batch`: send `lines` lines while reading the answer lines."""
+    """One NDJSON upload (`POST /v1/pins:batch`, or the offline sync of bench/offline.py):
+    send `lines` lines made by `make(n, stream, run)` while reading the answer lines."""
     result = StreamResult(stream, f"bench-{run}-s{stream}", lines)
     reader, writer, result.worker_pid = await connection.open()
     writer.write((
-        f"POST /v1/pins:batch HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
         f"Authorization: Bearer {token}\r\nContent-Type: application/x-ndjson\r\n"
         f"Transfer-Encoding: chunked\r\nX-Request-ID: {result.request_id}\r\n"
         "Connection: close\r\n\r\n").encode())
@@ -257,7 +259,7 @@ async def batch_stream(
         try:
             for first in range(1, lines + 1, SEND_BLOCK_LINES):
                 last = min(first + SEND_BLOCK_LINES, lines + 1)
-                block = "".join(make_line(n, stream, run) for n in range(first, last)).encode()
+                block = "".join(make(n, stream, run) for n in range(first, last)).encode()
                 writer.write(b"%x\r\n%s\r\n" % (len(block), block))
                 result.bytes_sent += len(block)
                 await writer.drain()
@@ -366,7 +368,9 @@ async def wait_integrated(conn: asyncpg.Connection, target: int, started: float,
 
 
 async def run_batch(stack: Stack, token: str, records: int, streams: int,
-                    run: str, *, balance: bool = True, quiet: bool = False) -> dict[str, Any]:
+                    run: str, *, balance: bool = True, quiet: bool = False,
+                    path: str = "/v1/pins:batch",
+                    make: Callable[[int, int, str], str] = make_line) -> dict[str, Any]:
     audit = await asyncpg.connect(stack.database_url())
     try:
         events_before, waited = await wait_audited(audit, 600)
@@ -384,7 +388,8 @@ async def run_batch(stack: Stack, token: str, records: int, streams: int,
         balancer = WorkerBalancer(stack, balance)
         try:
             results = await asyncio.gather(*(
-                batch_stream(balancer, host, port, token, i, n, run, pins, progress)
+                batch_stream(balancer, host, port, token, i, n, run, pins, progress,
+                             path=path, make=make)
                 for i, n in enumerate(per_stream) if n))
         finally:
             reporter.cancel()

@@ -21,6 +21,7 @@ from idservice.api import ops as ops_routes
 from idservice.api import osia as osia_routes
 from idservice.api import persons as persons_routes
 from idservice.api import pins as pins_routes
+from idservice.api import reservations as reservation_routes
 from idservice.api.headers import SecurityHeadersMiddleware
 from idservice.api.middleware import RequestContextMiddleware
 from idservice.api.openapi import install_openapi
@@ -184,7 +185,8 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware)  # added last: outermost, sees every answer
     install_handlers(app)
     for module in (ops_routes, auth_routes, officer_auth_routes, pins_routes, persons_routes,
-                   audit_routes, docs_routes, datatracker_routes, ui_routes, citizen_routes):
+                   audit_routes, docs_routes, datatracker_routes, ui_routes, citizen_routes,
+                   reservation_routes):
         app.include_router(module.router)
     for interface in (osia_routes, opencrvs_routes):  # field interfaces, own error formats
         interface.install(app)

@@ -17,11 +17,14 @@ __all__ = [
     "NoChange",
     "NotFound",
     "PayloadTooLarge",
+    "PinNotReserved",
     "PinSpaceExhausted",
     "ProblemError",
     "PurposeRequired",
     "RateLimited",
     "RegistrationConflict",
+    "ReservationConflict",
+    "ReservationLimit",
     "Unauthenticated",
     "Unavailable",
     "UnsupportedMediaType",
@@ -41,6 +44,9 @@ class ProblemError(Exception):
         self.detail = detail
         self.field = field
 
+    # Extra facts for the problem body's `details` (e.g. both PINs of an offline conflict).
+    details: dict[str, Any] | None = None
+
     def to_problem(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "type": f"urn:idservice:problem:{self.code}",
@@ -51,6 +57,8 @@ class ProblemError(Exception):
         }
         if self.field is not None:
             body["field"] = self.field
+        if self.details:
+            body["details"] = self.details
         return body
 
 
@@ -119,6 +127,24 @@ class RegistrationConflict(ProblemError):
 
 class PinSpaceExhausted(ProblemError):
     status, code, title = 409, "pin_space_exhausted", "PIN space exhausted"
+
+
+class PinNotReserved(ProblemError):
+    """Contract 8: an offline PIN that is not in this reservation, or not in the birth's bucket."""
+
+    status, code, title = 422, "pin_not_reserved", "PIN not reserved for this birth"
+
+
+class ReservationConflict(ProblemError):
+    """Contract 8: a reserved PIN already used for another registration."""
+
+    status, code, title = 409, "reservation_conflict", "Reserved PIN already used"
+
+
+class ReservationLimit(ProblemError):
+    """Contract 8: more unused reserved PINs than `IDSERVICE_RESERVATION_MAX_OPEN`."""
+
+    status, code, title = 409, "reservation_limit", "Too many unused reserved PINs"
 
 
 class PurposeRequired(ProblemError):

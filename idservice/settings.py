@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     # How often the `auth.rate_limited` events of past minutes are written (well inside 60 s).
     auth_report_interval: float = Field(default=10.0, gt=0, le=30)
     revocation_poll_interval: float = Field(default=5.0, gt=0, le=30)
+    # Contract 8: unused, unretired reserved PINs a client may hold at once (409
+    # reservation_limit beyond).
+    reservation_max_open: int = Field(default=20_000, ge=0)
     log_level: str = "INFO"
     # Covert access (contract 11): how far ahead an investigator may hide a read from the
     # citizen's report (`hidden_until`), in days.

@@ -465,6 +465,38 @@ $$;
 
 
 --
+-- Name: person_take_reserved(text[], public.person_row[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.person_take_reserved(p_pins text[], p_rows public.person_row[]) RETURNS TABLE(pin text, issued_at timestamp with time zone)
+    LANGUAGE plpgsql
+    AS $$
+#variable_conflict use_column
+BEGIN
+  RETURN QUERY
+  UPDATE person AS p
+     SET status = 'active',
+         registration_authority = (r.pr).registration_authority,
+         registration_number = (r.pr).registration_number,
+         registered_on = (r.pr).registered_on,
+         province_code = (r.pr).province_code,
+         full_name = (r.pr).full_name,
+         name_folded = (r.pr).name_folded,
+         other_names_folded = (r.pr).other_names_folded,
+         sex = (r.pr).sex,
+         date_of_birth = (r.pr).date_of_birth,
+         record = (r.pr).record::jsonb,
+         issued_at = clock_timestamp(),
+         updated_at = clock_timestamp()
+    FROM (SELECT u.pin, p_rows[u.o] AS pr
+            FROM unnest(p_pins) WITH ORDINALITY AS u(pin, o)) AS r
+   WHERE p.pin = r.pin AND p.status = 'reserved'
+  RETURNING p.pin::text, p.issued_at;
+END
+$$;
+
+
+--
 -- Name: person_update(text, public.person_row); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -855,7 +887,7 @@ CREATE TABLE public.person (
     CONSTRAINT person_check CHECK (((status = 'cancelled'::text) = (replaced_by IS NOT NULL))),
     CONSTRAINT person_pin_check CHECK ((pin ~ '^[0-9]{12}$'::text)),
     CONSTRAINT person_sex_check CHECK ((sex = ANY (ARRAY['M'::text, 'F'::text]))),
-    CONSTRAINT person_status_check CHECK ((status = ANY (ARRAY['active'::text, 'deceased'::text, 'cancelled'::text])))
+    CONSTRAINT person_status_check CHECK ((status = ANY (ARRAY['active'::text, 'deceased'::text, 'cancelled'::text, 'reserved'::text])))
 );
 
 
@@ -915,6 +947,36 @@ CREATE TABLE public.registration (
     pin text NOT NULL COLLATE pg_catalog."C",
     created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
     province_code text NOT NULL
+);
+
+
+--
+-- Name: reservation; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.reservation (
+    id text NOT NULL,
+    client_id text NOT NULL,
+    province_code text NOT NULL,
+    issued_at timestamp with time zone NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    released_at timestamp with time zone,
+    counts jsonb NOT NULL,
+    jws text NOT NULL,
+    CONSTRAINT reservation_check CHECK ((expires_at > issued_at)),
+    CONSTRAINT reservation_province_code_check CHECK ((province_code ~ '^[0-9]{3}$'::text))
+);
+
+
+--
+-- Name: reservation_pin; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.reservation_pin (
+    pin text NOT NULL COLLATE pg_catalog."C",
+    reservation_id text NOT NULL,
+    bucket text NOT NULL,
+    CONSTRAINT reservation_pin_bucket_check CHECK ((bucket ~ '^[MF][0-9]{4}$'::text))
 );
 
 
@@ -1135,6 +1197,22 @@ ALTER TABLE ONLY public.registration
 
 
 --
+-- Name: reservation_pin reservation_pin_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.reservation_pin
+    ADD CONSTRAINT reservation_pin_pkey PRIMARY KEY (pin);
+
+
+--
+-- Name: reservation reservation_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.reservation
+    ADD CONSTRAINT reservation_pkey PRIMARY KEY (id);
+
+
+--
 -- Name: revoked_token revoked_token_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1253,6 +1331,20 @@ CREATE INDEX person_other_names ON public.person USING gin (other_names_folded);
 --
 
 CREATE INDEX person_replaced_by ON public.person USING btree (replaced_by) WHERE (replaced_by IS NOT NULL);
+
+
+--
+-- Name: reservation_client; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX reservation_client ON public.reservation USING btree (client_id);
+
+
+--
+-- Name: reservation_pin_reservation; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX reservation_pin_reservation ON public.reservation_pin USING btree (reservation_id);
 
 
 --
@@ -1396,6 +1488,20 @@ ALTER TABLE public.person ENABLE ALWAYS TRIGGER person_no_truncate;
 
 
 --
+-- Name: reservation reservation_no_delete; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER reservation_no_delete BEFORE DELETE ON public.reservation FOR EACH ROW EXECUTE FUNCTION public.refuse_change();
+
+
+--
+-- Name: reservation_pin reservation_pin_no_delete; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER reservation_pin_no_delete BEFORE DELETE ON public.reservation_pin FOR EACH ROW EXECUTE FUNCTION public.refuse_change();
+
+
+--
 -- Name: audit_checkpoint audit_checkpoint_tree_size_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1433,6 +1539,22 @@ ALTER TABLE ONLY public.person
 
 ALTER TABLE ONLY public.registration
     ADD CONSTRAINT registration_pin_fkey FOREIGN KEY (pin) REFERENCES public.person(pin);
+
+
+--
+-- Name: reservation_pin reservation_pin_pin_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.reservation_pin
+    ADD CONSTRAINT reservation_pin_pin_fkey FOREIGN KEY (pin) REFERENCES public.person(pin);
+
+
+--
+-- Name: reservation_pin reservation_pin_reservation_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.reservation_pin
+    ADD CONSTRAINT reservation_pin_reservation_id_fkey FOREIGN KEY (reservation_id) REFERENCES public.reservation(id);
 
 
 --
@@ -1540,6 +1662,14 @@ GRANT ALL ON FUNCTION public.person_claim(p_prefix text, p_candidates integer[],
 
 REVOKE ALL ON FUNCTION public.person_insert(p_prefix text[], p_serial integer[], p_row public.person_row[], p_block_size integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.person_insert(p_prefix text[], p_serial integer[], p_row public.person_row[], p_block_size integer) TO idservice_service;
+
+
+--
+-- Name: FUNCTION person_take_reserved(p_pins text[], p_rows public.person_row[]); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.person_take_reserved(p_pins text[], p_rows public.person_row[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.person_take_reserved(p_pins text[], p_rows public.person_row[]) TO idservice_service;
 
 
 --
@@ -1776,6 +1906,29 @@ GRANT SELECT,INSERT,UPDATE ON TABLE public.pin_block TO idservice_service;
 --
 
 GRANT SELECT,INSERT ON TABLE public.registration TO idservice_service;
+
+
+--
+-- Name: TABLE reservation; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE public.reservation TO idservice_service;
+GRANT SELECT ON TABLE public.reservation TO idservice_auditor;
+
+
+--
+-- Name: COLUMN reservation.released_at; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT UPDATE(released_at) ON TABLE public.reservation TO idservice_service;
+
+
+--
+-- Name: TABLE reservation_pin; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE public.reservation_pin TO idservice_service;
+GRANT SELECT ON TABLE public.reservation_pin TO idservice_auditor;
 
 
 --

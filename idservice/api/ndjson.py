@@ -1,4 +1,7 @@
-"""NDJSON streaming for `POST /v1/pins:batch`: the request's lines in, the answers out.
+"""NDJSON streaming for `POST /v1/pins:batch` (contract 4) and the offline offices' sync
+`POST /v1/reservations/{id}/issued` (contract 8): the request's lines in, the answers out. One
+pipeline for both (`start_ndjson`); each route brings only how a line is parsed and how a chunk
+of parsed lines is processed.
 
 - `read_lines` splits the body into lines in linear time: each byte is looked at once and
   copied at most once into its line (re-joining the whole buffer for every chunk made one
@@ -10,20 +13,36 @@
   longer read and TCP flow control slows the client down (backpressure); memory per batch stays
   bounded.
 - `NdjsonStream` sends the answers as they come.
+- `start_ndjson` runs the two stages: lines are parsed into items (or the problem found in
+  them) and grouped in chunks; one chunk is in the database while the next is read and parsed,
+  and answers still leave in line order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, TypeVar
 
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from idservice.errors import PayloadTooLarge
+from idservice.api.problems import DB_UNAVAILABLE
+from idservice.errors import PayloadTooLarge, ProblemError, Unavailable
+from idservice.logging import get_logger
 
-__all__ = ["MAX_PENDING_ANSWER_BYTES", "Answers", "NdjsonStream", "read_lines"]
+__all__ = ["MAX_PENDING_ANSWER_BYTES", "Answers", "NdjsonStream", "Process", "read_lines",
+           "start_ndjson"]
+
+_log = get_logger(__name__)
+Item = TypeVar("Item")
+Process = Callable[[list[tuple[int, Item | ProblemError]]], Coroutine[Any, Any, bytes]]
+"""Handles one chunk of (line number, parsed item or the problem of its line) in one
+transaction and returns its answer lines."""
 
 MAX_PENDING_ANSWER_BYTES = 16 * 1024 * 1024
 """About 150,000 answer lines: a client that sends more than that before it reads any answer
@@ -130,3 +149,67 @@ class NdjsonStream(Response):
             self.worker.cancel()
             raise
         await self.worker
+
+
+async def _run(request: Request, answers: Answers, *, body_limit: int, line_limit: int,
+               chunk_lines: int, parse: Callable[[bytes], Item], process: Process[Item]) -> None:
+    """Read, parse and process chunk by chunk into `answers`. A line over `line_limit` is
+    answered at once (its chunk is flushed) while the rest of it is still arriving. Cancelled
+    (client gone), it stops without an end marker: the chunk in flight is its own task and
+    transaction, and finishes."""
+    chunk: list[tuple[int, Item | ProblemError]] = []
+    pending: asyncio.Task[bytes] | None = None
+
+    async def hand_over(lines: list[tuple[int, Item | ProblemError]]) -> None:
+        nonlocal pending
+        if pending is not None:
+            await answers.put(await pending)
+            pending = None
+        if lines:
+            pending = asyncio.create_task(process(lines))
+
+    try:
+        async for number, raw in read_lines(request.stream(), line_limit, body_limit):
+            if raw is not None and not raw.strip():
+                continue
+            item: Item | ProblemError
+            try:
+                if raw is None:
+                    raise PayloadTooLarge(f"line larger than the single-request limit "
+                                          f"({line_limit} bytes); the rest of it is skipped")
+                item = parse(raw)
+            except ProblemError as problem:
+                item = problem
+            chunk.append((number, item))
+            if len(chunk) >= chunk_lines or raw is None:
+                await hand_over(chunk)
+                chunk = []
+                if raw is None:
+                    await hand_over([])  # the refusal leaves now, not with the next chunk
+        await hand_over(chunk)
+        await hand_over([])
+    except Exception as exc:  # report and stop: lines already answered stay answered
+        if pending is not None:  # let the chunk in flight finish: it is one transaction
+            with contextlib.suppress(Exception):
+                await answers.put(await pending)
+        if isinstance(exc, ProblemError):
+            fatal = exc
+        elif isinstance(exc, DB_UNAVAILABLE):
+            fatal = Unavailable()
+        else:
+            _log.exception("batch_failed", error=type(exc).__name__)
+            fatal = ProblemError()
+        await answers.put(json.dumps({"line": None, "error": fatal.to_problem()}).encode()
+                          + b"\n")
+    await answers.put(None)
+
+
+def start_ndjson(request: Request, *, body_limit: int, line_limit: int, chunk_lines: int,
+                 parse: Callable[[bytes], Item], process: Process[Item]) -> NdjsonStream:
+    """The streamed answer of an NDJSON request, its worker already started: `parse` turns a
+    line into an item (raising a `ProblemError` answers that line), `process` handles a chunk."""
+    answers = Answers()
+    worker = asyncio.create_task(_run(
+        request, answers, body_limit=body_limit, line_limit=line_limit,
+        chunk_lines=chunk_lines, parse=parse, process=process))
+    return NdjsonStream(answers, worker)

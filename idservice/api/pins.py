@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from idservice.api.ndjson import Answers, NdjsonStream, read_lines
+from idservice.api.ndjson import NdjsonStream, start_ndjson
 from idservice.api.openapi import (
     ISSUE_EXAMPLE,
     BatchLineDoc,
@@ -21,10 +19,8 @@ from idservice.api.openapi import (
     problem_doc,
     stream_response_doc,
 )
-from idservice.api.problems import DB_UNAVAILABLE
-from idservice.audit.events import RequestContext
 from idservice.auth.policy import Action, authorize
-from idservice.errors import PayloadTooLarge, ProblemError, Unavailable
+from idservice.errors import ProblemError
 from idservice.http.bodies import check_media_type, json_body, parse_model
 from idservice.http.deps import Caller, Svc, request_context
 from idservice.logging import get_logger
@@ -72,18 +68,15 @@ def _line_result(line: int, result: issuance.IssueOutcome | ProblemError) -> dic
             "replayed": not result.created}
 
 
-async def _run_batch(
-    request: Request, svc: Svc, caller: Caller, rctx: RequestContext, answers: Answers,
-) -> None:
-    """Read, check and issue chunk by chunk. One chunk is in the database while the next is
-    read and parsed (two stages overlap); answers still leave in line order. A line over the
-    single-request limit is answered at once (its chunk is flushed), while the rest of it is
-    still arriving. Cancelled (client gone), it stops without an end marker: the chunk in
-    flight is its own task and transaction, and finishes."""
+@router.post("/v1/pins:batch", openapi_extra=ndjson_body_doc(IssueRequest, ISSUE_EXAMPLE),
+             response_class=Response,
+             responses=stream_response_doc(BatchLineDoc, "application/x-ndjson",
+                                           "one result object per input line"))
+async def issue_batch(request: Request, svc: Svc, caller: Caller) -> NdjsonStream:
+    authorize(caller, Action.PIN_ISSUE_BATCH)
+    check_media_type(request, "application/x-ndjson", "application/jsonl", "application/json-lines")
     ctx: PersonsContext = svc.persons
-    chunk: list[batch.BatchLine] = []
-    size = svc.settings.batch_chunk_lines
-    pending: asyncio.Task[bytes] | None = None
+    rctx = request_context(request, caller)
 
     async def process(lines: list[batch.BatchLine]) -> bytes:
         results = await batch.issue_chunk(ctx, rctx, lines)
@@ -94,60 +87,8 @@ async def _run_batch(
             out += json.dumps(_line_result(line, result), ensure_ascii=False).encode() + b"\n"
         return bytes(out)
 
-    async def hand_over(lines: list[batch.BatchLine]) -> None:
-        nonlocal pending
-        if pending is not None:
-            await answers.put(await pending)
-            pending = None
-        if lines:
-            pending = asyncio.create_task(process(lines))
-
-    limit = svc.settings.max_body_bytes
-    try:
-        async for number, raw in read_lines(request.stream(), limit,
-                                            svc.settings.max_batch_body_bytes):
-            if raw is not None and not raw.strip():
-                continue
-            item: issuance.PreparedIssue | ProblemError
-            try:
-                if raw is None:
-                    raise PayloadTooLarge(f"line larger than the single-request limit "
-                                          f"({limit} bytes); the rest of it is skipped")
-                item = issuance.prepare(ctx, caller, parse_model(IssueRequest, raw))
-            except ProblemError as problem:
-                item = problem
-            chunk.append((number, item))
-            if len(chunk) >= size or raw is None:
-                await hand_over(chunk)
-                chunk = []
-                if raw is None:
-                    await hand_over([])  # the refusal leaves now, not with the next chunk
-        await hand_over(chunk)
-        await hand_over([])
-    except Exception as exc:  # report and stop: lines already answered stay answered
-        if pending is not None:  # let the chunk in flight finish: it is one transaction
-            with contextlib.suppress(Exception):
-                await answers.put(await pending)
-        if isinstance(exc, ProblemError):
-            fatal = exc
-        elif isinstance(exc, DB_UNAVAILABLE):
-            fatal = Unavailable()
-        else:
-            _log.exception("batch_failed", error=type(exc).__name__)
-            fatal = ProblemError()
-        await answers.put(json.dumps({"line": None, "error": fatal.to_problem()}).encode()
-                          + b"\n")
-    await answers.put(None)
-
-
-@router.post("/v1/pins:batch", openapi_extra=ndjson_body_doc(IssueRequest, ISSUE_EXAMPLE),
-             response_class=Response,
-             responses=stream_response_doc(BatchLineDoc, "application/x-ndjson",
-                                           "one result object per input line"))
-async def issue_batch(request: Request, svc: Svc, caller: Caller) -> NdjsonStream:
-    authorize(caller, Action.PIN_ISSUE_BATCH)
-    check_media_type(request, "application/x-ndjson", "application/jsonl", "application/json-lines")
-    answers = Answers()
-    worker = asyncio.create_task(
-        _run_batch(request, svc, caller, request_context(request, caller), answers))
-    return NdjsonStream(answers, worker)
+    return start_ndjson(
+        request, body_limit=svc.settings.max_batch_body_bytes,
+        line_limit=svc.settings.max_body_bytes, chunk_lines=svc.settings.batch_chunk_lines,
+        parse=lambda raw: issuance.prepare(ctx, caller, parse_model(IssueRequest, raw)),
+        process=process)

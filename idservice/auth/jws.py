@@ -1,6 +1,7 @@
 """Compact JWS (RFC 7515) signed by a key that lives in the HSM: access tokens (`at+jwt`,
 `auth/tokens.py`), and the signed statements the service hands out for offline checking, such
-as the PIN notice's QR code (`pin-notice+jwt`, `persons/notice_token.py`).
+as the PIN notice's QR code (`pin-notice+jwt`, `persons/notice_token.py`) and the offline
+offices' PIN reservations (`pin-reservation+jwt`, `persons/reservations.py`).
 
 PyJWT cannot sign with a PKCS#11 key, so the signing input is assembled here and handed to the
 HSM; anyone verifies with PyJWT against the public key published in `/.well-known/jwks.json`

@@ -43,6 +43,8 @@ class Action(StrEnum):
     WEB_SESSION = "web.session"  # a session on the web pages (each page then asks its own)
     AUDIT_EVENTS = "audit.events"  # list, by index, export; the auditor UI
     AUDIT_TREE = "audit.tree"  # checkpoints, keys, proofs
+    PIN_RESERVE = "pin.reserve"  # contract 8: reserve, sync offline issuances, release
+    RESERVATION_ADMIN = "reservation.admin"  # contract 8: read or release another's
 
 
 class Jurisdiction(Enum):
@@ -82,6 +84,10 @@ POLICY: Mapping[Action, Rule] = {
     Action.WEB_SESSION: _rule("officer", "auditor", jurisdiction=Jurisdiction.NONE),
     Action.AUDIT_EVENTS: _rule("auditor", jurisdiction=Jurisdiction.EVENT_PIN),
     Action.AUDIT_TREE: _rule("auditor", jurisdiction=Jurisdiction.NONE),
+    # Contract 8: reservations and their sync (registrar: the reserving client only, checked
+    # by the service); reading and releasing a client's reservation: admin of its province.
+    Action.PIN_RESERVE: _rule("registrar", jurisdiction=Jurisdiction.REGISTRATION),
+    Action.RESERVATION_ADMIN: _rule("admin", jurisdiction=Jurisdiction.REGISTRATION),
 }
 
 

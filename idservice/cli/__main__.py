@@ -1,5 +1,5 @@
 """`python -m idservice.cli`: the same as the `idservice` script."""
 
-from idservice.cli.main import app
+from idservice.cli.entry import main
 
-app()
+main()

@@ -11,6 +11,7 @@ import typer
 
 from idservice.cli import audit as audit_cli
 from idservice.cli import clients as clients_cli
+from idservice.cli import office as office_cli
 from idservice.cli import operators as operators_cli
 from idservice.cli import persons as persons_cli
 from idservice.cli.agent import agent as agent_command
@@ -31,6 +32,7 @@ app.add_typer(clients_cli.app, name="clients")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(operators_cli.app, name="operators")
 app.add_typer(persons_cli.app, name="persons")
+app.add_typer(office_cli.app, name="office")
 app.command("login")(login_command)
 app.command("agent")(agent_command)
 audit_cli.app.command("prove")(prove_command)

@@ -10,7 +10,8 @@ ends in `pin_space_exhausted` for its line exactly as for single requests.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import asyncpg
 
@@ -31,15 +32,26 @@ from idservice.persons.rows import RegistrationKey, key_arrays
 from idservice.persons.views import load_record
 from idservice.queries import persons as q
 
-__all__ = ["BatchLine", "LineResult", "issue_chunk", "issue_many"]
+__all__ = ["BatchLine", "Claimer", "LineResult", "claim_new", "issue_chunk", "issue_many",
+           "run_chunk"]
 
 Result = tuple[IssueOutcome | ProblemError, AuditEvent]
 
+# How the new registrations of a chunk get their numbers, in item order: drawn by the allocator
+# (`claim_new`), or, for an office's offline issuances, the reserved PINs they carry
+# (`persons/offline.py`). Everything else about issuing is the same for both.
+Claimer = Callable[[Conn, PersonsContext, Sequence[PreparedIssue]],
+                   Awaitable[Sequence[Claim | ProblemError]]]
 
+
+async def claim_new(conn: Conn, ctx: PersonsContext, items: Sequence[PreparedIssue]
+                    ) -> Sequence[Claim | ProblemError]:
+    return await claim_pins(conn, ctx, [p.row for p in items])
 
 
 async def issue_many(
-    conn: Conn, ctx: PersonsContext, items: Sequence[PreparedIssue]
+    conn: Conn, ctx: PersonsContext, items: Sequence[PreparedIssue],
+    claimer: Claimer = claim_new,
 ) -> list[Result]:
     """Issue or replay every item inside the caller's transaction; results in input order."""
     results: list[Result | None] = [None] * len(items)
@@ -65,8 +77,7 @@ async def issue_many(
                                           row["status"], row["issued_at"],
                                           load_record(row["registration"]))
 
-    claims = dict(zip(new, await claim_pins(conn, ctx, [items[i].row for i in new]),
-                      strict=True))
+    claims = dict(zip(new, await claimer(conn, ctx, [items[i] for i in new]), strict=True))
     issued = {i: c for i, c in claims.items() if isinstance(c, Claim)}
     if issued:
         await conn.execute(q.INSERT_REGISTRATIONS,
@@ -91,6 +102,7 @@ async def issue_many(
 BatchLine = tuple[int, "PreparedIssue | ProblemError"]
 LineResult = tuple[int, "IssueOutcome | ProblemError"]
 
+T = TypeVar("T")
 _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
 
@@ -102,13 +114,19 @@ async def issue_chunk(
     Rejected lines (bad input) are recorded too, so the log has exactly one event per line.
     A deadlock between concurrent batches retries the chunk: every line is idempotent.
     """
-    for attempt in range(3):
+    return await run_chunk(lambda: _issue_chunk_once(ctx, rctx, lines))
+
+
+async def run_chunk(attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run one chunk's transaction, again after a deadlock or serialization failure between
+    concurrent chunks (every line is idempotent, so running it again is safe)."""
+    for tries in range(3):
         try:
-            return await _issue_chunk_once(ctx, rctx, lines)
+            return await attempt()
         except _RETRYABLE:
-            if attempt == 2:
+            if tries == 2:
                 raise
-            await asyncio.sleep(0.05 * (attempt + 1))
+            await asyncio.sleep(0.05 * (tries + 1))
     raise AssertionError("unreachable")
 
 

@@ -93,10 +93,14 @@ def existing_outcome(
 
 
 def issued_outcome(
-    p: PreparedIssue, claim: Claim | PinSpaceExhausted
+    p: PreparedIssue, claim: Claim | ProblemError
 ) -> tuple[IssueOutcome | ProblemError, AuditEvent]:
+    """A new registration's number claimed, or the problem that stopped the claim (a full
+    bucket; for an offline PIN, `reservation_conflict`)."""
     if isinstance(claim, PinSpaceExhausted):
         return claim, refusal("pin.issue", claim, **_details(p, bucket=p.row.prefix))
+    if isinstance(claim, ProblemError):
+        return claim, refusal("pin.issue", claim, **_details(p))
     outcome = IssueOutcome(claim.pin, "active", claim.issued_at, p.registration, created=True)
     return outcome, AuditEvent("pin.issue", "issued", pin=claim.pin, details=_details(p))
 

@@ -39,8 +39,11 @@ INSERT INTO registration (province_code, authority, number, body_sha256, pin)
 VALUES ($1, $2, $3, $4, $5)
 """
 
+# A 'reserved' row (contract 8, migrations/0030_reservations.sql) is a number held for an offline
+# office, not a person: reads, searches and verification never see it.
 GET_PERSON = """
-SELECT pin, status, replaced_by, record, issued_at, updated_at FROM person WHERE pin = $1
+SELECT pin, status, replaced_by, record, issued_at, updated_at FROM person
+ WHERE pin = $1 AND status <> 'reserved'
 """
 
 GET_PERSON_FOR_UPDATE = GET_PERSON + " FOR UPDATE"
@@ -57,7 +60,7 @@ WITH hit AS (
 SELECT h.n, h.retry_after, p.full_name, p.date_of_birth
   FROM (SELECT 1) AS one
   LEFT JOIN hit h ON true
-  LEFT JOIN person p ON p.pin = $1
+  LEFT JOIN person p ON p.pin = $1 AND p.status <> 'reserved'
 """
 
 # $1 folded name, $2 dob or null, $3 PIN prefix (3 digits) or null, $4 limit.
@@ -65,7 +68,7 @@ SEARCH_FOLDED = """
 SELECT pin, status, replaced_by, record, issued_at, updated_at FROM person
  WHERE (name_folded = $1 OR other_names_folded @> ARRAY[$1]::text[])
    AND ($2::date IS NULL OR date_of_birth = $2)
-   AND ($3::text IS NULL OR province_code = $3)
+   AND ($3::text IS NULL OR province_code = $3) AND status <> 'reserved'
  ORDER BY pin LIMIT $4
 """
 
@@ -74,7 +77,7 @@ SELECT pin, status, replaced_by, record, issued_at, updated_at FROM person
  WHERE (name_folded = $5 OR other_names_folded @> ARRAY[$5]::text[])
    AND (full_name = $1 OR record->'child'->'other_names' ? $1)
    AND ($2::date IS NULL OR date_of_birth = $2)
-   AND ($3::text IS NULL OR province_code = $3)
+   AND ($3::text IS NULL OR province_code = $3) AND status <> 'reserved'
  ORDER BY pin LIMIT $4
 """
 

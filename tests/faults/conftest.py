@@ -1,28 +1,16 @@
 """Fault tests run their servers on databases of their own: a server with its own SoftHSM token
 signs audit checkpoints with its own key, which must not land in the session database (whose
-audit log the audit tests verify against the session server's key)."""
+audit log the audit tests verify against the session server's key): `own_database`
+(tests/support/fixtures_db.py)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-import pytest
-
 from idservice.auth.administration import admin_actor
 from idservice.auth.client_registry import add_client
-from idservice.db.migrate import migrate
 from idservice.db.pool import connect
-from idservice.db.roles import DatabaseUrls
-from idservice.runtime import DatabaseTarget
-
-
-@pytest.fixture
-def own_database(fresh_database: DatabaseUrls) -> DatabaseTarget:
-    """A new, migrated database (dropped after the test)."""
-    asyncio.run(migrate(fresh_database.owner))
-    return DatabaseTarget(fresh_database.service, fresh_database.owner, fresh_database.auditor,
-                          None, fresh_database.admin)
 
 
 def fetch(url: str, sql: str, *args: object) -> list[Any]:

@@ -21,6 +21,7 @@ second test session running at the same time would break each other).
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 import uuid
@@ -33,8 +34,10 @@ import pytest_asyncio
 
 from idservice.db._pgproc import bin_path, run_as, server_user
 from idservice.db.embedded import EmbeddedPostgres
+from idservice.db.migrate import migrate
 from idservice.db.pool import connect
 from idservice.db.roles import DatabaseUrls
+from idservice.runtime import DatabaseTarget
 from idservice.settings import Settings
 from tests.support.debian_pg import (
     DebianCluster,
@@ -122,6 +125,16 @@ async def fresh_database(pg_server: PgServer, pg_superuser_url: str
     urls = await pg_server.ensure_database(name)
     yield urls
     await drop_database(pg_superuser_url, name)
+
+
+@pytest.fixture
+def own_database(fresh_database: DatabaseUrls) -> DatabaseTarget:
+    """A new, migrated database (dropped after the test), for a server with a SoftHSM token
+    of its own: its audit checkpoints, signed with its own key, must not land in the session
+    database (whose log the audit tests verify against the session server's key)."""
+    asyncio.run(migrate(fresh_database.owner))
+    return DatabaseTarget(fresh_database.service, fresh_database.owner, fresh_database.auditor,
+                          None, fresh_database.admin)
 
 
 async def sql_error(url: str, sql: str) -> BaseException | None:

@@ -40,6 +40,8 @@ def _principal(*roles: str, jur: str = "052") -> Principal:
     (Action.PERSON_CORRECT, {"officer"}),
     (Action.AUDIT_EVENTS, {"auditor"}),
     (Action.AUDIT_TREE, {"auditor"}),
+    (Action.PIN_RESERVE, {"registrar"}),  # contract 8
+    (Action.RESERVATION_ADMIN, {"admin"}),  # contract 8: another client's reservation
 ])
 def test_each_action_allows_the_contracts_roles_only(action: Action, allowed: set[str]) -> None:
     assert set(POLICY[action].roles) == allowed
