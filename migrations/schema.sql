@@ -1374,6 +1374,7 @@ GRANT ALL ON FUNCTION public.audit_tree_append(old_size bigint, new_size bigint,
 REVOKE ALL ON FUNCTION public.audit_write(p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.audit_write(p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]) TO idservice_service;
 GRANT ALL ON FUNCTION public.audit_write(p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]) TO idservice_administrator;
+GRANT ALL ON FUNCTION public.audit_write(p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]) TO idservice_auditor;
 
 
 --
@@ -1470,6 +1471,7 @@ GRANT SELECT ON TABLE public.audit_event TO idservice_auditor;
 
 GRANT INSERT(actor_type) ON TABLE public.audit_event TO idservice_service;
 GRANT INSERT(actor_type) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(actor_type) ON TABLE public.audit_event TO idservice_auditor;
 
 
 --
@@ -1478,6 +1480,7 @@ GRANT INSERT(actor_type) ON TABLE public.audit_event TO idservice_administrator;
 
 GRANT INSERT(actor_id) ON TABLE public.audit_event TO idservice_service;
 GRANT INSERT(actor_id) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(actor_id) ON TABLE public.audit_event TO idservice_auditor;
 
 
 --
@@ -1486,6 +1489,7 @@ GRANT INSERT(actor_id) ON TABLE public.audit_event TO idservice_administrator;
 
 GRANT INSERT(action) ON TABLE public.audit_event TO idservice_service;
 GRANT INSERT(action) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(action) ON TABLE public.audit_event TO idservice_auditor;
 
 
 --
@@ -1494,6 +1498,7 @@ GRANT INSERT(action) ON TABLE public.audit_event TO idservice_administrator;
 
 GRANT INSERT(pin) ON TABLE public.audit_event TO idservice_service;
 GRANT INSERT(pin) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(pin) ON TABLE public.audit_event TO idservice_auditor;
 
 
 --
@@ -1502,6 +1507,7 @@ GRANT INSERT(pin) ON TABLE public.audit_event TO idservice_administrator;
 
 GRANT INSERT(purpose) ON TABLE public.audit_event TO idservice_service;
 GRANT INSERT(purpose) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(purpose) ON TABLE public.audit_event TO idservice_auditor;
 
 
 --
@@ -1510,6 +1516,7 @@ GRANT INSERT(purpose) ON TABLE public.audit_event TO idservice_administrator;
 
 GRANT INSERT(outcome) ON TABLE public.audit_event TO idservice_service;
 GRANT INSERT(outcome) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(outcome) ON TABLE public.audit_event TO idservice_auditor;
 
 
 --
@@ -1518,6 +1525,7 @@ GRANT INSERT(outcome) ON TABLE public.audit_event TO idservice_administrator;
 
 GRANT INSERT(request_id) ON TABLE public.audit_event TO idservice_service;
 GRANT INSERT(request_id) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(request_id) ON TABLE public.audit_event TO idservice_auditor;
 
 
 --
@@ -1526,6 +1534,7 @@ GRANT INSERT(request_id) ON TABLE public.audit_event TO idservice_administrator;
 
 GRANT INSERT(source_ip) ON TABLE public.audit_event TO idservice_service;
 GRANT INSERT(source_ip) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(source_ip) ON TABLE public.audit_event TO idservice_auditor;
 
 
 --
@@ -1534,6 +1543,7 @@ GRANT INSERT(source_ip) ON TABLE public.audit_event TO idservice_administrator;
 
 GRANT INSERT(details) ON TABLE public.audit_event TO idservice_service;
 GRANT INSERT(details) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(details) ON TABLE public.audit_event TO idservice_auditor;
 
 
 --
@@ -1638,6 +1648,7 @@ GRANT SELECT,INSERT,UPDATE ON TABLE public.operator TO idservice_administrator;
 --
 
 GRANT SELECT,INSERT,UPDATE ON TABLE public.person TO idservice_service;
+GRANT SELECT ON TABLE public.person TO idservice_auditor;
 
 
 --

@@ -37,7 +37,6 @@ class Action(StrEnum):
     PERSON_SEARCH = "person.search"
     PERSON_CORRECT = "person.correct"
     PERSON_DEATH = "person.death"  # jurisdiction: the death registration's province
-    QUALITY_REPORT = "quality.report"
     AUDIT_EVENTS = "audit.events"  # list, by index, export; the auditor UI
     AUDIT_TREE = "audit.tree"  # checkpoints, keys, proofs
 
@@ -68,10 +67,8 @@ POLICY: Mapping[Action, Rule] = {
     Action.PERSON_READ: _rule("officer", jurisdiction=Jurisdiction.PIN),
     Action.PERSON_SEARCH: _rule("officer", jurisdiction=Jurisdiction.REGISTRATION),
     Action.PERSON_CORRECT: _rule("officer", jurisdiction=Jurisdiction.PIN),
-    # Contract 9: a registrar registers deaths in its province, whatever the PIN's province;
-    # the quality report is read through the auditor role.
+    # Contract 9: a registrar registers deaths in its province, whatever the PIN's province.
     Action.PERSON_DEATH: _rule("registrar", jurisdiction=Jurisdiction.REGISTRATION),
-    Action.QUALITY_REPORT: _rule("auditor", jurisdiction=Jurisdiction.REGISTRATION),
     Action.AUDIT_EVENTS: _rule("auditor", jurisdiction=Jurisdiction.EVENT_PIN),
     Action.AUDIT_TREE: _rule("auditor", jurisdiction=Jurisdiction.NONE),
 }

@@ -11,6 +11,7 @@ import typer
 from idservice.cli import audit as audit_cli
 from idservice.cli import clients as clients_cli
 from idservice.cli import operators as operators_cli
+from idservice.cli import quality as quality_cli
 from idservice.cli.agent import agent as agent_command
 from idservice.cli.common import console, run, settings
 from idservice.cli.login import login as login_command
@@ -27,6 +28,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(clients_cli.app, name="clients")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(operators_cli.app, name="operators")
+app.add_typer(quality_cli.app, name="quality")
 app.command("login")(login_command)
 app.command("agent")(agent_command)
 

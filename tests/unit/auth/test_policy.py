@@ -39,7 +39,6 @@ def _principal(*roles: str, jur: str = "052") -> Principal:
     (Action.PERSON_SEARCH, {"officer"}),
     (Action.PERSON_CORRECT, {"officer"}),
     (Action.PERSON_DEATH, {"registrar"}),  # contract 9
-    (Action.QUALITY_REPORT, {"auditor"}),  # issue 11: read through the auditor role
     (Action.AUDIT_EVENTS, {"auditor"}),
     (Action.AUDIT_TREE, {"auditor"}),
 ])
