@@ -8,9 +8,10 @@ Reproduce (from the repo root; needs root for the embedded PostgreSQL user)::
 
 Method: a fresh data dir and embedded PostgreSQL (bench/_harness.Stack), migrated; the
 records are generated in SQL (one INSERT ... SELECT from generate_series, as the owner; the
-service's write path is measured by bench/issuance.py, not here): 14 x 6 x 9 names, birth
-dates over 1900-2025, 1 in 500 registered late, 1 in 2,000 with a father under 12, 1 in
-5,000 with a malformed mother PIN, ~1 in 1,000 a duplicate of the previous record; then
+service's write path is measured by bench/issuance.py, not here): 3,000 names, birth dates
+over 1928-2025 (1 in 10,000 in 1890), 1 in 500 registered late, 1 in 2,000 with a father
+under 12, 1 in 5,000 with a malformed mother PIN, 1 in 1,000 a duplicate of the record
+before it, mother PINs otherwise pseudo-random (some encode impossible ages); then
 VACUUM ANALYZE (as autovacuum would have done on a live registry). The report runs as the
 CLI does (a subprocess, auditor role, `quality.report` event) and is timed end to end,
 process start included. The report goes to stdout and bench/results/quality-<UTC>.json.
@@ -45,7 +46,7 @@ FILL = """
 INSERT INTO person (pin, registration_authority, registration_number, registered_on,
                     province_code, full_name, name_folded, sex, date_of_birth, record,
                     mother_pin, mother_name_folded)
-SELECT pin, 'UBND xã Nhơn Lý', 'Q-' || i, dob + CASE WHEN i % 500 = 0 THEN 90 ELSE 5 END,
+SELECT pin, 'UBND xã Nhơn Lý', 'Q-' || i, dob + CASE WHEN i % 500 = 0 THEN 90 ELSE 5 END::int,
        '052', name, name, sex, dob,
        jsonb_build_object(
          'registration', jsonb_build_object('province_code', '052'),
@@ -58,15 +59,17 @@ SELECT pin, 'UBND xã Nhơn Lý', 'Q-' || i, dob + CASE WHEN i % 500 = 0 THEN 90
          'mother', jsonb_build_object('full_name', 'me ' || (i / 2), 'pin', mpin)),
        mpin, 'me ' || (i / 2)
   FROM (SELECT i, '052' || lpad(i::text, 9, '0') AS pin,
-               CASE WHEN i % 2 = 0 THEN 'M' ELSE 'F' END AS sex,
-               date '1900-01-01' + ((CASE WHEN i % 1000 = 1 THEN i - 1 ELSE i END)
-                                    * 7919) % 45000 AS dob,
+               CASE WHEN (CASE WHEN i % 1000 = 1 THEN i - 1 ELSE i END) % 2 = 0 THEN 'M'
+                    ELSE 'F' END AS sex,
+               CASE WHEN i % 10000 = 3 THEN date '1890-01-01' ELSE
+               date '1928-01-01' + (((CASE WHEN i % 1000 = 1 THEN i - 1 ELSE i END)
+                                     * 7919) % 35700)::int END AS dob,
                'nguyen van ' || ((CASE WHEN i % 1000 = 1 THEN i - 1 ELSE i END) % 3000)
                  AS name,
                CASE WHEN i % 5000 = 0 THEN '99' || lpad(i::text, 10, '0')
                     WHEN i % 1000 IN (0, 1) THEN NULL
                     ELSE '052' || lpad((i * 31 % 1000000000)::text, 9, '0') END AS mpin
-          FROM generate_series($1::int, $2::int) i) g
+          FROM generate_series($1::bigint, $2::bigint) i) g
 """
 
 
