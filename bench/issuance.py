@@ -51,6 +51,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import math
 import os
@@ -110,13 +111,22 @@ TEMPLATE = (
     '"place_of_birth":"Trạm y tế xã %s","home_town":"%s, Bình Định","ethnicity":"Kinh",'
     '"nationality":"VN"},'
     '"father":{"full_name":"%s","pin":"%s","nationality":"VN"},'
-    '"mother":{"full_name":"%s","pin":null,"nationality":"VN"}}\n'
+    '"mother":{"full_name":"%s","pin":"%s","nationality":"VN"}}\n'
 )
 
 
 def _name(h: int, sex: str) -> str:
     return (f"{FAMILY[h % len(FAMILY)]} {MIDDLE[sex][(h // 7) % 6]} "
             f"{GIVEN[sex][(h // 131) % 9]}")
+
+
+@functools.lru_cache(maxsize=16)
+def run_seed(run: str) -> int:
+    """A number of the run id (same as run_seed() in bench/lua/issue.lua)."""
+    seed = 0
+    for byte in run.encode():
+        seed = (seed * 31 + byte) % 1000003
+    return seed
 
 
 def make_line(n: int, stream: int, run: str) -> str:
@@ -131,7 +141,8 @@ def make_line(n: int, stream: int, run: str) -> str:
     father_pin = f"052{2 if father_year >= 2000 else 0}{father_year % 100:02d}{h % 1000000:06d}"
     return TEMPLATE % (commune, f"{run}-t{stream}-{n}", month, year, year, month, day + n % 8,
                        _name(h, sex), sex, year, month, day, commune, commune,
-                       _name(h // 3, "M"), father_pin, _name(h // 5, "F"))
+                       _name(h // 3, "M"), father_pin, _name(h // 5, "F"),
+                       f"052{(run_seed(run) * 7919 + stream * 1000003 + n) % 10**9:09d}")
 
 
 # -- batch client --------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "AlreadyDeceased",
     "Forbidden",
     "InvalidField",
     "MalformedRequest",
@@ -18,7 +19,10 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PinNotReserved",
+    "PersonDeceased",
+    "PinCancelled",
     "PinSpaceExhausted",
+    "PossibleDuplicate",
     "ProblemError",
     "PurposeRequired",
     "RateLimited",
@@ -36,16 +40,15 @@ class ProblemError(Exception):
     code: ClassVar[str] = "internal"
     title: ClassVar[str] = "Internal error"
 
-    def __init__(self, detail: str | None = None, *, field: str | None = None) -> None:
+    def __init__(self, detail: str | None = None, *, field: str | None = None,
+                 extra: dict[str, Any] | None = None) -> None:
         detail = detail or self.title
         if field is not None:
             detail = _with_field(field, detail)
         super().__init__(detail)
         self.detail = detail
         self.field = field
-
-    # Extra facts for the problem body's `details` (e.g. both PINs of an offline conflict).
-    details: dict[str, Any] | None = None
+        self.extra = extra or {}  # further members of the problem body (RFC 9457 3.2)
 
     def to_problem(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -57,8 +60,8 @@ class ProblemError(Exception):
         }
         if self.field is not None:
             body["field"] = self.field
-        if self.details:
-            body["details"] = self.details
+        for key, value in self.extra.items():
+            body.setdefault(key, value)
         return body
 
 
@@ -163,3 +166,28 @@ class RateLimited(ProblemError):
     def __init__(self, detail: str | None = None, *, retry_after: int = 60) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+
+class PossibleDuplicate(ProblemError):
+    """Contract 9: the child matches an existing active person (`details.candidates`)."""
+
+    status, code, title = 409, "possible_duplicate", "Possible duplicate registration"
+
+
+class AlreadyDeceased(ProblemError):
+    """Contract 9: a death registered under another death registration key."""
+
+    status, code, title = 409, "already_deceased", "Person already registered as deceased"
+
+
+class PinCancelled(ProblemError):
+    """Contract 9: the PIN was replaced by a correction (`replaced_by` in the body)."""
+
+    status, code, title = 409, "pin_cancelled", "PIN cancelled"
+
+
+class PersonDeceased(ProblemError):
+    """Extension (issue 11): a correction of sex or birth year would reissue the PIN of a
+    deceased person; undo the death first if it was registered in error."""
+
+    status, code, title = 409, "person_deceased", "Person is deceased"

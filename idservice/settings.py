@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     # The `operators` / `clients` commands connect as this role (a member of
     # idservice_administrator), never as the service's: unset means embedded (or refused).
     admin_database_url: str | None = None
+    # `quality report` reads as this role (a member of idservice_auditor); unset: embedded.
+    auditor_database_url: str | None = None
     data_dir: Path = Path("./var")
     origin: str = "http://127.0.0.1:8000"
     agent_url: str = "http://127.0.0.1:8765"  # the officer's signing agent, for the web UI

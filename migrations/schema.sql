@@ -33,7 +33,9 @@ CREATE TYPE public.person_row AS (
 	other_names_folded text[],
 	sex text,
 	date_of_birth date,
-	record text
+	record text,
+	mother_pin text,
+	mother_name_folded text
 );
 
 
@@ -272,10 +274,19 @@ $$;
 
 
 --
--- Name: issue_pin(public.person_row, bytea, text, integer[], integer, text, text, text, text, text); Type: FUNCTION; Schema: public; Owner: -
+-- Name: death_registration_lock_key(text, text, text); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.issue_pin(p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text) RETURNS TABLE(outcome text, pin text, status text, issued_at timestamp with time zone, registration jsonb)
+CREATE FUNCTION public.death_registration_lock_key(province_code text, authority text, number text) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN hashtextextended(((((province_code || chr(31)) || authority) || chr(31)) || number), (7306)::bigint);
+
+
+--
+-- Name: issue_pin(public.person_row, bytea, text, integer[], integer, text, text, text, text, text, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.issue_pin(p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text) RETURNS TABLE(outcome text, pin text, status text, issued_at timestamp with time zone, registration jsonb, duplicates text[])
     LANGUAGE plpgsql
     AS $$
 #variable_conflict use_column
@@ -283,7 +294,7 @@ DECLARE
   found_reg record;
   v_pin text;
   v_at timestamptz;
-  v_outcome text;
+  v_dups text[];
   v_province text := (p_row).province_code;
   v_authority text := (p_row).registration_authority;
   v_number text := (p_row).registration_number;
@@ -295,16 +306,25 @@ BEGIN
    WHERE r.province_code = v_province AND r.authority = v_authority AND r.number = v_number;
   IF FOUND AND found_reg.body_sha256 <> p_digest THEN
     RETURN QUERY SELECT 'registration_conflict'::text, found_reg.pin::text, found_reg.status,
-                        found_reg.issued_at, found_reg.reg;
+                        found_reg.issued_at, found_reg.reg, NULL::text[];
     RETURN;
   END IF;
   IF FOUND THEN
-    v_outcome := 'replayed';
     PERFORM audit_write(p_actor_type, p_actor_id, p_request_id, p_source_ip,
                         ARRAY['pin.issue'], ARRAY[found_reg.pin::text], ARRAY[NULL::text],
-                        ARRAY[v_outcome], ARRAY[p_details]);
-    RETURN QUERY SELECT v_outcome, found_reg.pin::text, found_reg.status, found_reg.issued_at,
-                        found_reg.reg;
+                        ARRAY['replayed'], ARRAY[p_details]);
+    RETURN QUERY SELECT 'replayed'::text, found_reg.pin::text, found_reg.status,
+                        found_reg.issued_at, found_reg.reg, NULL::text[];
+    RETURN;
+  END IF;
+
+  -- Two registrations of one child under different keys, at the same moment: the second
+  -- waits for the first and then sees it.
+  PERFORM pg_advisory_xact_lock(person_duplicate_lock_key(p_row));
+  SELECT array_agg(d.pin) INTO v_dups FROM person_duplicates(p_row) d;
+  IF v_dups IS NOT NULL AND p_override_details IS NULL THEN
+    RETURN QUERY SELECT 'possible_duplicate'::text, NULL::text, NULL::text, NULL::timestamptz,
+                        NULL::jsonb, v_dups;
     RETURN;
   END IF;
 
@@ -312,17 +332,25 @@ BEGIN
     FROM person_claim(p_prefix, p_candidates, p_block_size, p_row) c;
   IF v_pin IS NULL THEN
     RETURN QUERY SELECT 'needs_exact'::text, NULL::text, NULL::text, NULL::timestamptz,
-                        NULL::jsonb;
+                        NULL::jsonb, NULL::text[];
     RETURN;
   END IF;
 
   INSERT INTO registration (province_code, authority, number, body_sha256, pin)
   VALUES (v_province, v_authority, v_number, p_digest, v_pin);
-  PERFORM audit_write(p_actor_type, p_actor_id, p_request_id, p_source_ip,
-                      ARRAY['pin.issue'], ARRAY[v_pin], ARRAY[NULL::text], ARRAY['issued'],
-                      ARRAY[p_details]);
+  IF v_dups IS NULL THEN
+    PERFORM audit_write(p_actor_type, p_actor_id, p_request_id, p_source_ip,
+                        ARRAY['pin.issue'], ARRAY[v_pin], ARRAY[NULL::text], ARRAY['issued'],
+                        ARRAY[p_details]);
+  ELSE
+    PERFORM audit_write(p_actor_type, p_actor_id, p_request_id, p_source_ip,
+                        ARRAY['pin.issue', 'pin.duplicate_override'], ARRAY[v_pin, v_pin],
+                        ARRAY[NULL::text, NULL::text], ARRAY['issued', 'issued'],
+                        ARRAY[p_details, (p_override_details::jsonb
+                                          || jsonb_build_object('candidates', v_dups))::text]);
+  END IF;
   RETURN QUERY SELECT 'issued'::text, v_pin, 'active'::text, v_at,
-                      (p_row).record::jsonb->'registration';
+                      (p_row).record::jsonb->'registration', v_dups;
 END
 $$;
 
@@ -432,6 +460,36 @@ $$;
 
 
 --
+-- Name: person_duplicate_lock_key(public.person_row); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.person_duplicate_lock_key(p_row public.person_row) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN hashtextextended((((((p_row).name_folded || chr(31)) || ((p_row).date_of_birth)::text) || chr(31)) || (p_row).sex), (7307)::bigint);
+
+
+--
+-- Name: person_duplicates(public.person_row); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.person_duplicates(p_row public.person_row) RETURNS TABLE(pin text)
+    LANGUAGE sql STABLE
+    AS $$
+  SELECT p.pin::text FROM person p
+   WHERE p.name_folded = (p_row).name_folded
+     AND p.date_of_birth = (p_row).date_of_birth
+     AND p.sex = (p_row).sex
+     AND p.status = 'active'
+     AND CASE WHEN p.mother_pin IS NOT NULL AND (p_row).mother_pin IS NOT NULL
+                THEN p.mother_pin = (p_row).mother_pin
+              WHEN p.mother_name_folded IS NOT NULL AND (p_row).mother_name_folded IS NOT NULL
+                THEN p.mother_name_folded = (p_row).mother_name_folded
+              ELSE p.mother_name_folded IS NULL AND (p_row).mother_name_folded IS NULL END
+   ORDER BY p.pin
+$$;
+
+
+--
 -- Name: person_insert(text[], integer[], public.person_row[], integer); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -444,10 +502,11 @@ BEGIN
   WITH ins AS (
     INSERT INTO person AS p (pin, registration_authority, registration_number, registered_on,
                              province_code, full_name, name_folded, other_names_folded, sex,
-                             date_of_birth, record)
+                             date_of_birth, record, mother_pin, mother_name_folded)
     SELECT make_pin(p_prefix[r.ordinality], p_serial[r.ordinality]), r.registration_authority,
            r.registration_number, r.registered_on, r.province_code, r.full_name, r.name_folded,
-           r.other_names_folded, r.sex, r.date_of_birth, r.record::jsonb
+           r.other_names_folded, r.sex, r.date_of_birth, r.record::jsonb, r.mother_pin,
+           r.mother_name_folded
       FROM unnest(p_row) WITH ORDINALITY AS r
     ON CONFLICT ON CONSTRAINT person_pkey DO NOTHING
     RETURNING p.pin, p.issued_at
@@ -486,6 +545,8 @@ BEGIN
          sex = (r.pr).sex,
          date_of_birth = (r.pr).date_of_birth,
          record = (r.pr).record::jsonb,
+         mother_pin = (r.pr).mother_pin,
+         mother_name_folded = (r.pr).mother_name_folded,
          issued_at = clock_timestamp(),
          updated_at = clock_timestamp()
     FROM (SELECT u.pin, p_rows[u.o] AS pr
@@ -517,6 +578,8 @@ BEGIN
          sex = (p_row).sex,
          date_of_birth = (p_row).date_of_birth,
          record = (p_row).record::jsonb,
+         mother_pin = (p_row).mother_pin,
+         mother_name_folded = (p_row).mother_name_folded,
          updated_at = clock_timestamp()
    WHERE pin = p_pin
   RETURNING updated_at INTO v_at;
@@ -802,6 +865,20 @@ CREATE TABLE public.client_assertion_jti (
 
 
 --
+-- Name: death_registration; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.death_registration (
+    province_code text NOT NULL,
+    authority text NOT NULL,
+    number text NOT NULL,
+    body_sha256 bytea NOT NULL,
+    pin text NOT NULL COLLATE pg_catalog."C",
+    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL
+);
+
+
+--
 -- Name: external_registration; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -884,6 +961,9 @@ CREATE TABLE public.person (
     record jsonb NOT NULL,
     issued_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
     updated_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    mother_pin text COLLATE pg_catalog."C",
+    mother_name_folded text,
+    death jsonb,
     CONSTRAINT person_check CHECK (((status = 'cancelled'::text) = (replaced_by IS NOT NULL))),
     CONSTRAINT person_pin_check CHECK ((pin ~ '^[0-9]{12}$'::text)),
     CONSTRAINT person_sex_check CHECK ((sex = ANY (ARRAY['M'::text, 'F'::text]))),
@@ -1125,6 +1205,14 @@ ALTER TABLE ONLY public.client
 
 
 --
+-- Name: death_registration death_registration_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.death_registration
+    ADD CONSTRAINT death_registration_pkey PRIMARY KEY (province_code, authority, number);
+
+
+--
 -- Name: external_registration external_registration_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1289,6 +1377,13 @@ CREATE INDEX citizen_session_expiry ON public.citizen_session USING btree (expir
 --
 
 CREATE INDEX client_assertion_jti_expiry ON public.client_assertion_jti USING btree (expires_at);
+
+
+--
+-- Name: death_registration_pin; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX death_registration_pin ON public.death_registration USING btree (pin);
 
 
 --
@@ -1461,6 +1556,15 @@ ALTER TABLE public.audit_tree ENABLE ALWAYS TRIGGER audit_tree_no_truncate;
 
 
 --
+-- Name: death_registration death_registration_append_only; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER death_registration_append_only BEFORE DELETE OR UPDATE ON public.death_registration FOR EACH ROW EXECUTE FUNCTION public.refuse_change();
+
+ALTER TABLE public.death_registration ENABLE ALWAYS TRIGGER death_registration_append_only;
+
+
+--
 -- Name: person_history person_history_append_only; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -1507,6 +1611,14 @@ CREATE TRIGGER reservation_pin_no_delete BEFORE DELETE ON public.reservation_pin
 
 ALTER TABLE ONLY public.audit_checkpoint
     ADD CONSTRAINT audit_checkpoint_tree_size_fkey FOREIGN KEY (tree_size) REFERENCES public.audit_tree(size);
+
+
+--
+-- Name: death_registration death_registration_pin_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.death_registration
+    ADD CONSTRAINT death_registration_pin_fkey FOREIGN KEY (pin) REFERENCES public.person(pin);
 
 
 --
@@ -1614,6 +1726,7 @@ GRANT ALL ON FUNCTION public.audit_tree_append(old_size bigint, new_size bigint,
 REVOKE ALL ON FUNCTION public.audit_write(p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.audit_write(p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]) TO idservice_service;
 GRANT ALL ON FUNCTION public.audit_write(p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]) TO idservice_administrator;
+GRANT ALL ON FUNCTION public.audit_write(p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]) TO idservice_auditor;
 
 
 --
@@ -1625,11 +1738,19 @@ GRANT ALL ON FUNCTION public.claim_external_registration(p_source text, p_scope 
 
 
 --
--- Name: FUNCTION issue_pin(p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text); Type: ACL; Schema: public; Owner: -
+-- Name: FUNCTION death_registration_lock_key(province_code text, authority text, number text); Type: ACL; Schema: public; Owner: -
 --
 
-REVOKE ALL ON FUNCTION public.issue_pin(p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.issue_pin(p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text) TO idservice_service;
+REVOKE ALL ON FUNCTION public.death_registration_lock_key(province_code text, authority text, number text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.death_registration_lock_key(province_code text, authority text, number text) TO idservice_service;
+
+
+--
+-- Name: FUNCTION issue_pin(p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.issue_pin(p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.issue_pin(p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text) TO idservice_service;
 
 
 --
@@ -1654,6 +1775,22 @@ GRANT ALL ON FUNCTION public.officer_login(p_nonce_sha256 text, p_nonce_expires 
 
 REVOKE ALL ON FUNCTION public.person_claim(p_prefix text, p_candidates integer[], p_block_size integer, p_row public.person_row) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.person_claim(p_prefix text, p_candidates integer[], p_block_size integer, p_row public.person_row) TO idservice_service;
+
+
+--
+-- Name: FUNCTION person_duplicate_lock_key(p_row public.person_row); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.person_duplicate_lock_key(p_row public.person_row) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.person_duplicate_lock_key(p_row public.person_row) TO idservice_service;
+
+
+--
+-- Name: FUNCTION person_duplicates(p_row public.person_row); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.person_duplicates(p_row public.person_row) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.person_duplicates(p_row public.person_row) TO idservice_service;
 
 
 --
@@ -1710,6 +1847,7 @@ GRANT SELECT ON TABLE public.audit_event TO idservice_auditor;
 
 GRANT INSERT(actor_type) ON TABLE public.audit_event TO idservice_service;
 GRANT INSERT(actor_type) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(actor_type) ON TABLE public.audit_event TO idservice_auditor;
 
 
 --
@@ -1718,6 +1856,7 @@ GRANT INSERT(actor_type) ON TABLE public.audit_event TO idservice_administrator;
 
 GRANT INSERT(actor_id) ON TABLE public.audit_event TO idservice_service;
 GRANT INSERT(actor_id) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(actor_id) ON TABLE public.audit_event TO idservice_auditor;
 
 
 --
@@ -1726,6 +1865,7 @@ GRANT INSERT(actor_id) ON TABLE public.audit_event TO idservice_administrator;
 
 GRANT INSERT(action) ON TABLE public.audit_event TO idservice_service;
 GRANT INSERT(action) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(action) ON TABLE public.audit_event TO idservice_auditor;
 
 
 --
@@ -1734,6 +1874,7 @@ GRANT INSERT(action) ON TABLE public.audit_event TO idservice_administrator;
 
 GRANT INSERT(pin) ON TABLE public.audit_event TO idservice_service;
 GRANT INSERT(pin) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(pin) ON TABLE public.audit_event TO idservice_auditor;
 
 
 --
@@ -1742,6 +1883,7 @@ GRANT INSERT(pin) ON TABLE public.audit_event TO idservice_administrator;
 
 GRANT INSERT(purpose) ON TABLE public.audit_event TO idservice_service;
 GRANT INSERT(purpose) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(purpose) ON TABLE public.audit_event TO idservice_auditor;
 
 
 --
@@ -1750,6 +1892,7 @@ GRANT INSERT(purpose) ON TABLE public.audit_event TO idservice_administrator;
 
 GRANT INSERT(outcome) ON TABLE public.audit_event TO idservice_service;
 GRANT INSERT(outcome) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(outcome) ON TABLE public.audit_event TO idservice_auditor;
 
 
 --
@@ -1758,6 +1901,7 @@ GRANT INSERT(outcome) ON TABLE public.audit_event TO idservice_administrator;
 
 GRANT INSERT(request_id) ON TABLE public.audit_event TO idservice_service;
 GRANT INSERT(request_id) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(request_id) ON TABLE public.audit_event TO idservice_auditor;
 
 
 --
@@ -1766,6 +1910,7 @@ GRANT INSERT(request_id) ON TABLE public.audit_event TO idservice_administrator;
 
 GRANT INSERT(source_ip) ON TABLE public.audit_event TO idservice_service;
 GRANT INSERT(source_ip) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(source_ip) ON TABLE public.audit_event TO idservice_auditor;
 
 
 --
@@ -1774,6 +1919,7 @@ GRANT INSERT(source_ip) ON TABLE public.audit_event TO idservice_administrator;
 
 GRANT INSERT(details) ON TABLE public.audit_event TO idservice_service;
 GRANT INSERT(details) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(details) ON TABLE public.audit_event TO idservice_auditor;
 
 
 --
@@ -1859,6 +2005,13 @@ GRANT SELECT,INSERT,DELETE ON TABLE public.client_assertion_jti TO idservice_ser
 
 
 --
+-- Name: TABLE death_registration; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE public.death_registration TO idservice_service;
+
+
+--
 -- Name: TABLE external_registration; Type: ACL; Schema: public; Owner: -
 --
 
@@ -1885,6 +2038,7 @@ GRANT SELECT,INSERT,UPDATE ON TABLE public.operator TO idservice_administrator;
 --
 
 GRANT SELECT,INSERT,UPDATE ON TABLE public.person TO idservice_service;
+GRANT SELECT ON TABLE public.person TO idservice_auditor;
 
 
 --

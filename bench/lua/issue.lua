@@ -36,13 +36,13 @@ local TEMPLATE = '{"registration":{"authority":"UBND xã %s, Bình Định","num
   .. '"place_of_birth":"Trạm y tế xã %s","home_town":"%s, Bình Định","ethnicity":"Kinh",'
   .. '"nationality":"VN"},'
   .. '"father":{"full_name":"%s","pin":"%s","nationality":"VN"},'
-  .. '"mother":{"full_name":"%s","pin":null,"nationality":"VN"}}'
+  .. '"mother":{"full_name":"%s","pin":"%s","nationality":"VN"}}'
 
 local OSIA_TEMPLATE = '{"registrationAuthority":"UBND xã %s, Bình Định","registrationNumber":"%s",'
   .. '"registrationBook":"%02d/%04d","registrationDate":"%04d-%02d-%02d",'
   .. '"registrationProvince":"052","fullName":"%s","gender":%d,"dateOfBirth":"%04d-%02d-%02d",'
   .. '"placeOfBirth":"Trạm y tế xã %s","homeTown":"%s, Bình Định","ethnicity":"Kinh",'
-  .. '"nationality":"VN","fatherFullName":"%s","fatherUin":"%s","motherFullName":"%s"}'
+  .. '"nationality":"VN","fatherFullName":"%s","fatherUin":"%s","motherFullName":"%s","motherUin":"%s"}'
 
 local function pick(list, i)
   return list[(i % #list) + 1]
@@ -53,7 +53,18 @@ local function name(h, sex)
     .. pick(GIVEN[sex], math.floor(h / 131))
 end
 
+-- A number of the run id (same as run_seed() in bench/issuance.py).
+function run_seed(run)
+  local seed = 0
+  for i = 1, #run do
+    seed = (seed * 31 + string.byte(run, i)) % 1000003
+  end
+  return seed
+end
+
 -- Same arithmetic as make_line() in bench/issuance.py (exact in doubles: n < 2^21).
+-- The mother's PIN differs per (run, stream, n): every request is another child, so the
+-- duplicate check (contract 9) runs its lookup and finds nothing, in every phase of a run.
 local function body(n, stream, run, osia)
   local h = (n * 2654435761 + stream * 40503) % 4294967296
   local year = 1930 + h % 96
@@ -65,14 +76,15 @@ local function body(n, stream, run, osia)
   local g = father_year >= 2000 and 2 or 0
   local father_pin = string.format("052%d%02d%06d", g, father_year % 100, h % 1000000)
   local number = run .. "-t" .. stream .. "-" .. n
+  local mother_pin = string.format("052%09d", (seed * 7919 + stream * 1000003 + n) % 1000000000)
   if osia then
     return string.format(OSIA_TEMPLATE, commune, number, month, year, year, month,
       day + n % 8, name(h, sex), sex == "M" and 1 or 2, year, month, day, commune, commune,
-      name(math.floor(h / 3), "M"), father_pin, name(math.floor(h / 5), "F")), number
+      name(math.floor(h / 3), "M"), father_pin, name(math.floor(h / 5), "F"), mother_pin), number
   end
   return string.format(TEMPLATE, commune, number, month, year,
     year, month, day + n % 8, name(h, sex), sex, year, month, day, commune, commune,
-    name(math.floor(h / 3), "M"), father_pin, name(math.floor(h / 5), "F")), number
+    name(math.floor(h / 3), "M"), father_pin, name(math.floor(h / 5), "F"), mother_pin), number
 end
 
 local counter = 0
@@ -82,6 +94,7 @@ err_sample = ""
 function init(args)
   run_id = args[1] or "wrk"
   osia = args[2] == "osia"
+  seed = run_seed(run_id)
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
 end

@@ -144,6 +144,8 @@ class PersonDoc(BaseModel):
     father: dict[str, Any] | None
     mother: dict[str, Any] | None
     replaces: str | None = Field(default=None, description="after a re-issuing correction")
+    death: dict[str, Any] | None = Field(
+        default=None, description="the death registration of a deceased person (contract 9)")
 
 
 class PersonSearchDoc(BaseModel):

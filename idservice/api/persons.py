@@ -1,4 +1,5 @@
-"""Person record routes for officers: read, search, correct (contract section 4)."""
+"""Person record routes: read, search, correct (officers, contract 4); register a death
+(registrars, contract 9)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from idservice.auth.policy import Action, authorize
 from idservice.errors import InvalidField
 from idservice.http.bodies import json_body
 from idservice.http.deps import Caller, Svc, request_context
-from idservice.persons import access, corrections
-from idservice.persons.models import CorrectionRequest
+from idservice.persons import access, corrections, deaths
+from idservice.persons.models import CorrectionRequest, DeathRequest
 
 __all__ = ["router"]
 
@@ -80,3 +81,16 @@ async def correct_person(request: Request, svc: Svc, caller: Caller,
     req = await json_body(request, CorrectionRequest, svc.settings.max_body_bytes)
     return await corrections.correct(svc.persons, caller, request_context(request, caller),
                                      pin, req)
+
+
+@router.post("/v1/persons/{pin}/death", openapi_extra=json_body_doc(DeathRequest, {
+                 "registration": {"authority": "UBND xã Nhơn Lý", "number": "KT-12/2025",
+                                  "registered_on": "2025-03-04", "province_code": "052"},
+                 "date_of_death": "2025-03-01", "place_of_death": "Quy Nhơn"}),
+             responses={200: {"model": PersonDoc}, **problem_doc(404, 409)})
+async def register_death(request: Request, svc: Svc, caller: Caller,
+                         pin: PinPath) -> dict[str, Any]:
+    authorize(caller, Action.PERSON_DEATH)
+    req = await json_body(request, DeathRequest, svc.settings.max_body_bytes)
+    return await deaths.register_death(svc.persons, caller, request_context(request, caller),
+                                       pin, req)

@@ -41,6 +41,7 @@ class Action(StrEnum):
     DATATRACKER = "datatracker"  # a portal asks for a citizen's usages (contract 11)
     COVERT_ACCESS = "person.covert"  # hide a read or search from the citizen until a date
     WEB_SESSION = "web.session"  # a session on the web pages (each page then asks its own)
+    PERSON_DEATH = "person.death"  # jurisdiction: the death registration's province
     AUDIT_EVENTS = "audit.events"  # list, by index, export; the auditor UI
     AUDIT_TREE = "audit.tree"  # checkpoints, keys, proofs
     PIN_RESERVE = "pin.reserve"  # contract 8: reserve, sync offline issuances, release
@@ -82,6 +83,8 @@ POLICY: Mapping[Action, Rule] = {
     Action.DATATRACKER: _rule("portal", jurisdiction=Jurisdiction.NONE),
     Action.COVERT_ACCESS: _rule("investigator", jurisdiction=Jurisdiction.NONE),
     Action.WEB_SESSION: _rule("officer", "auditor", jurisdiction=Jurisdiction.NONE),
+    # Contract 9: a registrar registers deaths in its province, whatever the PIN's province.
+    Action.PERSON_DEATH: _rule("registrar", jurisdiction=Jurisdiction.REGISTRATION),
     Action.AUDIT_EVENTS: _rule("auditor", jurisdiction=Jurisdiction.EVENT_PIN),
     Action.AUDIT_TREE: _rule("auditor", jurisdiction=Jurisdiction.NONE),
     # Contract 8: reservations and their sync (registrar: the reserving client only, checked

@@ -14,6 +14,7 @@ from idservice.cli import clients as clients_cli
 from idservice.cli import office as office_cli
 from idservice.cli import operators as operators_cli
 from idservice.cli import persons as persons_cli
+from idservice.cli import quality as quality_cli
 from idservice.cli.agent import agent as agent_command
 from idservice.cli.common import console, run, settings
 from idservice.cli.login import login as login_command
@@ -33,6 +34,7 @@ app.add_typer(audit_cli.app, name="audit")
 app.add_typer(operators_cli.app, name="operators")
 app.add_typer(persons_cli.app, name="persons")
 app.add_typer(office_cli.app, name="office")
+app.add_typer(quality_cli.app, name="quality")
 app.command("login")(login_command)
 app.command("agent")(agent_command)
 audit_cli.app.command("prove")(prove_command)

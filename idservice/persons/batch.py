@@ -4,7 +4,10 @@ Per line, the single-request path costs four round trips; here a chunk costs abo
 lock all registration keys (sorted, so concurrent batches cannot deadlock), look them all up,
 claim numbers for all new persons at once (`allocation.claim_pins`: one lookup of the random
 candidates, one insert that also counts the blocks) and insert the registrations. A full bucket
-ends in `pin_space_exhausted` for its line exactly as for single requests.
+ends in `pin_space_exhausted` for its line exactly as for single requests. The duplicate
+check (contract 9) is one statement for the chunk (`issuance.duplicates_in_transaction`), and
+two lines of one chunk for the same child under different keys meet too: the later one is
+checked against the earlier one (`persons.duplicates.same_person`, the rule of the SQL).
 """
 
 from __future__ import annotations
@@ -18,14 +21,18 @@ import asyncpg
 from idservice.audit.events import AuditEvent, RequestContext
 from idservice.audit.recorder import record
 from idservice.db.types import Conn
-from idservice.errors import ProblemError
+from idservice.errors import PinSpaceExhausted, ProblemError
 from idservice.persons.allocation import Claim, claim_pins
 from idservice.persons.context import PersonsContext
+from idservice.persons.duplicates import same_person
 from idservice.persons.issuance import (
+    DuplicateFound,
     IssueOutcome,
     PreparedIssue,
+    duplicates_in_transaction,
     existing_outcome,
     issued_outcome,
+    override_event,
 )
 from idservice.persons.refusals import refusal
 from idservice.persons.rows import RegistrationKey, key_arrays
@@ -35,7 +42,7 @@ from idservice.queries import persons as q
 __all__ = ["BatchLine", "Claimer", "LineResult", "claim_new", "issue_chunk", "issue_many",
            "run_chunk"]
 
-Result = tuple[IssueOutcome | ProblemError, AuditEvent]
+Result = tuple[IssueOutcome | ProblemError, list[AuditEvent]]
 
 # How the new registrations of a chunk get their numbers, in item order: drawn by the allocator
 # (`claim_new`), or, for an office's offline issuances, the reserved PINs they carry
@@ -73,26 +80,44 @@ async def issue_many(
         if row is None:
             new.append(i)
         else:
-            results[i] = existing_outcome(items[i], row["pin"], bytes(row["body_sha256"]),
-                                          row["status"], row["issued_at"],
-                                          load_record(row["registration"]))
+            result, event = existing_outcome(items[i], row["pin"], bytes(row["body_sha256"]),
+                                             row["status"], row["issued_at"],
+                                             load_record(row["registration"]))
+            results[i] = result, [event]
 
-    claims = dict(zip(new, await claimer(conn, ctx, [items[i] for i in new]), strict=True))
+    found = dict(zip(new, await duplicates_in_transaction(conn, [items[i].row for i in new]),
+                     strict=True))
+    earlier: dict[int, list[int]] = {}  # line -> earlier new lines of this chunk it matches
+    for n, i in enumerate(new):
+        earlier[i] = [j for j in new[:n] if same_person(items[j].row, items[i].row)]
+    refused = {i for i in new if (found[i] or earlier[i]) and items[i].override_reason is None}
+    to_claim = [i for i in new if i not in refused]
+    claims: dict[int, Claim | ProblemError | DuplicateFound] = dict(zip(
+        to_claim, await claimer(conn, ctx, [items[i] for i in to_claim]), strict=True))
     issued = {i: c for i, c in claims.items() if isinstance(c, Claim)}
     if issued:
         await conn.execute(q.INSERT_REGISTRATIONS,
                            *key_arrays([items[i].row.registration_key for i in issued]),
                            [items[i].digest for i in issued], [c.pin for c in issued.values()])
     for i in new:
-        results[i] = issued_outcome(items[i], claims[i])
+        candidates = found[i] + sorted(c.pin for j in earlier[i]
+                                       if isinstance(c := claims.get(j), Claim))
+        if i in refused:
+            claims[i] = DuplicateFound(candidates)
+        result, events = issued_outcome(items[i], claims[i])
+        if i in issued and candidates:
+            events.append(override_event(items[i], issued[i].pin, candidates))
+        results[i] = result, events
 
     for i, j in repeats:  # a key repeated inside the chunk: compare with its first line
         first = results[j]
         assert first is not None
         outcome = first[0]
         if isinstance(outcome, IssueOutcome):
-            results[i] = existing_outcome(items[i], outcome.pin, items[j].digest, outcome.status,
-                                          outcome.issued_at, outcome.registration)
+            result, event = existing_outcome(items[i], outcome.pin, items[j].digest,
+                                             outcome.status, outcome.issued_at,
+                                             outcome.registration)
+            results[i] = result, [event]
         else:
             results[i] = first
     return [r for r in results if r is not None]
@@ -143,9 +168,10 @@ async def _issue_chunk_once(
                 results.append((line, item))
                 events.append(refusal("pin.issue", item, line=line))
                 continue
-            result, event = next(issued)
+            result, written = next(issued)
             results.append((line, result))
-            events.append(AuditEvent(event.action, event.outcome, pin=event.pin,
-                                     details={**event.details, "line": line}))
+            events.extend(AuditEvent(event.action, event.outcome, pin=event.pin,
+                                     details={**event.details, "line": line})
+                          for event in written)
         await record(conn, rctx, events)
     return results

@@ -8,6 +8,11 @@ Contract 7: the changes are merged into the record (`merge`), never erase by acc
 correction that changes nothing is `no_change`; the `person.correct` event carries `before`
 and `after` of every field that changed (`differences`). The history row keeps the request's
 changes and the whole previous record.
+
+Contract 9: `{"status": "active"}` undoes an erroneous death registration (the record is
+active again, its `death` kept in the history and the event); a deceased person's record may
+be corrected in place, but a change of sex or birth year, which would reissue the PIN of a
+deceased person, is refused `person_deceased` (undo the death first if it was wrong).
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from idservice.audit.events import AuditEvent, RequestContext
 from idservice.audit.recorder import record
 from idservice.auth.policy import Action, authorize, require_jurisdiction
 from idservice.auth.principal import Principal
-from idservice.errors import InvalidField, NoChange, NotFound, ProblemError
+from idservice.db.types import Conn
+from idservice.errors import InvalidField, NoChange, NotFound, PersonDeceased, ProblemError
 from idservice.persons.access import check_pin
 from idservice.persons.allocation import claim_pins
 from idservice.persons.context import PersonsContext
@@ -111,9 +117,11 @@ async def _correct(ctx: PersonsContext, rctx: RequestContext, pin: str, reason: 
         if current["status"] == "cancelled":
             raise InvalidField(f"this PIN was replaced by {current['replaced_by']}; correct that "
                                "record instead", field="pin")
+        if "status" in changes:
+            return await _undo_death(conn, rctx, pin, reason, current)
         old = load_record(current["record"])
         new_req = _validated(merge(old, changes))
-        new_record = new_req.model_dump(mode="json")
+        new_record = new_req.record()
         before, after = differences(old, new_record)
         if not after:
             raise NoChange("this correction changes nothing: the record already says so",
@@ -132,6 +140,11 @@ async def _correct(ctx: PersonsContext, rctx: RequestContext, pin: str, reason: 
             assert updated is not None
             return person_view(updated)
 
+        if current["status"] == "deceased":
+            raise PersonDeceased(
+                "this person is registered as deceased: a change of sex or birth year would "
+                "issue a new PIN; if the death registration is wrong, undo it first with "
+                '{"changes": {"status": "active"}, "reason": "..."}', field="changes")
         [claim] = await claim_pins(conn, ctx, [row])
         if isinstance(claim, ProblemError):
             raise claim
@@ -149,3 +162,27 @@ async def _correct(ctx: PersonsContext, rctx: RequestContext, pin: str, reason: 
         view = person_view(reissued)
         view["replaces"] = pin
         return view
+
+
+async def _undo_death(conn: Conn, rctx: RequestContext, pin: str, reason: str,
+                      current: Any) -> dict[str, Any]:
+    """An erroneous death registration undone (contract 9): `person.correct`, history."""
+    if current["status"] != "deceased":
+        raise NoChange("this person is not registered as deceased: nothing to undo",
+                       field="changes.status")
+    death = load_record(current["death"]) if current["death"] is not None else None
+    changes = {"status": "active"}
+    await conn.execute(q.SET_ALIVE, pin)
+    actor = rctx.actor
+    await conn.execute(q.INSERT_HISTORY, pin, actor.type, actor.id, reason,
+                       canonical_json(changes),
+                       canonical_json({**load_record(current["record"]), "status": "deceased",
+                                       "death": death}), None)
+    await record(conn, rctx, [AuditEvent(
+        "person.correct", "corrected", pin=pin,
+        details={"fields": ["status"], "reason": reason,
+                 "before": {"status": "deceased", "death": death},
+                 "after": {"status": "active"}})])
+    updated = await conn.fetchrow(q.GET_PERSON, pin)
+    assert updated is not None
+    return person_view(updated)

@@ -28,6 +28,9 @@ __all__ = [
     "Child",
     "CorrectionChanges",
     "CorrectionRequest",
+    "DeathRegistration",
+    "DeathRequest",
+    "DuplicateOverride",
     "IssueRequest",
     "Parent",
     "ParentChanges",
@@ -96,11 +99,24 @@ class Parent(_Body):
     nationality: Country | None = None
 
 
+class DuplicateOverride(_Body):
+    """Contract 9: issue although the child matches an existing person, saying why."""
+
+    reason: Annotated[str, AfterValidator(lambda v: check_text(v, max_length=1000))]
+
+
 class IssueRequest(_Body):
     registration: Registration
     child: Child
     father: Parent | None = None
     mother: Parent | None = None
+    # Not part of the record nor of the registration's digest: a replay with or without it
+    # is the same registration.
+    duplicate_override: DuplicateOverride | None = None
+
+    def record(self) -> dict[str, Any]:
+        """The record as stored (JSON types), without the override."""
+        return self.model_dump(mode="json", exclude={"duplicate_override"})
 
 
 class VerifyRequest(_Body):
@@ -147,9 +163,11 @@ class CorrectionChanges(_Body):
     nationality: Country | None = None
     father: ParentChanges | None = None
     mother: ParentChanges | None = None
+    # Contract 9: `"status": "active"` undoes an erroneous death registration (alone).
+    status: Literal["active"] | None = None
 
     @field_validator("full_name", "other_names", "sex", "date_of_birth", "nationality",
-                     mode="before")
+                     "status", mode="before")
     @classmethod
     def _not_null(cls, value: object) -> object:
         # An absent field means "unchanged"; an explicit null would blank a field every
@@ -162,6 +180,8 @@ class CorrectionChanges(_Body):
     def _not_empty(self) -> CorrectionChanges:
         if not self.model_fields_set:
             raise ValueError("at least one field must change")
+        if "status" in self.model_fields_set and len(self.model_fields_set) > 1:
+            raise ValueError("undo a death registration (status) in a correction of its own")
         return self
 
     def as_dict(self) -> dict[str, Any]:
@@ -172,3 +192,18 @@ class CorrectionChanges(_Body):
 class CorrectionRequest(_Body):
     changes: CorrectionChanges
     reason: Annotated[str, AfterValidator(lambda v: check_text(v, max_length=1000))]
+
+
+class DeathRegistration(_Body):
+    authority: Text
+    number: Text
+    registered_on: IsoDate
+    province_code: Annotated[str, Field(pattern=r"^[0-9]{3}$")]
+
+
+class DeathRequest(_Body):
+    """`POST /v1/persons/{pin}/death` (contract 9)."""
+
+    registration: DeathRegistration
+    date_of_death: IsoDate
+    place_of_death: Text | None = None

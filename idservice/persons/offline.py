@@ -154,15 +154,16 @@ def _settle(item: OfflinePrepared, result: IssueOutcome | ProblemError, event: A
         return result, event
     conflict = RegistrationConflict(
         f"this registration already has PIN {existing}; the office gave {item.pin}: keep "
-        f"{existing} and report {item.pin} to the province as unused", field="registration")
-    conflict.details = {"pins": [existing, item.pin]}
+        f"{existing} and report {item.pin} to the province as unused", field="registration",
+        extra={"details": {"pins": [existing, item.pin]}})
     return conflict, refusal("pin.issue", conflict, pin=existing,
                              **{**event.details, "pins": [existing, item.pin]})
 
 
 async def sync_chunk(ctx: PersonsContext, rctx: RequestContext, target: SyncTarget,
                      lines: Sequence[SyncLine]) -> list[SyncResult]:
-    """One transaction per chunk, one event per line (as a batch chunk)."""
+    """One transaction per chunk, one `pin.issue` event per line (as a batch chunk), and
+    `pin.duplicate_override` beside it when the line overrides the duplicate check."""
     return await run_chunk(lambda: _sync_chunk_once(ctx, rctx, target, lines))
 
 
@@ -194,9 +195,11 @@ async def _sync_chunk_once(ctx: PersonsContext, rctx: RequestContext, target: Sy
                 results.append((line, item))
                 events.append(refusal("pin.issue", item, **offline))
                 continue
-            result, event = _settle(item, *next(issued))
+            result, line_events = next(issued)
+            result, first = _settle(item, result, line_events[0])
             results.append((line, result))
-            events.append(AuditEvent(event.action, event.outcome, pin=event.pin,
-                                     details={**event.details, **offline}))
+            events.extend(AuditEvent(event.action, event.outcome, pin=event.pin,
+                                     details={**event.details, **offline})
+                          for event in (first, *line_events[1:]))
         await record(conn, rctx, events)
     return results

@@ -49,6 +49,8 @@ class PersonRow:
     sex: Sex
     date_of_birth: date
     record: str  # the whole record as canonical JSON (persons/views.canonical_json)
+    mother_pin: str | None  # the mother as the duplicate check compares her (contract 9)
+    mother_name_folded: str | None
 
     @classmethod
     def of(cls, req: IssueRequest, record_json: str) -> PersonRow:
@@ -65,6 +67,9 @@ class PersonRow:
             sex=child.sex,
             date_of_birth=child.date_of_birth,
             record=record_json,
+            mother_pin=req.mother.pin if req.mother is not None else None,
+            mother_name_folded=fold_name(req.mother.full_name) if req.mother is not None
+            else None,
         )
 
     @property

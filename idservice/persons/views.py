@@ -44,4 +44,7 @@ def person_view(row: asyncpg.Record) -> dict[str, Any]:
         "updated_at": rfc3339(row["updated_at"]),
     }
     view.update(record)
+    death = row.get("death")
+    if death is not None:  # contract 9: the death registration of a deceased person
+        view["death"] = load_record(death)
     return view

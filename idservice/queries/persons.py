@@ -42,7 +42,7 @@ VALUES ($1, $2, $3, $4, $5)
 # A 'reserved' row (contract 8, migrations/0030_reservations.sql) is a number held for an offline
 # office, not a person: reads, searches and verification never see it.
 GET_PERSON = """
-SELECT pin, status, replaced_by, record, issued_at, updated_at FROM person
+SELECT pin, status, replaced_by, record, issued_at, updated_at, death FROM person
  WHERE pin = $1 AND status <> 'reserved'
 """
 
@@ -65,7 +65,7 @@ SELECT h.n, h.retry_after, p.full_name, p.date_of_birth
 
 # $1 folded name, $2 dob or null, $3 PIN prefix (3 digits) or null, $4 limit.
 SEARCH_FOLDED = """
-SELECT pin, status, replaced_by, record, issued_at, updated_at FROM person
+SELECT pin, status, replaced_by, record, issued_at, updated_at, death FROM person
  WHERE (name_folded = $1 OR other_names_folded @> ARRAY[$1]::text[])
    AND ($2::date IS NULL OR date_of_birth = $2)
    AND ($3::text IS NULL OR province_code = $3) AND status <> 'reserved'
@@ -73,7 +73,7 @@ SELECT pin, status, replaced_by, record, issued_at, updated_at FROM person
 """
 
 SEARCH_EXACT = """
-SELECT pin, status, replaced_by, record, issued_at, updated_at FROM person
+SELECT pin, status, replaced_by, record, issued_at, updated_at, death FROM person
  WHERE (name_folded = $5 OR other_names_folded @> ARRAY[$5]::text[])
    AND (full_name = $1 OR record->'child'->'other_names' ? $1)
    AND ($2::date IS NULL OR date_of_birth = $2)
@@ -117,8 +117,56 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[]
 
 # One-statement single issuance (migrations/0014_registration_key.sql).
 ISSUE_PIN = """
-SELECT outcome, pin, status, issued_at, registration
+SELECT outcome, pin, status, issued_at, registration, duplicates
   FROM issue_pin(p_row => $1::person_row, p_digest => $2, p_prefix => $3,
                  p_candidates => $4::int[], p_block_size => $5, p_actor_type => $6,
-                 p_actor_id => $7, p_request_id => $8, p_source_ip => $9, p_details => $10)
+                 p_actor_id => $7, p_request_id => $8, p_source_ip => $9, p_details => $10,
+                 p_override_details => $11)
+"""
+
+# ---- duplicate check (contract 9; migrations/0042_deaths_duplicates.sql) ----
+
+# $1 person rows: their duplicate locks, sorted and de-duplicated (no deadlock between batches).
+LOCK_DUPLICATES = """
+SELECT count(pg_advisory_xact_lock(h)) FROM (
+  SELECT DISTINCT person_duplicate_lock_key(r) AS h
+    FROM unnest($1::person_row[]) AS r ORDER BY 1) s
+"""
+
+# $1 person rows -> (i, pins): for each row (1-based) with matches, the active persons it
+# matches. Each row is one lookup on person_name_dob (person_duplicates() is inlined).
+FIND_DUPLICATES = """
+SELECT i, d.pins FROM generate_subscripts($1::person_row[], 1) AS i
+ CROSS JOIN LATERAL (SELECT array_agg(x.pin ORDER BY x.pin) AS pins
+                       FROM person_duplicates(($1::person_row[])[i]) x) d
+ WHERE d.pins IS NOT NULL
+"""
+
+# The plan of one row's check (the test that shows it is an index lookup).
+EXPLAIN_DUPLICATES = "EXPLAIN SELECT pin FROM person_duplicates($1::person_row)"
+
+# ---- death registration (contract 9; migrations/0042_deaths_duplicates.sql) ----
+
+LOCK_DEATH_REGISTRATION = "SELECT pg_advisory_xact_lock(death_registration_lock_key($1, $2, $3))"
+
+FIND_DEATH_REGISTRATION = """
+SELECT pin, body_sha256 FROM death_registration
+ WHERE province_code = $1 AND authority = $2 AND number = $3
+"""
+
+INSERT_DEATH_REGISTRATION = """
+INSERT INTO death_registration (province_code, authority, number, body_sha256, pin)
+VALUES ($1, $2, $3, $4, $5)
+"""
+
+# $1 PIN, $2 the death registration (JSON text).
+SET_DECEASED = """
+UPDATE person SET status = 'deceased', death = $2::text::jsonb, updated_at = clock_timestamp()
+ WHERE pin = $1
+"""
+
+# An erroneous death undone by a correction (contract 9).
+SET_ALIVE = """
+UPDATE person SET status = 'active', death = NULL, updated_at = clock_timestamp()
+ WHERE pin = $1 AND status = 'deceased'
 """

@@ -38,6 +38,7 @@ def _principal(*roles: str, jur: str = "052") -> Principal:
     (Action.PERSON_READ, {"officer"}),
     (Action.PERSON_SEARCH, {"officer"}),
     (Action.PERSON_CORRECT, {"officer"}),
+    (Action.PERSON_DEATH, {"registrar"}),  # contract 9
     (Action.AUDIT_EVENTS, {"auditor"}),
     (Action.AUDIT_TREE, {"auditor"}),
     (Action.PIN_RESERVE, {"registrar"}),  # contract 8
