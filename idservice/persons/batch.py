@@ -21,7 +21,7 @@ import asyncpg
 from idservice.audit.events import AuditEvent, RequestContext
 from idservice.audit.recorder import record
 from idservice.db.types import Conn
-from idservice.errors import PinSpaceExhausted, ProblemError
+from idservice.errors import ProblemError
 from idservice.persons.allocation import Claim, claim_pins
 from idservice.persons.context import PersonsContext
 from idservice.persons.duplicates import same_person

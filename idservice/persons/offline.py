@@ -110,7 +110,7 @@ def prepare_line(ctx: PersonsContext, principal: Principal, target: SyncTarget,
             raise InvalidField("office_signature does not verify with this client's key for "
                                "this line: send the record as the office journal wrote it",
                                field="office_signature")
-    return OfflinePrepared(p.req, p.registration, p.row, p.digest, line.pin,
+    return OfflinePrepared(p.req, p.registration, p.row, p.digest, p.principal, line.pin,
                            raw_issued_at, line.office_signature)
 
 

@@ -109,7 +109,8 @@ def _placeholder(province: str, sex: Literal["M", "F"], year: int, reservation_i
     return PersonRow(registration_authority="", registration_number=reservation_id,
                      registered_on=day, province_code=province, full_name="", name_folded="",
                      other_names_folded=[], sex=sex, date_of_birth=day,
-                     record=json.dumps({"reservation_id": reservation_id}))
+                     record=json.dumps({"reservation_id": reservation_id}),
+                     mother_pin=None, mother_name_folded=None)
 
 
 async def reserve(ctx: PersonsContext, principal: Principal, rctx: RequestContext,

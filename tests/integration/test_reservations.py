@@ -227,6 +227,33 @@ def test_sync_registration_issued_online_conflict_names_both_pins(
     assert result["error"]["details"]["pins"] == [online.json()["pin"], offered]
 
 
+def test_sync_line_matching_an_active_person_possible_duplicate_unless_overridden(
+    office: tuple[httpx.Client, str, Any], service_db: Callable[..., list],
+) -> None:
+    """Contract 9: offline sync lines get the duplicate check of online issuance, per line."""
+    client, _, _ = office
+    res = _reserve(client, m=2, f=0)
+    first, second = res["pins"][f"M{YEAR}"]
+    online = _birth("M", name=f"Đinh Văn Tú {secrets.token_hex(3)}")
+    issued = client.post("/v1/pins", json=online)
+    assert issued.status_code == 201, issued.text
+    twin = {**online, "registration": {**online["registration"],
+                                        "number": f"OFF-{secrets.token_hex(4)}"}}
+    [refused] = _results(_sync(client, res["reservation_id"], [_line(res, first, twin)]))
+    assert refused["error"]["code"] == "possible_duplicate"
+    assert refused["error"]["status"] == 409
+    assert refused["error"]["details"]["candidates"] == [issued.json()["pin"]]
+    assert service_db("SELECT status FROM person WHERE pin = $1", first)[0][0] == "reserved"
+    twin["duplicate_override"] = {"reason": "sinh đôi, cùng tên theo giấy chứng sinh"}
+    [ok] = _results(_sync(client, res["reservation_id"], [_line(res, second, twin)]))
+    assert ok == {"line": 1, "pin": second, "status": 201}
+    override = service_db("SELECT details FROM audit_event WHERE action = "
+                          "'pin.duplicate_override' AND pin = $1", second)
+    assert len(override) == 1
+    details = _d(override[0]["details"])
+    assert details["candidates"] == [issued.json()["pin"]] and details["offline"] is True
+
+
 def test_sync_bad_office_signature_invalid_field(office: tuple[httpx.Client, str, Any]) -> None:
     client, client_id, key = office
     res = _reserve(client, m=2, f=0)
