@@ -25,6 +25,12 @@ def _event(name: str = "postman-notify-max-birth-register.json") -> dict[str, An
     """A fixture with a new event id (the session database is shared by the tests)."""
     event: dict[str, Any] = json.loads((FIXTURES / name).read_text("utf-8"))
     event["id"] = str(uuid.uuid4())
+    # Each event is another child: its mother gets a name of her own, else the duplicate check
+    # (contract 9) refuses every test's birth after the first (same child, same mother).
+    for action in event["actions"]:
+        mother = (action.get("declaration") or {}).get("mother.name")
+        if mother:
+            mother["firstname"] = f"Lan {event['id'][:8]}"
     return event
 
 
@@ -55,7 +61,8 @@ def test_postman_notify_max_birth_is_registered(registrar: httpx.Client,
         "book": None, "registered_on": "2025-08-21", "province_code": "052"}
     assert record["child"]["full_name"] == "Nguyễn Thị Minh Anh"
     assert record["child"]["sex"] == "M" and record["child"]["date_of_birth"] == "2024-02-02"
-    assert record["mother"] == {"full_name": "Trần Thị Lan", "pin": None, "nationality": None}
+    assert record["mother"] == {"full_name": f"Trần Thị Lan {event['id'][:8]}", "pin": None,
+                                "nationality": None}
     assert record["father"] is None
     events = service_db("SELECT action, outcome, details FROM audit_event WHERE pin = $1", pin)
     assert [(e["action"], e["outcome"], e["details"]) for e in events] == [

@@ -17,6 +17,7 @@ from idservice.auth.administration import admin_actor
 from idservice.auth.assertion import client_token_form
 from idservice.auth.client_registry import add_client
 from idservice.db.pool import connect
+from tests.support.bodies import mother_pin
 from tests.support.pki import new_client_key
 
 __all__ = ["assert_osia_error", "new_transaction", "reader_token", "uin_attributes"]
@@ -55,6 +56,13 @@ def uin_attributes(**changes: Any) -> dict[str, Any]:
             attributes.pop(name, None)
         else:
             attributes[name] = value
+    if "motherUin" not in changes and "motherFullName" in attributes:
+        # Another registration is another child: its own mother's PIN (contract 9's duplicate
+        # check would otherwise refuse the second set with the same name and birth date).
+        attributes["motherUin"] = mother_pin(
+            str(attributes.get("registrationProvince", "")),
+            str(attributes.get("registrationAuthority", "")),
+            str(attributes.get("registrationNumber", "")))
     return attributes
 
 
