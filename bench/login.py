@@ -29,9 +29,9 @@ Method (one run, everything started and removed by the script, see bench/_harnes
    Rate = 200 answers / measured seconds after a warm-up; every answer must be 200.
    The load average before and after is reported: the machine may be shared.
 4. Ratio = logins/s / single-core verify/s (target >= 0.12, issue 16 goal 3); the ratio to
-   the whole-machine
-   verify/s is shown too. CPU seconds per part (server, PostgreSQL, this process = load
-   generator, the rest of the machine) are read from /proc around the measured phase.
+   the whole-machine verify/s is shown too. CPU seconds per part (server, PostgreSQL, this
+   process = load generator, the rest of the machine) are read from /proc around the measured
+   phase.
 
 The report goes to stdout and, as JSON, to bench/results/login-<UTC time>.json (gitignored).
 Benchmarks are never part of the test suite.
