@@ -30,7 +30,7 @@ _JWS = jwt.PyJWS()
 
 def birth_digest(req: IssueRequest) -> bytes:
     """The registration's idempotency digest, as `issuance.prepare` computes it."""
-    return body_digest(record_json(req.model_dump(mode="json")))
+    return body_digest(record_json(req.record()))
 
 
 def signed_payload(reservation_id: str, pin: str, issued_offline_at: str,
