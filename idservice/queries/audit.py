@@ -54,7 +54,12 @@ SELECT index, at, actor_type, actor_id, action, pin, purpose, outcome, request_i
 """
 
 # Search: every filter optional ($n IS NULL), keyset pagination on index; $9 is the auditor's
-# jurisdiction (contract 7): events of PINs of that province, and events without a PIN.
+# jurisdiction (contract 7): events of PINs of that province, and events without a PIN. Events
+# newer than $7 (index > $7), oldest first, $8 rows (`search`, exports, and the newer side of
+# `browse`, which reverses them). With no filter but $9 the reads use ENTRIES_NEWER and its
+# siblings below: this view's join is estimated at one row (see _BY_INDEX), so unfiltered it
+# was planned as a read of every partition; with a filter the plan starts from that column's
+# index (pin, actor, action) or from the months of the time range.
 SEARCH = """
 SELECT index, at, actor_type, actor_id, action, pin, purpose, outcome, request_id, source_ip,
        details
@@ -86,23 +91,6 @@ SELECT index, at, actor_type, actor_id, action, pin, purpose, outcome, request_i
    AND index < $7
    AND ($9::text IS NULL OR pin IS NULL OR starts_with(pin, $9))
  ORDER BY index DESC
- LIMIT $8
-"""
-
-# Events newer than $7 (index > $7), oldest first (the caller reverses them), $8 rows.
-BROWSE_NEWER = """
-SELECT index, at, actor_type, actor_id, action, pin, purpose, outcome, request_id, source_ip,
-       details
-  FROM audit_entry
- WHERE ($1::text IS NULL OR pin = $1)
-   AND ($2::text IS NULL OR actor_type = $2)
-   AND ($3::text IS NULL OR actor_id = $3)
-   AND ($4::text IS NULL OR action = $4)
-   AND ($5::timestamptz IS NULL OR at >= $5)
-   AND ($6::timestamptz IS NULL OR at < $6)
-   AND index > $7
-   AND ($9::text IS NULL OR pin IS NULL OR starts_with(pin, $9))
- ORDER BY index
  LIMIT $8
 """
 
@@ -165,11 +153,38 @@ _BY_INDEX = """
               e.request_id, e.source_ip, e.details
          FROM audit_event e WHERE e.id = l.event_id AND e.at = l.event_at LIMIT 1) e"""
 
-# Up to $2 entries from index $1 (DbSource.events, `audit verify`), audit_entry's columns.
-ENTRIES_FROM = """
+# The view's columns but sequenced_at, read through _BY_INDEX.
+_ENTRIES = """
 SELECT l.index, e.at, e.actor_type, e.actor_id, e.action, e.pin, e.purpose, e.outcome,
-       e.request_id, e.source_ip, e.details""" + _BY_INDEX + """
+       e.request_id, e.source_ip, e.details""" + _BY_INDEX
+
+# Up to $2 entries from index $1 (DbSource.events, `audit verify`).
+ENTRIES_FROM = _ENTRIES + """
  WHERE l.index >= $1 ORDER BY l.index LIMIT $2
+"""
+
+# An auditor's reads without a filter on an event column (audit/reads.py): BROWSE_OLDER, SEARCH
+# and BROWSE_COUNT with $1..$6 NULL; their jurisdiction prefix is $3 here ($2 in the count).
+_VISIBLE = "($3::text IS NULL OR e.pin IS NULL OR starts_with(e.pin, $3))"
+
+# Entries older than $1 (index < $1), newest first, $2 rows.
+ENTRIES_OLDER = _ENTRIES + """
+ WHERE l.index < $1 AND """ + _VISIBLE + """
+ ORDER BY l.index DESC LIMIT $2
+"""
+
+# Entries newer than $1 (index > $1), oldest first, $2 rows.
+ENTRIES_NEWER = _ENTRIES + """
+ WHERE l.index > $1 AND """ + _VISIBLE + """
+ ORDER BY l.index LIMIT $2
+"""
+
+# How many entries the caller sees, counted up to $1.
+ENTRIES_COUNT = """
+SELECT count(*) FROM (
+  SELECT 1""" + _BY_INDEX + """
+   WHERE ($2::text IS NULL OR e.pin IS NULL OR starts_with(e.pin, $2))
+   LIMIT $1) AS matching
 """
 
 # -- bulk reads of events (integrator, verifier): entry.row_leaf_hashes --------------------
