@@ -24,12 +24,6 @@ TREE_HEAD = "SELECT size, root, frontier FROM audit_tree ORDER BY size DESC LIMI
 
 TREE_AT = "SELECT size, root FROM audit_tree WHERE size = $1"
 
-ENTRIES_FROM = """
-SELECT index, at, actor_type, actor_id, action, pin, purpose, outcome, request_id, source_ip,
-       details
-  FROM audit_entry WHERE index >= $1 ORDER BY index LIMIT $2
-"""
-
 TREE_APPEND = "SELECT audit_tree_append($1, $2, $3, $4, $5, $6, $7)"
 
 LAST_CHECKPOINT = """
@@ -60,7 +54,12 @@ SELECT index, at, actor_type, actor_id, action, pin, purpose, outcome, request_i
 """
 
 # Search: every filter optional ($n IS NULL), keyset pagination on index; $9 is the auditor's
-# jurisdiction (contract 7): events of PINs of that province, and events without a PIN.
+# jurisdiction (contract 7): events of PINs of that province, and events without a PIN. Events
+# newer than $7 (index > $7), oldest first, $8 rows (`search`, exports, and the newer side of
+# `browse`, which reverses them). With no filter but $9 the reads use ENTRIES_NEWER and its
+# siblings below: this view's join is estimated at one row (see _BY_INDEX), so unfiltered it
+# was planned as a read of every partition; with a filter the plan starts from that column's
+# index (pin, actor, action) or from the months of the time range.
 SEARCH = """
 SELECT index, at, actor_type, actor_id, action, pin, purpose, outcome, request_id, source_ip,
        details
@@ -92,23 +91,6 @@ SELECT index, at, actor_type, actor_id, action, pin, purpose, outcome, request_i
    AND index < $7
    AND ($9::text IS NULL OR pin IS NULL OR starts_with(pin, $9))
  ORDER BY index DESC
- LIMIT $8
-"""
-
-# Events newer than $7 (index > $7), oldest first (the caller reverses them), $8 rows.
-BROWSE_NEWER = """
-SELECT index, at, actor_type, actor_id, action, pin, purpose, outcome, request_id, source_ip,
-       details
-  FROM audit_entry
- WHERE ($1::text IS NULL OR pin = $1)
-   AND ($2::text IS NULL OR actor_type = $2)
-   AND ($3::text IS NULL OR actor_id = $3)
-   AND ($4::text IS NULL OR action = $4)
-   AND ($5::timestamptz IS NULL OR at >= $5)
-   AND ($6::timestamptz IS NULL OR at < $6)
-   AND index > $7
-   AND ($9::text IS NULL OR pin IS NULL OR starts_with(pin, $9))
- ORDER BY index
  LIMIT $8
 """
 
@@ -151,20 +133,73 @@ ADD_PARTITIONS = "SELECT audit_event_add_partitions(clock_timestamp(), $1)"
 
 PARTITIONED_UNTIL = "SELECT audit_event_partitioned_until()"
 
+# -- reads of the log in index order ---------------------------------------------------------
+# audit_entry joins audit_log to audit_event on (event_id, event_at) = (id, at). PostgreSQL
+# multiplies the selectivities of the two equalities and estimates that join at about one row
+# whatever the tables hold, so a LIMIT promises it nothing: "audit_entry WHERE index >= $1
+# ORDER BY index LIMIT $2" was planned as a hash join (with hash joins off, as the integrator
+# has them: a nested loop) over a sequential scan of every audit_event partition, then a sort:
+# 5.5 s for a batch of 5,000 at 3M events, the 10M bench's integration stalled (bench/README.md,
+# issue 14; tests/db/test_audit_index_reads.py). Reads by index range therefore walk
+# audit_log's primary key and fetch each entry's event in a LATERAL subquery by audit_event's
+# primary key (id, at), which finds the event's partition at run time: the cost is that of the
+# rows read, not of the log's size. The subquery's LIMIT 1 is true anyway ((id, at) is unique)
+# and keeps the planner from flattening it back into the join above. Same rows, same order as
+# the view (an inner join: a log row without its event - impossible - is left out, as there).
+_BY_INDEX = """
+  FROM audit_log l
+ CROSS JOIN LATERAL (
+       SELECT e.at, e.actor_type, e.actor_id, e.action, e.pin, e.purpose, e.outcome,
+              e.request_id, e.source_ip, e.details
+         FROM audit_event e WHERE e.id = l.event_id AND e.at = l.event_at LIMIT 1) e"""
+
+# The view's columns but sequenced_at, read through _BY_INDEX.
+_ENTRIES = """
+SELECT l.index, e.at, e.actor_type, e.actor_id, e.action, e.pin, e.purpose, e.outcome,
+       e.request_id, e.source_ip, e.details""" + _BY_INDEX
+
+# Up to $2 entries from index $1 (DbSource.events, `audit verify`).
+ENTRIES_FROM = _ENTRIES + """
+ WHERE l.index >= $1 ORDER BY l.index LIMIT $2
+"""
+
+# An auditor's reads without a filter on an event column (audit/reads.py): BROWSE_OLDER, SEARCH
+# and BROWSE_COUNT with $1..$6 NULL; their jurisdiction prefix is $3 here ($2 in the count).
+_VISIBLE = "($3::text IS NULL OR e.pin IS NULL OR starts_with(e.pin, $3))"
+
+# Entries older than $1 (index < $1), newest first, $2 rows.
+ENTRIES_OLDER = _ENTRIES + """
+ WHERE l.index < $1 AND """ + _VISIBLE + """
+ ORDER BY l.index DESC LIMIT $2
+"""
+
+# Entries newer than $1 (index > $1), oldest first, $2 rows.
+ENTRIES_NEWER = _ENTRIES + """
+ WHERE l.index > $1 AND """ + _VISIBLE + """
+ ORDER BY l.index LIMIT $2
+"""
+
+# How many entries the caller sees, counted up to $1.
+ENTRIES_COUNT = """
+SELECT count(*) FROM (
+  SELECT 1""" + _BY_INDEX + """
+   WHERE ($2::text IS NULL OR e.pin IS NULL OR starts_with(e.pin, $2))
+   LIMIT $1) AS matching
+"""
+
 # -- bulk reads of events (integrator, verifier): entry.row_leaf_hashes --------------------
 # The columns of `entry.render_row`, in `entry.ROW_COLUMNS` order, `details` as its JSON text so
-# the leaf path parses it itself.
+# the leaf path parses it itself; read by index range as ENTRIES_FROM (_BY_INDEX).
 _ROWS = """
-SELECT index, at, actor_type, actor_id, action, pin, purpose, outcome, request_id, source_ip,
-       details::text AS details
-  FROM audit_entry"""
+SELECT l.index, e.at, e.actor_type, e.actor_id, e.action, e.pin, e.purpose, e.outcome,
+       e.request_id, e.source_ip, e.details::text AS details""" + _BY_INDEX
 
 # Up to $2 events from index $1 (the integrator).
-ROWS_FROM = _ROWS + " WHERE index >= $1 ORDER BY index LIMIT $2"
+ROWS_FROM = _ROWS + "\n WHERE l.index >= $1 ORDER BY l.index LIMIT $2"
 
 # Every event with $1 <= index <= $2 (a verifier's chunk; the first and the last chunks pass the
 # bigint bounds, so rows outside [0, size) are seen too).
-ROWS_RANGE = _ROWS + " WHERE index >= $1 AND index <= $2 ORDER BY index"
+ROWS_RANGE = _ROWS + "\n WHERE l.index >= $1 AND l.index <= $2 ORDER BY l.index"
 
 # Stored leaf hashes of [$1, $2] concatenated, with their count and first index: contiguous when
 # count = $2 - $1 + 1 (primary key), so a verifier compares them in one go.
