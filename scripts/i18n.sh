@@ -15,7 +15,7 @@ for lang in vi en; do
   po="idservice/web/locale/$lang/LC_MESSAGES/messages.po"
   if [ -f "$po" ]; then
     .venv/bin/pybabel update -i "$pot" -d idservice/web/locale -l "$lang" --no-wrap \
-      --ignore-obsolete --omit-header >/dev/null
+      --ignore-obsolete >/dev/null
   else
     .venv/bin/pybabel init -i "$pot" -d idservice/web/locale -l "$lang" --no-wrap >/dev/null
   fi

@@ -82,7 +82,9 @@ POLICY: Mapping[Action, Rule] = {
     Action.OSIA_READER: _rule("reader", jurisdiction=Jurisdiction.PIN),
     Action.DATATRACKER: _rule("portal", jurisdiction=Jurisdiction.NONE),
     Action.COVERT_ACCESS: _rule("investigator", jurisdiction=Jurisdiction.NONE),
-    Action.WEB_SESSION: _rule("officer", "auditor", jurisdiction=Jurisdiction.NONE),
+    # The web pages: officers, auditors, and province administrators (their reservations page,
+    # issue 15 item 4), each logging in with their USB token as an operator.
+    Action.WEB_SESSION: _rule("officer", "auditor", "admin", jurisdiction=Jurisdiction.NONE),
     # Contract 9: a registrar registers deaths in its province, whatever the PIN's province.
     Action.PERSON_DEATH: _rule("registrar", jurisdiction=Jurisdiction.REGISTRATION),
     Action.AUDIT_EVENTS: _rule("auditor", jurisdiction=Jurisdiction.EVENT_PIN),

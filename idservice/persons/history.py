@@ -37,8 +37,10 @@ PARENTS = ("father", "mother")
 
 
 def _before(previous: dict[str, Any], key: str) -> Any:
-    if key in PARENTS:
+    if key in PARENTS or key == "death":
         return previous.get(key)
+    if key == "status":  # contract 9: a death, or its undoing; a record without one was active
+        return previous.get("status", "active")
     return (previous.get("child") or {}).get(key)
 
 

@@ -40,17 +40,20 @@ from idservice.errors import (
 )
 from idservice.persons.allocation import Claim, claim_pins
 from idservice.persons.context import PersonsContext
+from idservice.persons.refusals import refusals_recorded
 from idservice.persons.rows import PersonRow
 from idservice.persons.rules import check_birth_year, check_province_exists
 from idservice.pin.format import bucket_prefix
 from idservice.pin.provinces import ProvinceNotValidOn, UnknownProvince
 from idservice.queries import reservations as q
 
-__all__ = ["RESERVATION_TYP", "BucketRequest", "ReservationRequest", "ReservationSigner",
-           "bucket_name", "get", "load_owned", "release", "reserve"]
+__all__ = ["LIST_LIMIT", "RESERVATION_TYP", "BucketRequest", "ReservationRequest",
+           "ReservationSigner", "bucket_name", "get", "list_for_admin", "load_owned", "release",
+           "reserve"]
 
 RESERVATION_TYP = "pin-reservation+jwt"
 MAX_BUCKETS = 40  # 2 sexes x 20 birth years: enough for any office, bounded for the service
+LIST_LIMIT = 500  # the administrator's list: the newest reservations of the province
 
 
 class _Body(BaseModel):
@@ -219,15 +222,22 @@ async def load_owned(conn: Conn, principal: Principal, reservation_id: str, *,
     return res
 
 
-async def _body(conn: Conn, res: Reservation, now: datetime) -> dict[str, Any]:
-    counts = await conn.fetchrow(q.COUNTS, res.id, res.retired(now))
-    assert counts is not None
+def _view(res: Reservation, unused: int, issued: int, now: datetime) -> dict[str, Any]:
+    """The reservation as `GET /v1/reservations/{id}` answers it: unused PINs count as
+    `reserved` while it is open, as `retired` once released or expired."""
+    retired = res.retired(now)
     return {"reservation_id": res.id, "client_id": res.client_id,
             "province_code": res.province_code, "iat": int(res.issued_at.timestamp()),
             "exp": int(res.expires_at.timestamp()),
             "released_at": None if res.released_at is None else res.released_at.isoformat(),
-            "counts": {"reserved": counts["reserved"], "issued": counts["issued"],
-                       "retired": counts["retired"]}}
+            "counts": {"reserved": 0 if retired else unused, "issued": issued,
+                       "retired": unused if retired else 0}}
+
+
+async def _body(conn: Conn, res: Reservation, now: datetime) -> dict[str, Any]:
+    counts = await conn.fetchrow(q.COUNTS, res.id, res.retired(now))
+    assert counts is not None
+    return _view(res, counts["reserved"] + counts["retired"], counts["issued"], now)
 
 
 async def get(ctx: PersonsContext, principal: Principal, reservation_id: str) -> dict[str, Any]:
@@ -236,11 +246,29 @@ async def get(ctx: PersonsContext, principal: Principal, reservation_id: str) ->
         return await _body(conn, res, ctx.clock.now())
 
 
+async def list_for_admin(ctx: PersonsContext, principal: Principal,
+                         limit: int = LIST_LIMIT) -> list[dict[str, Any]]:
+    """The reservations of the administrator's province (every province for `*`), newest
+    first, each as `get` answers it. Like `get`, a read of counts that names no person: not
+    an audited access (docs/decisions.md)."""
+    authorize(principal, Action.RESERVATION_ADMIN)
+    province = None if principal.jurisdiction == "*" else principal.jurisdiction
+    now = ctx.clock.now()
+    async with ctx.pool.acquire() as conn:
+        rows = await conn.fetch(q.LIST_RESERVATIONS, province, limit)
+    return [_view(Reservation(r["id"], r["client_id"], r["province_code"], r["issued_at"],
+                              r["expires_at"], r["released_at"]), r["unused"], r["issued"], now)
+            for r in rows]
+
+
 async def release(ctx: PersonsContext, principal: Principal, rctx: RequestContext,
                   reservation_id: str) -> dict[str, Any]:
-    """Retire every unused number now (a lost laptop); releasing twice changes nothing."""
+    """Retire every unused number now (a lost laptop); releasing twice changes nothing.
+    A refusal (another province's administrator, an unknown reservation) is audited as
+    `pin.release` with outcome `refused`, as refusals that touch a record are (contract 7)."""
     now = ctx.clock.now()
-    async with ctx.pool.acquire() as conn, conn.transaction():
+    async with refusals_recorded(ctx, rctx, "pin.release", reservation_id=reservation_id), \
+            ctx.pool.acquire() as conn, conn.transaction():
         res = await load_owned(conn, principal, reservation_id, admin_too=True, for_update=True)
         released = await conn.fetchval(q.RELEASE, res.id, now)
         if released is not None:

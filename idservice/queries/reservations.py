@@ -46,6 +46,21 @@ UPDATE reservation SET released_at = $2 WHERE id = $1 AND released_at IS NULL
 RETURNING released_at
 """
 
+# The reservations of province $1 (every province when NULL), newest first, at most $2, with
+# their PINs used (issued) and unused (the administrator's page, issue 15 item 4).
+LIST_RESERVATIONS = """
+SELECT r.id, r.client_id, r.province_code, r.issued_at, r.expires_at, r.released_at,
+       count(*) FILTER (WHERE p.status = 'reserved') AS unused,
+       count(*) FILTER (WHERE p.status <> 'reserved') AS issued
+  FROM reservation r
+  JOIN reservation_pin rp ON rp.reservation_id = r.id
+  JOIN person p ON p.pin = rp.pin
+ WHERE $1::text IS NULL OR r.province_code = $1
+ GROUP BY r.id
+ ORDER BY r.issued_at DESC, r.id
+ LIMIT $2
+"""
+
 # The offered PINs that belong to reservation $1, with their bucket (sync, step 1).
 RESERVED_PINS = """
 SELECT pin, bucket FROM reservation_pin WHERE reservation_id = $1 AND pin = ANY($2::text[])

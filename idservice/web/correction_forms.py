@@ -55,6 +55,8 @@ FIELD_LABELS: dict[str, str] = {
     "father.nationality": N_("Father's nationality"),
     "mother.full_name": N_("Mother's full name"), "mother.pin": N_("Mother's PIN"),
     "mother.nationality": N_("Mother's nationality"),
+    # contract 9: a death registered, or undone (the correction history shows both)
+    "status": N_("Status"), "death": N_("Death registration"),
 }
 
 

@@ -28,17 +28,24 @@ from idservice.web import pages, session
 from idservice.web.i18n import N_, Locale, locale_of, translations
 from idservice.web.messages import describe
 
-__all__ = ["NAV", "Page", "check_post", "error_page", "guarded", "home_url", "redirect"]
+__all__ = ["ADMIN_PAGES", "AUDIT_PAGES", "NAV", "OFFICER_PAGES", "Page", "check_post",
+           "error_page", "guarded", "home_url", "redirect"]
 
-# The header's links, by the role that opens them. A page for another role (the province
-# administrator's reservations, contract 8) is one more line here and its route.
-# A page is offered to whoever may do what it shows (auth/policy.py).
+# The header's links, by the role that opens them (the first one the account may open is its
+# start page). A page is offered to whoever may do what it shows (auth/policy.py).
 OFFICER_PAGES, AUDIT_PAGES = Action.PERSON_READ, Action.AUDIT_EVENTS
+ADMIN_PAGES = Action.RESERVATION_ADMIN  # the province administrator's reservations (contract 8)
 NAV: tuple[tuple[Action, str, str], ...] = (
     (OFFICER_PAGES, "/ui/persons", N_("Find a person")),
     (AUDIT_PAGES, "/ui/events", N_("Audit events")),
     (AUDIT_PAGES, "/ui/checkpoint", N_("Checkpoint")),
+    (ADMIN_PAGES, "/ui/reservations", N_("Offline reservations")),
 )
+_BACK: dict[Action, str] = {
+    OFFICER_PAGES: N_("Back to the search"),
+    AUDIT_PAGES: N_("Back to the audit events"),
+    ADMIN_PAGES: N_("Back to the reservations"),
+}
 
 _ROLE_PAGES: dict[Action, str] = {
     OFFICER_PAGES: N_(
@@ -47,6 +54,9 @@ _ROLE_PAGES: dict[Action, str] = {
     AUDIT_PAGES: N_(
         "This page is for auditors (role auditor). Your account is not an auditor's: "
         "use the pages in the menu above, or ask your administrator."),
+    ADMIN_PAGES: N_(
+        "This page is for the province administrator (role admin). Your account is not an "
+        "administrator's: use the pages in the menu above, or ask your administrator."),
 }
 
 
@@ -130,9 +140,9 @@ async def guarded(request: Request, svc: Services, handler: Handler, *,
         return response
     except Forbidden:
         response = error_page(request, gettext(
-            "This account has no page here: the web pages are for officers and auditors. Ask "
-            "your administrator for the right role."), 403, title=gettext("No access"),
-            login=True)
+            "This account has no page here: the web pages are for officers, auditors and "
+            "province administrators. Ask your administrator for the right role."), 403,
+            title=gettext("No access"), login=True)
         session.clear_cookie(response, svc.settings.origin)
         return response
     assert token is not None
@@ -146,14 +156,21 @@ async def guarded(request: Request, svc: Services, handler: Handler, *,
         return page.error(describe(exc, page._), exc.status, back=_home(page))
 
 
+def _start(principal: Principal) -> tuple[Action, str]:
+    """The first page of the menu this account may open (a session needs one of them)."""
+    for action, url, _label in NAV:
+        if allows(principal, action):
+            return action, url
+    return AUDIT_PAGES, "/ui/events"
+
+
 def _home(page: Page) -> tuple[str, str]:
-    if page.has(OFFICER_PAGES):
-        return "/ui/persons", page._("Back to the search")
-    return "/ui/events", page._("Back to the audit events")
+    action, url = _start(page.principal)
+    return url, page._(_BACK[action])
 
 
 def home_url(principal: Principal) -> str:
-    return "/ui/persons" if allows(principal, OFFICER_PAGES) else "/ui/events"
+    return _start(principal)[1]
 
 
 async def check_post(page: Page) -> dict[str, str]:

@@ -62,6 +62,9 @@ _BY_CODE: dict[str, str] = {
     "registration_conflict": N_("This registration was already used for another record. Check "
                                 "the registration number."),
     "payload_too_large": N_("What you sent is too long: shorten it and try again."),
+    "person_deceased": N_("This person is registered as deceased: the sex or the year of birth "
+                          "cannot be changed. If the death registration is wrong, undo it first "
+                          "from the record page, then correct."),
 }
 
 

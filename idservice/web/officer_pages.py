@@ -1,5 +1,5 @@
-"""The officers' pages (issue 15, items 1-5): find a person, the record, corrections, the
-printable PIN notice.
+"""The officers' pages (issue 15, items 1-5 and 4a): find a person, the record, corrections,
+undoing an erroneous death registration, the printable PIN notice.
 
 Each page calls the service the JSON API calls (`persons/access.py`, `persons/corrections.py`,
 `persons/notice.py`, `persons/history.py`, `audit/reads.py`), so every action is audited
@@ -29,7 +29,14 @@ from starlette.responses import Response
 from idservice.audit import reads
 from idservice.auth.directory import operator_directory
 from idservice.auth.policy import Action, covers
-from idservice.errors import Forbidden, InvalidField, NotFound, ProblemError, PurposeRequired
+from idservice.errors import (
+    Forbidden,
+    InvalidField,
+    NoChange,
+    NotFound,
+    ProblemError,
+    PurposeRequired,
+)
 from idservice.http.deps import Svc
 from idservice.persons import access, corrections, history
 from idservice.persons.notice import issue_notice
@@ -140,6 +147,13 @@ def _record_url(pin: str) -> str:
     return "/ui/persons/" + quote(pin, safe="")
 
 
+def _death_in(page: Page, person: dict[str, Any]) -> str:
+    """The province of a deceased person's death registration, by its code on that date."""
+    death = person.get("death")
+    registration = death.get("registration") if isinstance(death, dict) else None
+    return _registered_in(page, registration) if isinstance(registration, dict) else ""
+
+
 # -- find a person ----------------------------------------------------------------------------
 
 
@@ -237,7 +251,7 @@ async def record_page(request: Request, svc: Svc, pin: str) -> Response:
             "record.html", person=person, purpose=purpose, history=entries, parents=parents,
             linkable=linkable, accesses=accesses, replaces=replaces, kinds=cf.KINDS,
             labels=cf.FIELD_LABELS, registered_in=_registered_in(page, person["registration"]),
-            names=names)
+            names=names, death_in=_death_in(page, person))
         return _remember(page, response, purpose, new)
 
     return await guarded(request, svc, handler, action=OFFICER_PAGES)
@@ -337,6 +351,105 @@ async def correction_apply(request: Request, svc: Svc, pin: str, kind: str) -> R
         result = await corrections.correct(svc.persons, page.principal, page.rctx, pin, req)
         return page.render("corrected.html", pin=pin, result=result,
                            reissued=result["pin"] != pin)
+
+    return await guarded(request, svc, handler, action=OFFICER_PAGES)
+
+
+# -- undoing an erroneous death registration (contract 9) -------------------------------------
+
+_UNDO_DEATH = {"status": "active"}
+
+
+def _not_deceased(page: Page, pin: str) -> Response:
+    return page.error(page._(
+        "This person is not registered as deceased: there is no death registration to undo. "
+        "Go back to the record."), 409, back=(_record_url(pin), page._("Back to the record")))
+
+
+def _undo_form(page: Page, pin: str, person: dict[str, Any], purpose: str, *,
+               reason: str = "", error: str | None = None, status: int = 200) -> Response:
+    return page.render("undo_death_form.html", status=status, pin=pin, person=person,
+                       purpose=purpose, reason=reason, error=error, hide_undo=True,
+                       death_in=_death_in(page, person))
+
+
+@router.get("/ui/persons/{pin}/undo-death")
+async def undo_death_form(request: Request, svc: Svc, pin: str) -> Response:
+    """The death registration as recorded, and the reason to undo it (required)."""
+
+    async def handler(page: Page) -> Response:
+        if not is_well_formed(pin):
+            return _bad_pin(page)
+        params = request.query_params
+        try:
+            purpose, new = _purpose(page, params)
+        except ProblemError as exc:
+            return _ask_purpose(page, params, exc)
+        if purpose is None:
+            return _ask_purpose(page, params)
+        if not covers(page.principal, Action.PERSON_READ, parse_pin(pin).province_code):
+            return _outside(page, pin)
+        person = await _read(page, pin, purpose)
+        if person["status"] != "deceased":
+            return _remember(page, _not_deceased(page, pin), purpose, new)
+        return _remember(page, _undo_form(page, pin, person, purpose), purpose, new)
+
+    return await guarded(request, svc, handler, action=OFFICER_PAGES)
+
+
+@router.post("/ui/persons/{pin}/undo-death")
+async def undo_death_review(request: Request, svc: Svc, pin: str) -> Response:
+    """The confirmation page: the record becomes active again; nothing changes yet."""
+
+    async def handler(page: Page) -> Response:
+        fields = await check_post(page)
+        if not is_well_formed(pin):
+            return _bad_pin(page)
+        purpose = session.session_purpose(request, page.token)
+        if purpose is None:
+            return _ask_purpose(page, {})
+        if not covers(page.principal, Action.PERSON_READ, parse_pin(pin).province_code):
+            return _outside(page, pin)
+        person = await _read(page, pin, purpose)
+        if person["status"] != "deceased":
+            return _not_deceased(page, pin)
+        reason = fields.get("reason", "")
+        try:
+            req = cf.validated(_UNDO_DEATH, reason)
+        except InvalidField as exc:
+            message = (page._("The reason is required: write why this death registration is "
+                              "wrong, then review again.")
+                       if exc.field == "reason" else describe(exc, page._))
+            return _undo_form(page, pin, person, purpose, reason=reason, error=message,
+                              status=exc.status)
+        return page.render("undo_death_confirm.html", pin=pin, person=person,
+                           reason=req.reason)
+
+    return await guarded(request, svc, handler, action=OFFICER_PAGES)
+
+
+@router.post("/ui/persons/{pin}/undo-death/confirm")
+async def undo_death_apply(request: Request, svc: Svc, pin: str) -> Response:
+    """The correction `{"changes": {"status": "active"}, "reason"}` (audited `person.correct`)."""
+
+    async def handler(page: Page) -> Response:
+        fields = await check_post(page)
+        if not is_well_formed(pin):
+            return _bad_pin(page)
+        try:
+            req = cf.validated(_UNDO_DEATH, fields.get("reason"))
+        except InvalidField as exc:
+            if exc.field != "reason":
+                raise
+            return page.error(page._(
+                "The reason is required: go back to the record, open \u201cUndo this death "
+                "registration\u201d again and write why it is wrong."), exc.status,
+                back=(_record_url(pin), page._("Back to the record")))
+        try:
+            await corrections.correct(svc.persons, page.principal, page.rctx, pin, req)
+        except NoChange:
+            return _not_deceased(page, pin)
+        return page.render("undo_death_done.html", pin=pin)
 
     return await guarded(request, svc, handler, action=OFFICER_PAGES)
 

@@ -2,7 +2,8 @@
 Vietnamese by default. This module holds what every page shares (login, session, logout,
 language, static files, the start page, the HTML 404); the pages themselves are
 `web/officer_pages.py` (find a person, the record, corrections, the PIN notice) and
-`web/audit_pages.py` (events, a PIN's access history, checkpoint).
+`web/audit_pages.py` (events, a PIN's access history, checkpoint) and `web/admin_pages.py` (the
+province administrator's offline reservations).
 
 Routes of the web pages only; they call the same services as the JSON API (`api/`) and share
 its request plumbing (`http/`), never its routes.
@@ -27,7 +28,7 @@ from starlette.responses import Response
 from idservice.auth.bearer import revoke_token
 from idservice.http.bodies import json_body
 from idservice.http.deps import Svc
-from idservice.web import audit_pages, officer_pages, pages, session
+from idservice.web import admin_pages, audit_pages, officer_pages, pages, session
 from idservice.web.guard import Page, check_post, error_page, guarded, home_url, redirect
 from idservice.web.i18n import LANG_COOKIE, LOCALES, locale_of, translations
 
@@ -118,6 +119,7 @@ async def logout(request: Request, svc: Svc) -> Response:
 
 router.include_router(officer_pages.router)
 router.include_router(audit_pages.router)
+router.include_router(admin_pages.router)
 
 
 @router.api_route("/ui/{rest:path}", methods=["GET", "HEAD", "POST"])

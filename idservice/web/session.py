@@ -6,8 +6,9 @@ workers): `HttpOnly` (scripts never read it back), `SameSite=Strict` (never sent
 cross-site requests), `Path=/ui`, `Secure` when the origin is https, `Max-Age` = the token's
 remaining lifetime. Every UI request checks it exactly like the API checks a Bearer token
 (`auth/bearer.authenticate`: signature, claims, revocation). The session is for people who
-log in with a USB token and have a page here: operators with the `officer` or `auditor` role;
-each page then checks the role its service function requires, as the API does.
+log in with a USB token and have a page here: operators with the `officer`, `auditor` or
+`admin` role (the province administrator's reservations page); each page then checks the role
+its service function requires, as the API does.
 
 The purpose cookie (`idservice_purpose`, same attributes) carries the purpose text with an
 HMAC keyed by the session's access token, so a purpose is remembered for one session only (a
@@ -55,7 +56,7 @@ async def principal_for(svc: Services, token: str | None) -> Principal:
         raise Unauthenticated("not logged in")
     principal = authenticate(svc.verifier, svc.revocation, token)
     if principal.kind != "operator":
-        raise Forbidden("the web pages are for officers and auditors")
+        raise Forbidden("the web pages are for officers, auditors and administrators")
     authorize(principal, Action.WEB_SESSION)
     return principal
 

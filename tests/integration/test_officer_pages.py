@@ -11,6 +11,7 @@ import html
 import json
 import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -321,3 +322,194 @@ def test_form_posts_need_our_origin_and_csrf(
         assert response.status_code == 403
         assert "tải lại trang" in response.text
     assert _events(service_db, "person.correct", pin) == []
+
+
+# -- a deceased person's record and undoing the death (issue 15 item 4a, contract 9) -----------
+
+DEATH = {"registration": {"authority": "UBND xã Tân Lập", "number": "KT-17/2025",
+                          "registered_on": "2025-01-10", "province_code": "052"},
+         "date_of_death": "2025-01-05", "place_of_death": "Bệnh viện Đa khoa tỉnh"}
+
+
+def _deceased(registrar: httpx.Client, name: str) -> str:
+    pin = _issue(registrar, full_name=name, dob="2001-02-03", registered_on="2001-02-10")
+    body = {**DEATH, "registration": {**DEATH["registration"], "number": f"KT-{pin}"}}
+    response = registrar.post(f"/v1/persons/{pin}/death", json=body)
+    assert response.status_code == 200, response.text
+    return pin
+
+
+def test_deceased_record_shows_the_death_registration_and_the_undo_link(
+    ui: httpx.Client, registrar: httpx.Client,
+) -> None:
+    pin = _deceased(registrar, "Lý Văn Đã Mất")
+    page = ui.get(f"/ui/persons/{pin}", params=PURPOSE)
+    assert page.status_code == 200, page.text
+    assert '<span class="status deceased">Đã mất</span>' in page.text
+    death = page.text[page.text.index('id="death"'):]
+    for shown in ("05/01/2025", "Bệnh viện Đa khoa tỉnh", "UBND xã Tân Lập", f"KT-{pin}",
+                  "10/01/2025", 'id="death-province">052 '):
+        assert shown in death, shown
+    assert f'href="/ui/persons/{pin}/undo-death"' in death
+    active = ui.get(f"/ui/persons/{_issue(registrar)}")
+    assert 'id="death"' not in active.text and "/undo-death" not in active.text
+
+
+def test_undo_death_needs_a_reason_and_a_confirmation_then_is_audited(
+    ui: httpx.Client, server: ServerThread, registrar: httpx.Client,
+    service_db: Callable[..., list],
+) -> None:
+    pin = _deceased(registrar, "Mạc Thị Khai Nhầm")
+    form = ui.get(f"/ui/persons/{pin}/undo-death", params=PURPOSE)
+    assert form.status_code == 200 and 'id="f-reason"' in form.text
+    origin, csrf = {"Origin": server.base_url}, _csrf(form.text)
+    no_reason = ui.post(f"/ui/persons/{pin}/undo-death", data={"csrf": csrf, "reason": "  "},
+                        headers=origin)
+    assert no_reason.status_code == 422
+    assert "Lý do là bắt buộc: hãy ghi rõ vì sao đăng ký khai tử này sai" in no_reason.text
+    review = ui.post(f"/ui/persons/{pin}/undo-death",
+                     data={"csrf": csrf, "reason": "Khai tử nhầm người"}, headers=origin)
+    assert review.status_code == 200 and 'id="undo-warning"' in review.text
+    assert "Hồ sơ sẽ trở lại trạng thái còn hiệu lực" in review.text
+    assert _events(service_db, "person.correct", pin) == []  # nothing changed yet
+    done = ui.post(f"/ui/persons/{pin}/undo-death/confirm", headers=origin,
+                   data={"csrf": csrf, "reason": "Khai tử nhầm người"})
+    assert done.status_code == 200, done.text
+    assert "Đã hủy đăng ký khai tử" in done.text and "Việc tiếp theo" in done.text
+    [event] = _events(service_db, "person.correct", pin)
+    details = event["details"] if isinstance(event["details"], dict) else json.loads(
+        event["details"])
+    assert event["outcome"] == "corrected" and details["fields"] == ["status"]
+    assert details["reason"] == "Khai tử nhầm người"
+    assert details["before"]["death"]["registration"]["number"] == f"KT-{pin}"
+    record = ui.get(f"/ui/persons/{pin}")
+    assert '<span class="status active">' in record.text and 'id="death"' not in record.text
+    assert "Khai tử nhầm người" in record.text  # the correction history
+    again = ui.get(f"/ui/persons/{pin}/undo-death")
+    assert again.status_code == 409 and "không được đăng ký là đã mất" in again.text
+
+
+def test_undo_death_confirm_without_reason_or_csrf_changes_nothing(
+    ui: httpx.Client, server: ServerThread, registrar: httpx.Client,
+    service_db: Callable[..., list],
+) -> None:
+    pin = _deceased(registrar, "Tạ Văn Vẫn Mất")
+    csrf = _csrf(ui.get(f"/ui/persons/{pin}", params=PURPOSE).text)
+    url = f"/ui/persons/{pin}/undo-death/confirm"
+    no_reason = ui.post(url, data={"csrf": csrf, "reason": " "},
+                        headers={"Origin": server.base_url})
+    assert no_reason.status_code == 422 and "Lý do là bắt buộc" in no_reason.text
+    for headers, body in (({"Origin": server.base_url}, {"reason": "x"}),
+                          ({"Origin": server.base_url}, {"csrf": "forged", "reason": "x"}),
+                          ({"Origin": "http://evil.example"}, {"csrf": csrf, "reason": "x"})):
+        refused = ui.post(url, data=body, headers=headers)
+        assert refused.status_code == 403 and "tải lại trang" in refused.text
+    assert _events(service_db, "person.correct", pin) == []
+    assert "status deceased" in ui.get(f"/ui/persons/{pin}").text
+
+
+# -- the province administrator's reservations (issue 15 item 4b, contract 8) ------------------
+
+
+def _reserve(client: httpx.Client, count: int = 2) -> dict:
+    year = datetime.now(UTC).year
+    response = client.post("/v1/reservations", json={
+        "buckets": [{"sex": "M", "birth_year": year, "count": count}], "days": 30})
+    assert response.status_code == 201, response.text
+    body: dict = response.json()
+    return body
+
+
+@pytest.fixture
+def admin_ui(server: ServerThread, officer_token: Callable[..., str]
+             ) -> Callable[[str], httpx.Client]:
+    def make(province: str = "052") -> httpx.Client:
+        return httpx.Client(base_url=server.base_url, timeout=60, cookies={
+            "idservice_ui": officer_token(province, roles=("admin",))})
+    return make
+
+
+def _release_events(service_db: Callable[..., list], rid: str) -> list[tuple[str, str | None]]:
+    rows = service_db("SELECT outcome, details->>'code' AS code FROM audit_event "
+                      "WHERE action = 'pin.release' AND details->>'reservation_id' = $1 "
+                      "ORDER BY id", rid)
+    return [(r["outcome"], r["code"]) for r in rows]
+
+
+def test_admin_sees_own_province_reservations_only(
+    admin_ui: Callable[[str], httpx.Client], registrar: httpx.Client,
+    client_token: Callable[..., str], server: ServerThread,
+) -> None:
+    ours = _reserve(registrar, 3)
+    with server.client(client_token("001")) as hanoi:
+        theirs = _reserve(hanoi)
+    with admin_ui("052") as admin:
+        start = admin.get("/ui/")
+        assert start.status_code == 303 and start.headers["location"] == "/ui/reservations"
+        page = admin.get("/ui/reservations")
+    assert page.status_code == 200, page.text
+    assert "Mã dành trước ngoại tuyến" in page.text
+    row = page.text[page.text.index(f'id="res-{ours["reservation_id"]}"'):]
+    row = row[:row.index("</tr>")]
+    assert ours["client_id"] in row
+    assert [int(n) for n in re.findall(r'<td class="num">(\d+)</td>', row)] == [0, 3, 0]
+    assert f'/ui/reservations/{ours["reservation_id"]}/release' in row
+    assert theirs["reservation_id"] not in page.text
+
+
+def test_admin_releases_after_confirmation_with_csrf_audited(
+    admin_ui: Callable[[str], httpx.Client], registrar: httpx.Client, server: ServerThread,
+    service_db: Callable[..., list],
+) -> None:
+    rid = _reserve(registrar, 2)["reservation_id"]
+    url = f"/ui/reservations/{rid}/release"
+    with admin_ui("052") as admin:
+        confirm = admin.get(url)
+        assert confirm.status_code == 200 and 'id="release-warning"' in confirm.text
+        csrf = _csrf(confirm.text)
+        assert _release_events(service_db, rid) == []  # nothing released by looking
+        for headers, body in (({"Origin": server.base_url}, {}),
+                              ({"Origin": server.base_url}, {"csrf": "forged"}),
+                              ({"Origin": "http://evil.example"}, {"csrf": csrf})):
+            refused = admin.post(url, data=body, headers=headers)
+            assert refused.status_code == 403 and "tải lại trang" in refused.text
+        assert _release_events(service_db, rid) == []
+        done = admin.post(url, data={"csrf": csrf}, headers={"Origin": server.base_url})
+        assert done.status_code == 200, done.text
+        assert 'id="released"' in done.text and "Việc tiếp theo" in done.text
+        assert 'id="r-retired">2<' in done.text
+    assert _release_events(service_db, rid) == [("released", None)]
+    assert registrar.get(f"/v1/reservations/{rid}").json()["counts"] == {
+        "reserved": 0, "issued": 0, "retired": 2}
+
+
+def test_other_province_admin_is_refused_403_and_audited(
+    admin_ui: Callable[[str], httpx.Client], registrar: httpx.Client, server: ServerThread,
+    service_db: Callable[..., list],
+) -> None:
+    rid = _reserve(registrar)["reservation_id"]
+    url = f"/ui/reservations/{rid}/release"
+    with admin_ui("001") as other:
+        page = other.get(url)
+        assert page.status_code == 403 and page.headers["content-type"].startswith("text/html")
+        assert "chỉ quản trị viên của tỉnh đó" in page.text
+        csrf = _csrf(other.get("/ui/reservations").text)
+        refused = other.post(url, data={"csrf": csrf}, headers={"Origin": server.base_url})
+    assert refused.status_code == 403 and "chỉ quản trị viên của tỉnh đó" in refused.text
+    assert _release_events(service_db, rid) == [("refused", "forbidden")]
+    assert registrar.get(f"/v1/reservations/{rid}").json()["counts"]["reserved"] == 2
+
+
+def test_officer_without_admin_role_cannot_see_or_release_reservations(
+    ui: httpx.Client, registrar: httpx.Client, server: ServerThread,
+    service_db: Callable[..., list],
+) -> None:
+    rid = _reserve(registrar)["reservation_id"]
+    page = ui.get("/ui/reservations")
+    assert page.status_code == 403 and "dành cho quản trị viên cấp tỉnh" in page.text
+    assert rid not in page.text and 'href="/ui/reservations"' not in ui.get("/ui/persons").text
+    csrf = _csrf(ui.get("/ui/persons").text)
+    refused = ui.post(f"/ui/reservations/{rid}/release", data={"csrf": csrf},
+                      headers={"Origin": server.base_url})
+    assert refused.status_code == 403
+    assert registrar.get(f"/v1/reservations/{rid}").json()["counts"]["reserved"] == 2

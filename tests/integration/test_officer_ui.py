@@ -12,6 +12,7 @@ No skip: a missing /usr/bin/chromium or axe-core fails (scripts/bootstrap.sh ins
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -345,3 +346,137 @@ def test_axe_check_can_fail(browser: Browser) -> None:
     found = {v["id"] for v in axe_violations(page)}
     assert {"label", "color-contrast"} <= found
     page.close()
+
+
+def _register_death(ui_env: UiEnv, pin: str, number: str) -> None:
+    with ui_env.registrar() as registrar:
+        response = registrar.post(f"/v1/persons/{pin}/death", json={
+            "registration": {"authority": "UBND phường Quy Nhơn", "number": number,
+                             "registered_on": "2025-03-12", "province_code": "052"},
+            "date_of_death": "2025-03-10", "place_of_death": "Số 5 Lê Lợi, Quy Nhơn"})
+    assert response.status_code == 200, response.text
+
+
+def test_deceased_record_shows_the_death_and_an_officer_undoes_it(
+    ui_env: UiEnv, browser: Browser,
+) -> None:
+    """Issue 15 item 4a: the death registration on the record, then undone with a reason and a
+    confirmation, by keyboard; axe-core on each page in both languages; a phone-width record."""
+    origin = ui_env.origin
+    pins = {lang: ui_env.issue(issue_body("052", full_name="Lâm Văn Khai Nhầm", dob="1950-01-02",
+                                          registered_on="1950-01-20")) for lang in ("vi", "en")}
+    for lang, pin in pins.items():
+        _register_death(ui_env, pin, f"KT-{lang}-{pin}")
+    seen: dict[str, list[dict[str, Any]]] = {}
+    for lang, pin in pins.items():
+        context = _context(browser, 1024, 768)
+        page = context.new_page()
+        page.goto(f"{origin}/ui/lang/{lang}?next=/ui/login")
+        login(page, ui_env, "officer", goto=False)
+        page.goto(f"{origin}/ui/persons/{pin}?purpose=civil_status")
+        badge = page.locator(".status-line .status.deceased")
+        expect(badge).to_have_text("Đã mất" if lang == "vi" else "Deceased")
+        expect(page.locator("#death-date")).to_have_text("10/03/2025")
+        expect(page.locator("#death-place")).to_have_text("Số 5 Lê Lợi, Quy Nhơn")
+        expect(page.locator("#death-authority")).to_have_text("UBND phường Quy Nhơn")
+        expect(page.locator("#death-number")).to_have_text(f"KT-{lang}-{pin}")
+        expect(page.locator("#death-registered-on")).to_have_text("12/03/2025")
+        expect(page.locator("#death-province")).to_contain_text("052")
+        check_page(page, f"{lang}-record-deceased", seen)
+        _tab_to(page, "#undo-death-link")  # keyboard only from here
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{origin}/ui/persons/{pin}/undo-death")
+        check_page(page, f"{lang}-undo-death", seen)
+        _tab_to(page, "#undo-review")
+        page.keyboard.press("Enter")
+        expect(page.locator("#f-reason:invalid")).to_have_count(1)  # the reason is required
+        _tab_to(page, "#f-reason")
+        page.keyboard.type("Khai tử nhầm người, xem công văn 12/UBND")
+        _tab_to(page, "#undo-review")
+        page.keyboard.press("Enter")
+        expect(page.locator("#undo-warning")).to_be_visible()
+        check_page(page, f"{lang}-undo-death-confirm", seen)
+        _tab_to(page, "#confirm-button")
+        page.keyboard.press("Enter")
+        expect(page.locator("#death-undone")).to_be_visible()
+        check_page(page, f"{lang}-undo-death-done", seen)
+        page.click("a.button >> nth=0")
+        expect(page.locator(".status-line .status.active")).to_be_visible()
+        expect(page.locator("#death")).to_have_count(0)
+        expect(page.locator("table.history")).to_contain_text("công văn 12/UBND")
+        context.close()
+    undone = ui_env.fetch("SELECT pin, outcome, details->>'reason' AS reason FROM audit_entry "
+                          "WHERE action = 'person.correct' AND pin = ANY($1::text[])",
+                          list(pins.values()))
+    assert sorted((r["pin"], r["outcome"], r["reason"]) for r in undone) == sorted(
+        (pin, "corrected", "Khai tử nhầm người, xem công văn 12/UBND") for pin in pins.values())
+    assert {name: v for name, v in seen.items() if v} == {}
+
+    phone_pin = ui_env.issue(issue_body("052", full_name="Lâm Thị Điện Thoại", dob="1950-01-02",
+                                        registered_on="1950-01-20"))
+    _register_death(ui_env, phone_pin, f"KT-phone-{phone_pin}")
+    phone = _context(browser, 390, 844, is_mobile=True, has_touch=True)
+    page = phone.new_page()
+    login(page, ui_env, "officer")
+    page.goto(f"{origin}/ui/persons/{phone_pin}?purpose=civil_status")
+    expect(page.locator("#death")).to_be_visible()
+    assert _overflow(page) == 0
+    screenshot(page, "vi-phone-record-deceased")
+    phone.close()
+
+
+def test_province_admin_sees_reservations_and_releases_one(ui_env: UiEnv,
+                                                          browser: Browser) -> None:
+    """Issue 15 item 4b: the administrator of 052 logs in with the USB token, sees the
+    offices' reservations of 052 (not 001's), releases one by keyboard after the
+    confirmation; axe-core on each page in both languages; phone width."""
+    origin = ui_env.origin
+    year = datetime.now(UTC).year
+    made: dict[str, dict[str, Any]] = {}
+    for name, province in (("vi", "052"), ("en", "052"), ("hanoi", "001")):
+        with ui_env.registrar(province) as registrar:
+            response = registrar.post("/v1/reservations", json={"buckets": [
+                {"sex": "F", "birth_year": year, "count": 4}], "days": 10})
+        assert response.status_code == 201, response.text
+        made[name] = response.json()
+    seen: dict[str, list[dict[str, Any]]] = {}
+    for lang in ("vi", "en"):
+        rid = made[lang]["reservation_id"]
+        context = _context(browser, 1024, 768)
+        page = context.new_page()
+        page.goto(f"{origin}/ui/lang/{lang}?next=/ui/login")
+        login(page, ui_env, "admin", goto=False)
+        expect(page).to_have_url(f"{origin}/ui/reservations")
+        row = page.locator(f"#res-{rid}")
+        expect(row).to_contain_text(made[lang]["client_id"])
+        expect(row.locator("td.num")).to_have_text(["0", "4", "0"])
+        expect(page.locator(f"#res-{made['hanoi']['reservation_id']}")).to_have_count(0)
+        check_page(page, f"{lang}-reservations", seen)
+        _tab_to(page, f"#release-{rid}")  # keyboard only
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{origin}/ui/reservations/{rid}/release")
+        expect(page.locator("#release-warning")).to_contain_text("4")
+        check_page(page, f"{lang}-reservation-release", seen)
+        _tab_to(page, "#confirm-release")
+        page.keyboard.press("Enter")
+        expect(page.locator("#released")).to_be_visible()
+        expect(page.locator("#r-retired")).to_have_text("4")
+        check_page(page, f"{lang}-reservation-released", seen)
+        page.goto(f"{origin}/ui/reservations")
+        expect(page.locator(f"#res-{rid} .status.cancelled")).to_be_visible()
+        expect(page.locator(f"#release-{rid}")).to_have_count(0)
+        context.close()
+    released = ui_env.fetch("SELECT outcome, details->>'reservation_id' AS rid FROM audit_entry "
+                            "WHERE action = 'pin.release'")
+    assert sorted((r["outcome"], r["rid"]) for r in released) == sorted(
+        ("released", made[lang]["reservation_id"]) for lang in ("vi", "en"))
+    assert {name: v for name, v in seen.items() if v} == {}
+
+    phone = _context(browser, 390, 844, is_mobile=True, has_touch=True)
+    page = phone.new_page()
+    login(page, ui_env, "admin")
+    box = page.locator("header .who button").bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+    assert _overflow(page) == 0
+    screenshot(page, "vi-phone-reservations")
+    phone.close()

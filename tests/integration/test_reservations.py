@@ -294,6 +294,24 @@ def test_release_retires_unused_pins_still_syncable_by_owner_never_issued_online
     assert late == {"line": 1, "pin": pin2, "status": 201}
 
 
+def test_release_by_other_province_admin_is_403_and_audited_refused(
+    office: tuple[httpx.Client, str, Any], officer_token: Callable[..., str],
+    server: ServerThread, service_db: Callable[..., list],
+) -> None:
+    client, _, _ = office
+    rid = _reserve(client, m=1, f=0)["reservation_id"]
+    with server.client(officer_token("001", roles=("admin",))) as other_admin:
+        refused = other_admin.post(f"/v1/reservations/{rid}/release",
+                                   headers={"X-Request-ID": f"rel-{rid}"})
+    assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+    events = service_db("SELECT outcome, details FROM audit_event WHERE action = 'pin.release' "
+                        "AND request_id = $1", f"rel-{rid}")
+    assert [(e["outcome"], _d(e["details"])["code"], _d(e["details"])["reservation_id"])
+            for e in events] == [("refused", "forbidden", rid)]
+    assert client.get(f"/v1/reservations/{rid}").json()["counts"] == {
+        "reserved": 1, "issued": 0, "retired": 0}
+
+
 def test_sync_cut_mid_stream_then_resent_applies_each_line_once(
     office: tuple[httpx.Client, str, Any], server: ServerThread,
     service_db: Callable[..., list], settings: Settings,

@@ -1,9 +1,10 @@
 """The web pages end to end: one real server (test PKI, its own SoftHSM service token, a fresh
 database of the session cluster), the real signing agent on a loopback port, and USB tokens
 (SoftHSM, key generated on the token, certificate of the test PKI) for several people: an
-officer of 052, an officer of 052 who is also an auditor, an auditor for every province. The
-agent signs with whichever token `use(name)` put in its slot, as if that person had plugged
-their token in. Headless Debian Chromium (Playwright, `executable_path`) drives the pages.
+officer of 052, an officer of 052 who is also an auditor, an auditor for every province, the
+administrator of 052. The agent signs with whichever token `use(name)` put in its slot, as if
+that person had plugged their token in. Headless Debian Chromium (Playwright,
+`executable_path`) drives the pages.
 
 Shared by test_officer_ui.py and test_auditor_ui.py (session scope: one server for both).
 Also: axe-core (installed by scripts/bootstrap.sh under tests/ui/node_modules) run in a page,
@@ -62,6 +63,7 @@ PEOPLE: dict[str, tuple[str, tuple[str, ...], str]] = {
     "officer": ("Nguyễn Văn An", ("officer",), "052"),
     "officer_auditor": ("Trần Thị Bình", ("officer", "auditor"), "052"),
     "auditor": ("Lê Thị Kiểm", ("auditor",), "*"),
+    "admin": ("Đỗ Văn Quản", ("admin",), "052"),  # the province administrator (reservations)
 }
 
 

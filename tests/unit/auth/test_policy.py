@@ -43,6 +43,7 @@ def _principal(*roles: str, jur: str = "052") -> Principal:
     (Action.AUDIT_TREE, {"auditor"}),
     (Action.PIN_RESERVE, {"registrar"}),  # contract 8
     (Action.RESERVATION_ADMIN, {"admin"}),  # contract 8: another client's reservation
+    (Action.WEB_SESSION, {"officer", "auditor", "admin"}),  # issue 15: the web pages
 ])
 def test_each_action_allows_the_contracts_roles_only(action: Action, allowed: set[str]) -> None:
     assert set(POLICY[action].roles) == allowed
