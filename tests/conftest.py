@@ -40,6 +40,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "IDSERVICE_TEST_PG says; run once (in the embedded run)")
 
 
+TOKEN_TTL = 4 * 3600  # seconds; the tests that check a token's lifetime read this
+
+
 @pytest.fixture(scope="session")
 def server_port() -> int:
     return free_port()
@@ -56,8 +59,10 @@ def settings(data_dir: Path, server_port: int, pg_server: PgServer) -> Settings:
                       "admin_database_url": urls.admin}
     # Every test's logins come from 127.0.0.1: the per-source limit and failure-event cap are
     # set out of reach here (the paths still run); their own tests run servers with small ones.
+    # Session fixtures log in once: their tokens must outlive a whole run on a busy machine
+    # (a 19-minute run saw 900-second tokens expire mid-suite).
     return Settings(data_dir=data_dir, origin=f"http://127.0.0.1:{server_port}",
-                    log_level="WARNING", sequencer_interval=0.05,
+                    log_level="WARNING", sequencer_interval=0.05, token_ttl=TOKEN_TTL,
                     revocation_poll_interval=0.5, auth_source_rate_limit=1_000_000,
                     auth_failure_events_per_minute=10_000, **configured)
 

@@ -33,7 +33,7 @@ def test_client_token_has_contract_claims_and_verifies_with_jwks(
     response = _post(server, client_token_form(client_id, key, settings.client_token_url))
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["token_type"] == "Bearer" and body["expires_in"] == 900
+    assert body["token_type"] == "Bearer" and body["expires_in"] == settings.token_ttl
     assert body["scope"] == "registrar"
     token = body["access_token"]
     header = jwt.get_unverified_header(token)
@@ -44,7 +44,7 @@ def test_client_token_has_contract_claims_and_verifies_with_jwks(
     claims = jwt.decode(token, public, algorithms=["ES256"], audience=settings.origin)
     assert claims["iss"] == settings.token_issuer and claims["sub"] == client_id
     assert claims["roles"] == ["registrar"] and claims["jur"] == "052"
-    assert claims["exp"] - claims["iat"] == 900 and claims["jti"]
+    assert claims["exp"] - claims["iat"] == settings.token_ttl and claims["jti"]
 
 
 def test_replayed_assertion_is_refused(server: ServerThread, make_client: Callable,

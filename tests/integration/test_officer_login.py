@@ -31,6 +31,7 @@ from idservice.auth.operators import x5t_s256
 from idservice.auth.webeid import auth_token, signed_data
 from idservice.runtime import DatabaseTarget
 from idservice.settings import Settings
+from tests.conftest import TOKEN_TTL
 from tests.support.fixtures_hsm import SoftHsmDir
 from tests.support.officer_pki import POLICY_OID, CertKind
 from tests.support.officer_server import (
@@ -81,7 +82,7 @@ def test_good_es256_login_200_token_bound_to_certificate(
     response = officer_env.login(cert)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["token_type"] == "Bearer" and body["expires_in"] == 900
+    assert body["token_type"] == "Bearer" and body["expires_in"] == TOKEN_TTL
     assert body["operator"] == {"id": operator_id, "name": "Test Officer",
                                 "roles": ["auditor", "officer"], "jurisdiction": "052"}
     assert officer_env.signed_token(cert, "x" * 44)["algorithm"] == "ES256"
