@@ -41,7 +41,8 @@ def test_new_registration_answers_200_pin_as_json_string(registrar: httpx.Client
         "book": "01/2024", "registered_on": "2024-03-10", "province_code": "052"}
     assert row["father"] == {"full_name": "Nguyễn Văn Hùng", "pin": "052090012345",
                              "nationality": None}
-    assert row["mother"] == {"full_name": "Trần Thị Lan", "pin": None, "nationality": None}
+    assert row["mother"] == {"full_name": "Trần Thị Lan", "pin": attributes["motherUin"],
+                             "nationality": None}
 
 
 def test_same_transaction_same_attributes_answers_same_pin(registrar: httpx.Client,

@@ -17,6 +17,7 @@ from idservice.auth.administration import admin_actor
 from idservice.auth.assertion import client_token_form
 from idservice.auth.client_registry import add_client
 from idservice.db.pool import connect
+from tests.support.bodies import mother_pin
 from tests.support.pki import new_client_key
 
 __all__ = ["assert_osia_error", "new_transaction", "reader_token", "uin_attributes"]
@@ -29,11 +30,13 @@ def new_transaction() -> str:
 
 
 def uin_attributes(**changes: Any) -> dict[str, Any]:
-    """A valid flat OSIA attribute set (a new registration number each call); `name=None`
-    removes an attribute."""
+    """A valid flat OSIA attribute set (a new registration number, and so a new child, each
+    call: the mother's UIN comes from the number, so the duplicate check of contract 9 does not
+    refuse the next set); `name=None` removes an attribute."""
+    number = f"OSIA-{next(_counter)}-{secrets.token_hex(4)}"
     attributes: dict[str, Any] = {
         "registrationAuthority": "UBND xã Nhơn Lý",
-        "registrationNumber": f"OSIA-{next(_counter)}-{secrets.token_hex(4)}",
+        "registrationNumber": number,
         "registrationBook": "01/2024",
         "registrationDate": "2024-03-10",
         "registrationProvince": "052",
@@ -48,6 +51,7 @@ def uin_attributes(**changes: Any) -> dict[str, Any]:
         "fatherFullName": "Nguyễn Văn Hùng",
         "fatherUin": "052090012345",
         "motherFullName": "Trần Thị Lan",
+        "motherUin": mother_pin("052", "UBND xã Nhơn Lý", number),
     }
     attributes = copy.deepcopy(attributes)
     for name, value in changes.items():
