@@ -247,9 +247,34 @@ $$;
 CREATE FUNCTION public.claim_external_registration(p_source text, p_scope text, p_external_id text, p_province text, p_authority text, p_number text, p_registered_on date, p_digest bytea) RETURNS TABLE(claimed boolean, province_code text, authority text, number text, registered_on date, request_sha256 bytea)
     LANGUAGE plpgsql
     AS $$
+BEGIN
+  -- Committed on its own before the issuance: see 0028 for why asynchronously.
+  PERFORM set_config('synchronous_commit', 'off', true);
+  RETURN QUERY SELECT * FROM external_registration_claim(p_source, p_scope, p_external_id,
+                                                         p_province, p_authority, p_number,
+                                                         p_registered_on, p_digest);
+END
+$$;
+
+
+--
+-- Name: death_registration_lock_key(text, text, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.death_registration_lock_key(province_code text, authority text, number text) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN hashtextextended(((((province_code || chr(31)) || authority) || chr(31)) || number), (7306)::bigint);
+
+
+--
+-- Name: external_registration_claim(text, text, text, text, text, text, date, bytea); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.external_registration_claim(p_source text, p_scope text, p_external_id text, p_province text, p_authority text, p_number text, p_registered_on date, p_digest bytea) RETURNS TABLE(claimed boolean, province_code text, authority text, number text, registered_on date, request_sha256 bytea)
+    LANGUAGE plpgsql
+    AS $$
 #variable_conflict use_column
 BEGIN
-  PERFORM set_config('synchronous_commit', 'off', true);
   LOOP
     INSERT INTO external_registration (source, scope, external_id, province_code, authority,
                                        number, registered_on, request_sha256)
@@ -271,15 +296,6 @@ BEGIN
   END LOOP;
 END
 $$;
-
-
---
--- Name: death_registration_lock_key(text, text, text); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.death_registration_lock_key(province_code text, authority text, number text) RETURNS bigint
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN hashtextextended(((((province_code || chr(31)) || authority) || chr(31)) || number), (7306)::bigint);
 
 
 --
@@ -351,6 +367,41 @@ BEGIN
   END IF;
   RETURN QUERY SELECT 'issued'::text, v_pin, 'active'::text, v_at,
                       (p_row).record::jsonb->'registration', v_dups;
+END
+$$;
+
+
+--
+-- Name: issue_pin_claimed(text, text, text, bytea, public.person_row, bytea, text, integer[], integer, text, text, text, text, text, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.issue_pin_claimed(p_source text, p_scope text, p_external_id text, p_claim_digest bytea, p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text) RETURNS TABLE(outcome text, pin text, status text, issued_at timestamp with time zone, registration jsonb, duplicates text[], claimed boolean)
+    LANGUAGE plpgsql
+    AS $$
+#variable_conflict use_column
+DECLARE
+  held record;
+  issued record;
+BEGIN
+  SELECT c.claimed, c.request_sha256 INTO held
+    FROM external_registration_claim(p_source, p_scope, p_external_id, (p_row).province_code,
+                                     (p_row).registration_authority,
+                                     (p_row).registration_number, (p_row).registered_on,
+                                     p_claim_digest) c;
+  IF held.request_sha256 <> p_claim_digest THEN
+    RETURN QUERY SELECT 'external_key_held'::text, NULL::text, NULL::text,
+                        NULL::timestamptz, NULL::jsonb, NULL::text[], false;
+    RETURN;
+  END IF;
+  SELECT i.outcome, i.pin, i.status, i.issued_at, i.registration, i.duplicates INTO issued
+    FROM issue_pin(p_row, p_digest, p_prefix, p_candidates, p_block_size, p_actor_type,
+                   p_actor_id, p_request_id, p_source_ip, p_details, p_override_details) i;
+  IF held.claimed AND issued.outcome IN ('registration_conflict', 'possible_duplicate') THEN
+    DELETE FROM external_registration e
+     WHERE e.source = p_source AND e.scope = p_scope AND e.external_id = p_external_id;
+  END IF;
+  RETURN QUERY SELECT issued.outcome, issued.pin, issued.status, issued.issued_at,
+                      issued.registration, issued.duplicates, held.claimed;
 END
 $$;
 
@@ -1746,11 +1797,27 @@ GRANT ALL ON FUNCTION public.death_registration_lock_key(province_code text, aut
 
 
 --
+-- Name: FUNCTION external_registration_claim(p_source text, p_scope text, p_external_id text, p_province text, p_authority text, p_number text, p_registered_on date, p_digest bytea); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.external_registration_claim(p_source text, p_scope text, p_external_id text, p_province text, p_authority text, p_number text, p_registered_on date, p_digest bytea) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.external_registration_claim(p_source text, p_scope text, p_external_id text, p_province text, p_authority text, p_number text, p_registered_on date, p_digest bytea) TO idservice_service;
+
+
+--
 -- Name: FUNCTION issue_pin(p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text); Type: ACL; Schema: public; Owner: -
 --
 
 REVOKE ALL ON FUNCTION public.issue_pin(p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.issue_pin(p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text) TO idservice_service;
+
+
+--
+-- Name: FUNCTION issue_pin_claimed(p_source text, p_scope text, p_external_id text, p_claim_digest bytea, p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.issue_pin_claimed(p_source text, p_scope text, p_external_id text, p_claim_digest bytea, p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.issue_pin_claimed(p_source text, p_scope text, p_external_id text, p_claim_digest bytea, p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text) TO idservice_service;
 
 
 --

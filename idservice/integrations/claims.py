@@ -1,10 +1,15 @@
-"""External idempotency keys of the field interfaces (migration 0028).
+"""External idempotency keys of the field interfaces (migrations 0028, 0056).
 
-An OSIA `transactionId` or an OpenCRVS event id is claimed, with the registration it stands
-for, before the PIN is issued; a retry finds the claim and either replays the same
-registration (`issuance.issue` answers the PIN it issued) or, for OSIA, is refused when the
-attributes differ. A claim whose issuance is refused (a 4xx: nothing issued) is released, so the
-caller can correct the request and retry under the same id.
+An OSIA `transactionId` or an OpenCRVS event id is claimed with the registration it stands
+for; a retry finds the claim and either replays the same registration (`issuance.issue`
+answers the PIN it issued) or, for OSIA, is refused when the attributes differ. A claim whose
+issuance is refused (a 4xx: nothing issued) is released, so the caller can correct the request
+and retry under the same id.
+
+OSIA's key is claimed by the issuance statement itself (`issue_keyed`: `issuance.issue` with
+an `ExternalKey`). OpenCRVS needs the claim's registration before it can build the request (a
+retry keeps the first attempt's), so it claims first (`claim`) and then issues
+(`issue_claimed`).
 """
 
 from __future__ import annotations
@@ -18,12 +23,13 @@ from idservice.auth.principal import Principal
 from idservice.errors import ProblemError
 from idservice.persons import issuance
 from idservice.persons.context import PersonsContext
-from idservice.persons.issuance import IssueOutcome
+from idservice.persons.issuance import ExternalKey, IssueOutcome
 from idservice.persons.models import IssueRequest
 from idservice.persons.views import body_digest, canonical_json
 from idservice.queries import integrations as q
 
-__all__ = ["Claim", "Source", "claim", "issue_claimed", "request_digest"]
+__all__ = ["Claim", "Source", "claim", "held_by_other", "issue_claimed", "issue_keyed",
+           "request_digest"]
 
 Source = Literal["osia", "opencrvs"]
 
@@ -74,3 +80,20 @@ async def issue_claimed(ctx: PersonsContext, principal: Principal, rctx: Request
             await ctx.pool.execute(q.RELEASE_EXTERNAL, held.source, held.scope,
                                    held.external_id, held.digest)
         raise
+
+
+async def issue_keyed(ctx: PersonsContext, principal: Principal, rctx: RequestContext,
+                      source: Source, scope: str, external_id: str,
+                      req: IssueRequest) -> IssueOutcome:
+    """`issuance.issue` claiming the key in its own statement; raises
+    `issuance.ExternalKeyHeld` when another request holds it."""
+    key = ExternalKey(source, scope, external_id, request_digest(req))
+    return await issuance.issue(ctx, principal, rctx, req, key)
+
+
+async def held_by_other(ctx: PersonsContext, source: Source, scope: str, external_id: str,
+                        req: IssueRequest) -> bool:
+    """Whether another request holds this key: for a request refused before its statement
+    (a rule of the registration), which a held key refuses first, as when it was claimed first."""
+    held = await ctx.pool.fetchval(q.HELD_EXTERNAL, source, scope, external_id)
+    return held is not None and bytes(held) != request_digest(req)

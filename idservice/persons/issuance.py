@@ -42,10 +42,13 @@ from idservice.persons.rows import PersonRow
 from idservice.persons.rules import check_issue, check_province_exists
 from idservice.persons.views import body_digest, canonical_json, load_record, rfc3339
 from idservice.pin.format import parse_pin
+from idservice.queries import integrations as qi
 from idservice.queries import persons as q
 
 __all__ = [
     "DuplicateFound",
+    "ExternalKey",
+    "ExternalKeyHeld",
     "IssueOutcome",
     "PreparedIssue",
     "duplicate_problem",
@@ -95,6 +98,22 @@ class DuplicateFound:
     """Active persons the row matches (contract 9), PINs in order."""
 
     pins: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalKey:
+    """A caller's own idempotency key (an OSIA transactionId: integrations/claims.py), claimed
+    in the issuance statement itself (`issue_pin_claimed()`, migration 0056): one round trip,
+    and no claim is left behind by an issuance that failed."""
+
+    source: str  # external_registration.source
+    scope: str
+    external_id: str
+    digest: bytes  # of the request the key stands for (claims.request_digest)
+
+
+class ExternalKeyHeld(Exception):
+    """The key is held by another request (another digest): nothing was written."""
 
 
 def prepare(ctx: PersonsContext, principal: Principal, req: IssueRequest) -> PreparedIssue:
@@ -214,10 +233,15 @@ def _details(p: PreparedIssue, **more: Any) -> dict[str, Any]:
 
 
 async def issue(
-    ctx: PersonsContext, principal: Principal, rctx: RequestContext, req: IssueRequest
+    ctx: PersonsContext, principal: Principal, rctx: RequestContext, req: IssueRequest,
+    key: ExternalKey | None = None,
 ) -> IssueOutcome:
     """One registration, one statement (`issue_pin()` in the database) in the common case;
-    `issue_in_transaction` in a transaction of its own when every random candidate is taken."""
+    `issue_in_transaction` in a transaction of its own when every random candidate is taken.
+
+    With `key`, the statement claims it first (`issue_pin_claimed()`): raises
+    `ExternalKeyHeld` when another request holds it; a refusal releases a claim this request
+    made (in the statement, or here on the exact path), so a corrected retry may reuse it."""
     authorize(principal, Action.PIN_ISSUE)
     p = prepare(ctx, principal, req)
     # The event issue_pin() writes: action and outcome are its own (issued or replayed),
@@ -227,16 +251,25 @@ async def issue(
         events.append(AuditEvent("pin.duplicate_override", "issued",
                                  details={**_details(p), "reason": p.override_reason}))
     columns = event_columns(rctx, events)
-    row = await ctx.pool.fetchrow(
-        q.ISSUE_PIN, p.row.composite(), p.digest, p.row.prefix, fast_path_candidates(ctx),
-        ctx.allocator.block_size, columns.actor_type, columns.actor_id, columns.request_id,
-        columns.source_ip, columns.details[0],
-        columns.details[1] if len(columns.details) > 1 else None)
+    args = (p.row.composite(), p.digest, p.row.prefix, fast_path_candidates(ctx),
+            ctx.allocator.block_size, columns.actor_type, columns.actor_id, columns.request_id,
+            columns.source_ip, columns.details[0],
+            columns.details[1] if len(columns.details) > 1 else None)
+    if key is None:
+        row = await ctx.pool.fetchrow(q.ISSUE_PIN, *args)
+    else:
+        row = await ctx.pool.fetchrow(q.ISSUE_PIN_CLAIMED, *args, key.source, key.scope,
+                                      key.external_id, key.digest)
     assert row is not None
     outcome = row["outcome"]
+    if outcome == "external_key_held":
+        raise ExternalKeyHeld(key)
     if outcome == "needs_exact":
         async with ctx.pool.acquire() as conn, conn.transaction():
             result, written = await issue_in_transaction(conn, ctx, p)
+            if key is not None and row["claimed"] and isinstance(result, ProblemError):
+                await conn.execute(qi.RELEASE_EXTERNAL, key.source, key.scope,
+                                   key.external_id, key.digest)
             await record(conn, rctx, written)
         if isinstance(result, ProblemError):
             raise result

@@ -13,4 +13,10 @@ DELETE FROM external_registration
  WHERE source = $1 AND scope = $2 AND external_id = $3 AND request_sha256 = $4
 """
 
+# $1 source, $2 scope, $3 external id -> the digest of the request holding it (no row: none).
+HELD_EXTERNAL = """
+SELECT request_sha256 FROM external_registration
+ WHERE source = $1 AND scope = $2 AND external_id = $3
+"""
+
 CLIENT_PURPOSE = "SELECT purpose FROM client WHERE id = $1"

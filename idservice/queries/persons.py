@@ -124,6 +124,19 @@ SELECT outcome, pin, status, issued_at, registration, duplicates
                  p_override_details => $11)
 """
 
+# The same, with an external idempotency key claimed in the same statement
+# (migrations/0056_claim_in_issuance.sql): $12 source, $13 scope, $14 external id, $15 the
+# request digest the key stands for. Adds `claimed`; outcome 'external_key_held' when another
+# request holds the key.
+ISSUE_PIN_CLAIMED = """
+SELECT outcome, pin, status, issued_at, registration, duplicates, claimed
+  FROM issue_pin_claimed(p_row => $1::person_row, p_digest => $2, p_prefix => $3,
+                         p_candidates => $4::int[], p_block_size => $5, p_actor_type => $6,
+                         p_actor_id => $7, p_request_id => $8, p_source_ip => $9,
+                         p_details => $10, p_override_details => $11, p_source => $12,
+                         p_scope => $13, p_external_id => $14, p_claim_digest => $15)
+"""
+
 # ---- duplicate check (contract 9; migrations/0042_deaths_duplicates.sql) ----
 
 # $1 person rows: their duplicate locks, sorted and de-duplicated (no deadlock between batches).

@@ -106,8 +106,8 @@ def _person(role: str, *, pin: str | None = None, query: dict[str, Any] | None =
 _READ = {"attributeNames": ["fullName", "dateOfDeath"]}
 _REVOKE_PERSON = ("REVOKE SELECT ON person FROM idservice_service",
                   "GRANT SELECT ON person TO idservice_service")
-_REVOKE_CLAIM = ("REVOKE EXECUTE ON FUNCTION claim_external_registration FROM idservice_service",
-                 "GRANT EXECUTE ON FUNCTION claim_external_registration TO idservice_service")
+_REVOKE_CLAIM = ("REVOKE EXECUTE ON FUNCTION issue_pin_claimed FROM idservice_service",
+                 "GRANT EXECUTE ON FUNCTION issue_pin_claimed TO idservice_service")
 
 # (spec, path, method, status) -> the request that gets it (pin None: the test's person)
 STATUS_REQUESTS: dict[tuple[str, str, str, int], Request] = {

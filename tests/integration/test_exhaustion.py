@@ -23,6 +23,7 @@ from idservice.runtime import DatabaseTarget
 from idservice.settings import Settings
 from tests.support.bodies import issue_body
 from tests.support.fixtures_hsm import SoftHsmDir
+from tests.support.osia import assert_osia_error, new_transaction, uin_attributes
 from tests.support.server import ServerThread, free_port
 
 SPACE = 100
@@ -103,3 +104,36 @@ def test_batch_fills_bucket_then_reports_exhaustion_per_line(
     assert sorted(pins) == [f"001102{n:06d}" for n in range(SPACE)]
     errors = [r["error"]["code"] for r in results if "error" in r]
     assert errors == ["pin_space_exhausted"]
+
+
+def test_osia_uin_on_a_full_bucket_is_1102_and_releases_the_transaction(
+    tiny_server: ServerThread, make_client: Callable[..., tuple[str, object]],
+    settings: Settings, service_db: Callable[..., list],
+) -> None:
+    """The exact path (issue_pin() found no free number among its random tries) with an OSIA
+    transactionId: issue_pin_claimed() committed the claim, the exact allocator refuses, and
+    the claim is released, so a corrected retry under the same transactionId is issued."""
+    client_id, key = make_client("001")
+    token = httpx.post(f"{tiny_server.base_url}/v1/auth/client-token",
+                       data=client_token_form(client_id, key, settings.client_token_url)
+                       ).json()["access_token"]
+    lines = [issue_body("001", sex="M", dob="1903-02-03", registered_on="1903-03-01")
+             for _ in range(SPACE)]
+    payload = b"".join(json.dumps(b).encode() + b"\n" for b in lines)
+    with httpx.Client(base_url=tiny_server.base_url, timeout=120,
+                      headers={"Authorization": f"Bearer {token}"}) as client:
+        filled = client.post("/v1/pins:batch", content=payload,
+                             headers={"Content-Type": "application/x-ndjson"})
+        assert sum('"pin"' in x for x in filled.text.splitlines()) == SPACE
+        tx = new_transaction()
+        full = client.post("/osia/v1/uin", params={"transactionId": tx}, json=uin_attributes(
+            registrationProvince="001", registrationDate="1903-03-01", gender=1,
+            dateOfBirth="1903-02-03"))
+        assert_osia_error(full, 400, 1102)
+        assert service_db("SELECT count(*) FROM external_registration WHERE external_id = $1",
+                          tx)[0][0] == 0
+        corrected = client.post("/osia/v1/uin", params={"transactionId": tx},
+                                json=uin_attributes(registrationProvince="001",
+                                                    registrationDate="1904-03-01", gender=1,
+                                                    dateOfBirth="1904-02-03"))
+    assert corrected.status_code == 200, corrected.text

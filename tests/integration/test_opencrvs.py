@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.bodies import mother_pin
 from tests.support.server import ServerThread
 
 DbFn = Callable[..., list[Any]]
@@ -22,15 +23,16 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "opencrvs"
 
 
 def _event(name: str = "postman-notify-max-birth-register.json") -> dict[str, Any]:
-    """A fixture with a new event id (the session database is shared by the tests)."""
+    """A fixture with a new event id (the session database is shared by the tests) and a new
+    child: the declared mother gets a national id (a PIN) derived from the event id, so the
+    duplicate check (contract 9) does not take the fixture's child for the last test's."""
     event: dict[str, Any] = json.loads((FIXTURES / name).read_text("utf-8"))
     event["id"] = str(uuid.uuid4())
-    # Each event is another child: its mother gets a name of her own, else the duplicate check
-    # (contract 9) refuses every test's birth after the first (same child, same mother).
     for action in event["actions"]:
-        mother = (action.get("declaration") or {}).get("mother.name")
-        if mother:
-            mother["firstname"] = f"Lan {event['id'][:8]}"
+        declaration = action.get("declaration") or {}
+        if "mother.name" in declaration:
+            declaration["mother.idType"] = "NATIONAL_ID"
+            declaration["mother.nid"] = mother_pin("052", "opencrvs", event["id"])
     return event
 
 
@@ -61,7 +63,8 @@ def test_postman_notify_max_birth_is_registered(registrar: httpx.Client,
         "book": None, "registered_on": "2025-08-21", "province_code": "052"}
     assert record["child"]["full_name"] == "Nguyễn Thị Minh Anh"
     assert record["child"]["sex"] == "M" and record["child"]["date_of_birth"] == "2024-02-02"
-    assert record["mother"] == {"full_name": f"Trần Thị Lan {event['id'][:8]}", "pin": None,
+    assert record["mother"] == {"full_name": "Trần Thị Lan",
+                                "pin": mother_pin("052", "opencrvs", event["id"]),
                                 "nationality": None}
     assert record["father"] is None
     events = service_db("SELECT action, outcome, details FROM audit_event WHERE pin = $1", pin)

@@ -187,14 +187,15 @@ def test_missing_or_bad_transaction_id_is_400_code_1006(registrar: httpx.Client,
 
 def test_database_failure_is_500_with_osia_error(registrar: httpx.Client,
                                                  server: ServerThread, owner_db: DbFn) -> None:
-    """A real fault: the service role loses the right to claim (owner REVOKE), restored. On
-    a connection of its own: the server closes a connection after an unexpected error."""
+    """A real fault: the service role loses the right to issue with a claim (owner REVOKE of
+    `issue_pin_claimed`), restored. On a connection of its own: the server closes a
+    connection after an unexpected error."""
     with httpx.Client(base_url=server.base_url, headers=dict(registrar.headers)) as own:
-        owner_db("REVOKE EXECUTE ON FUNCTION claim_external_registration "
+        owner_db("REVOKE EXECUTE ON FUNCTION issue_pin_claimed "
                  "FROM idservice_service")
         try:
             response = _uin(own, uin_attributes())
         finally:
-            owner_db("GRANT EXECUTE ON FUNCTION claim_external_registration "
+            owner_db("GRANT EXECUTE ON FUNCTION issue_pin_claimed "
                      "TO idservice_service")
     assert_osia_error(response, 500, 5000)

@@ -30,11 +30,13 @@ def new_transaction() -> str:
 
 
 def uin_attributes(**changes: Any) -> dict[str, Any]:
-    """A valid flat OSIA attribute set (a new registration number each call); `name=None`
-    removes an attribute."""
+    """A valid flat OSIA attribute set (a new registration number, and so a new child, each
+    call: the mother's UIN comes from the number, so the duplicate check of contract 9 does not
+    refuse the next set); `name=None` removes an attribute."""
+    number = f"OSIA-{next(_counter)}-{secrets.token_hex(4)}"
     attributes: dict[str, Any] = {
         "registrationAuthority": "UBND xã Nhơn Lý",
-        "registrationNumber": f"OSIA-{next(_counter)}-{secrets.token_hex(4)}",
+        "registrationNumber": number,
         "registrationBook": "01/2024",
         "registrationDate": "2024-03-10",
         "registrationProvince": "052",
@@ -57,8 +59,6 @@ def uin_attributes(**changes: Any) -> dict[str, Any]:
         else:
             attributes[name] = value
     if "motherUin" not in changes and "motherFullName" in attributes:
-        # Another registration is another child: its own mother's PIN (contract 9's duplicate
-        # check would otherwise refuse the second set with the same name and birth date).
         attributes["motherUin"] = mother_pin(
             str(attributes.get("registrationProvince", "")),
             str(attributes.get("registrationAuthority", "")),
