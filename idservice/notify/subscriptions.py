@@ -29,7 +29,7 @@ from idservice.audit.events import AuditEvent, RequestContext
 from idservice.audit.recorder import record
 from idservice.auth.policy import Action, authorize
 from idservice.auth.principal import Principal
-from idservice.errors import InvalidField, NotFound
+from idservice.errors import InvalidField, NotFound, ProblemError
 from idservice.notify.errors import (
     InvalidAddress,
     InvalidConfirmationToken,
@@ -41,6 +41,7 @@ from idservice.notify.errors import (
 )
 from idservice.notify.events import Policy, PolicyError, parse_policy
 from idservice.outbound import TargetRefused, check_url
+from idservice.persons.names import check_text
 from idservice.persons.refusals import refusals_recorded
 from idservice.queries import notify as q
 
@@ -105,7 +106,11 @@ async def subscribe(ctx: NotifyContext, principal: Principal, rctx: RequestConte
                     topic: str, protocol: str | None, address: str,
                     policy: str | None) -> dict[str, Any]:
     authorize(principal, Action.NOTIFY_SUBSCRIBE)
-    facts = {"topic": topic[:100], "address": address[:MAX_ADDRESS]}
+    topic = _text(topic, "topic", 100)
+    address = _text(address, "address", MAX_ADDRESS, InvalidAddress)
+    policy = None if policy is None else _text(policy, "policy", 40, InvalidPolicy)
+    protocol = None if protocol is None else _text(protocol, "protocol", 20)
+    facts = {"topic": topic, "address": address}
     async with refusals_recorded(ctx, rctx, "notify.subscribe", **facts):
         if protocol == "email":
             raise ProtocolNotSupported("deliveries are made over HTTP only: use protocol http",
@@ -156,21 +161,29 @@ def _uuid(value: str, field: str) -> str:
         raise InvalidField("must be a UUID", field=field) from None
 
 
+def _text(value: str, field: str, max_length: int,
+          error: type[ProblemError] = InvalidField) -> str:
+    """Refused before anything is looked up (and so not audited): empty, over-long or
+    control-character text."""
+    try:
+        return check_text(value, max_length=max_length)
+    except ValueError as exc:
+        raise error(str(exc), field=field) from None
+
+
 async def unsubscribe(ctx: NotifyContext, principal: Principal, rctx: RequestContext,
                       subscription: str) -> None:
     """Remove one of the caller's subscriptions (another client's is not found)."""
     authorize(principal, Action.NOTIFY_SUBSCRIBE)
-    async with refusals_recorded(ctx, rctx, "notify.unsubscribe",
-                                 subscription=subscription[:100]):
-        sid = _uuid(subscription, "uuid")
-        async with ctx.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(q.DELETE_SUBSCRIPTION, sid, principal.id)
-            if row is None:
-                raise NotFound("no subscription of yours has this id", field="uuid")
-            await record(conn, rctx, [AuditEvent(
-                "notify.unsubscribe", "removed",
-                details={"subscription": sid, "topic": row["topic"],
-                         "address": row["address"]})])
+    sid = _uuid(subscription, "uuid")
+    async with refusals_recorded(ctx, rctx, "notify.unsubscribe", subscription=sid), \
+            ctx.pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(q.DELETE_SUBSCRIPTION, sid, principal.id)
+        if row is None:
+            raise NotFound("no subscription of yours has this id", field="uuid")
+        await record(conn, rctx, [AuditEvent(
+            "notify.unsubscribe", "removed",
+            details={"subscription": sid, "topic": row["topic"], "address": row["address"]})])
 
 
 async def confirm(ctx: NotifyContext, principal: Principal, rctx: RequestContext,
@@ -178,9 +191,10 @@ async def confirm(ctx: NotifyContext, principal: Principal, rctx: RequestContext
     """Confirm the caller's subscription whose confirmation message carried `token` (the
     latest one sent); confirming again with it changes nothing."""
     authorize(principal, Action.NOTIFY_SUBSCRIBE)
+    token = _text(token, "token", 200, InvalidConfirmationToken)
     async with refusals_recorded(ctx, rctx, "notify.confirm"), \
             ctx.pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(q.CONFIRM, token_digest(token[:200]), principal.id)
+        row = await conn.fetchrow(q.CONFIRM, token_digest(token), principal.id)
         if row is None:
             raise InvalidConfirmationToken(
                 "this token confirms no subscription of yours: use the token of the "
@@ -195,7 +209,8 @@ async def create_topic(ctx: NotifyContext, principal: Principal, rctx: RequestCo
                        name: str) -> dict[str, str]:
     """Idempotent for the service's own topics; no other topic can be created."""
     authorize(principal, Action.NOTIFY_PUBLISH)
-    async with refusals_recorded(ctx, rctx, "notify.topic", topic=name[:100]):
+    name = _text(name, "name", 100)
+    async with refusals_recorded(ctx, rctx, "notify.topic", topic=name):
         row = await ctx.pool.fetchrow(q.TOPIC_BY_NAME, name)
         if row is None:
             raise TopicReserved("topics are the service's event types (GET /v1/topics); no "
@@ -206,8 +221,9 @@ async def create_topic(ctx: NotifyContext, principal: Principal, rctx: RequestCo
 async def delete_topic(ctx: NotifyContext, principal: Principal, rctx: RequestContext,
                        topic_id: str) -> None:
     authorize(principal, Action.NOTIFY_PUBLISH)
-    async with refusals_recorded(ctx, rctx, "notify.topic", topic=topic_id[:100]):
-        row = await ctx.pool.fetchrow(q.TOPIC_BY_ID, _uuid(topic_id, "uuid"))
+    topic_id = _uuid(topic_id, "uuid")
+    async with refusals_recorded(ctx, rctx, "notify.topic", topic=topic_id):
+        row = await ctx.pool.fetchrow(q.TOPIC_BY_ID, topic_id)
         if row is None:
             raise NotFound("no topic has this id", field="uuid")
         raise TopicReserved(f"topic {row['name']} is one of the service's event types and "
@@ -218,8 +234,9 @@ async def publish(ctx: NotifyContext, principal: Principal, rctx: RequestContext
                   topic_id: str) -> None:
     """Only the service publishes (contract 9): always refused, after the topic is checked."""
     authorize(principal, Action.NOTIFY_PUBLISH)
-    async with refusals_recorded(ctx, rctx, "notify.publish", topic=topic_id[:100]):
-        row = await ctx.pool.fetchrow(q.TOPIC_BY_ID, _uuid(topic_id, "uuid"))
+    topic_id = _uuid(topic_id, "uuid")
+    async with refusals_recorded(ctx, rctx, "notify.publish", topic=topic_id):
+        row = await ctx.pool.fetchrow(q.TOPIC_BY_ID, topic_id)
         if row is None:
             raise UnknownTopic("no topic has this id: list the topics (GET /v1/topics)",
                                field="uuid")

@@ -17,10 +17,15 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from pydantic import SecretStr
 
+from idservice.app import create_app
+from idservice.auth.assertion import client_token_form
 from idservice.notify.events import Topic
+from idservice.settings import Settings
 from tests.support.bodies import issue_body
-from tests.support.osia import assert_osia_error
+from tests.support.fixtures_hsm import SoftHsmDir
+from tests.support.osia import assert_osia_error, new_transaction, uin_attributes
 from tests.support.server import ServerThread, free_port
 from tests.support.subscriber import Received, Subscriber
 
@@ -356,3 +361,48 @@ def test_signature_of_each_delivery_verifies_with_the_jwks(
         with pytest.raises(jwt.InvalidSignatureError):
             jwt.api_jws.decode_complete(f"{header_b64}.{tampered}.{signature}",
                                         jwt.PyJWK(key).key, algorithms=["ES256"])
+
+
+def test_live_birth_from_batch_and_osia_issuance(
+        subscriber_client: httpx.Client, subscriber: Subscriber, registrar: httpx.Client) -> None:
+    _confirmed(subscriber_client, subscriber, "liveBirth")
+    lines = "\n".join(json.dumps(issue_body("052")) for _ in range(3)) + "\n"
+    batch = registrar.post("/v1/pins:batch", content=lines.encode(),
+                           headers={"Content-Type": "application/x-ndjson"})
+    assert batch.status_code == 200, batch.text
+    pins = [json.loads(line)["pin"] for line in batch.text.splitlines() if line.strip()]
+    osia = registrar.post("/osia/v1/uin", params={"transactionId": new_transaction()},
+                          json=uin_attributes(motherUin="052090077777"))
+    assert osia.status_code == 200, osia.text
+    pins.append(osia.json())
+    subscriber.wait_for(lambda: {r.event["uin"] for r in _notifications(
+        subscriber, "liveBirth")} >= set(pins))
+    osia_birth = next(r.event for r in _notifications(subscriber, "liveBirth")
+                      if r.event["uin"] == osia.json())
+    assert osia_birth["uin1"] == "052090077777" and osia_birth["uin2"] == "052090012345"
+
+
+def test_loopback_address_refused_1201_when_private_targets_not_allowed(
+        settings: Settings, database: Any, softhsm_dir: SoftHsmDir,
+        softhsm_token_factory: Callable[..., Any],
+        make_client: Callable[..., tuple[str, Any]]) -> None:
+    """IDSERVICE_NOTIFY_ALLOW_PRIVATE unset: a server of its own (the session's allows it).
+    Delivery-time refusal of names resolving to loopback: tests/integration/test_outbound_guard."""
+    token = softhsm_token_factory("notify-strict")
+    strict = settings.model_copy(update={
+        "pkcs11_module": token.module_path, "pkcs11_token_label": token.token_label,
+        "pkcs11_pin": SecretStr(softhsm_dir.user_pin), "jwt_key_label": "notify-strict-es256",
+        "notify_allow_private": False, "notify_interval": 10.0})
+    thread = ServerThread(create_app(strict, database=database), free_port()).start()
+    try:
+        client_id, key = make_client("052", ("subscriber",))
+        issued = httpx.post(f"{thread.base_url}/v1/auth/client-token",
+                            data=client_token_form(client_id, key, settings.client_token_url))
+        assert issued.status_code == 200, issued.text
+        client = thread.client(issued.json()["access_token"])
+        for address in ("http://127.0.0.1:9/x", "http://localhost:9/x",
+                        "http://169.254.169.254/latest/meta-data"):
+            assert_osia_error(_subscribe(client, "death", address), 400, 1201)
+        assert client.get(SUBS).json() == []
+    finally:
+        thread.stop()
