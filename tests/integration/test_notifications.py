@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from idservice.app import create_app
 from idservice.auth.assertion import client_token_form
 from idservice.notify.events import Topic
+from idservice.queries.notify import BACKLOG
 from idservice.settings import Settings
 from tests.support.bodies import issue_body
 from tests.support.fixtures_hsm import SoftHsmDir
@@ -240,7 +241,7 @@ def test_admin_topic_calls_only_what_the_service_allows_1206(
 
 def test_subscriber_down_then_up_every_event_arrives_in_order_per_person(
         subscriber_client: httpx.Client, registrar: httpx.Client, officer: httpx.Client,
-        server: ServerThread) -> None:
+        server: ServerThread, service_db: DbFn) -> None:
     subscriber = Subscriber(free_port()).start()
     try:
         for topic in ("liveBirth", "changeOfName", "death", "updatePerson"):
@@ -260,6 +261,9 @@ def test_subscriber_down_then_up_every_event_arrives_in_order_per_person(
                                 json={"changes": {"status": "active"}, "reason": "nhầm"})
             assert undo.status_code == 200, undo.text
         time.sleep(1.5)  # attempts fail meanwhile (policy: every second)
+        [backlog] = service_db(BACKLOG)  # what /metrics reports at its next refresh
+        assert backlog["n"] >= 4 * len(pins) + 2 * len(deaths)
+        assert backlog["age"] >= 1.5
         metrics = httpx.get(f"{server.base_url}/metrics").text
         assert "idservice_notify_backlog" in metrics
         assert "idservice_notify_oldest_undelivered_seconds" in metrics
