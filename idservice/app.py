@@ -1,5 +1,6 @@
 """Application factory. The lifespan opens the database pool and the HSM key store and starts
-the background tasks (audit sequencer, revocation poller); nothing else holds global state."""
+the background tasks (audit sequencer, revocation poller, notification delivery); nothing else
+holds global state."""
 
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ from idservice.clock import Clock, SystemClock
 from idservice.db.pool import create_pool
 from idservice.logging import configure_logging, get_logger
 from idservice.metrics import MetricsRefresher
+from idservice.notify.delivery import Deliverer, DeliveryConfig
+from idservice.notify.subscriptions import NotifyContext
 from idservice.persons.context import PersonsContext
 from idservice.pin.allocator import AllocatorConfig
 from idservice.pin.provinces import ProvinceTable
@@ -118,6 +121,13 @@ def create_app(
                                     interval=settings.audit_integrator_interval,
                                     checkpoint_interval=settings.audit_checkpoint_interval)
             integrator.start()
+            deliverer = Deliverer(pool, keystore, DeliveryConfig(
+                origin=settings.origin, key_label=token_key.label, kid=token_key.kid,
+                allow_private=settings.notify_allow_private,
+                timeout=settings.notify_timeout_seconds, batch=settings.notify_batch,
+                concurrency=settings.notify_concurrency, interval=settings.notify_interval,
+                confirm_seconds=settings.notify_confirm_seconds))
+            deliverer.start()
             metrics = MetricsRefresher(pool, officer_pki.crls, clock,
                                        interval=settings.metrics_refresh_seconds,
                                        top_buckets=settings.metrics_top_buckets)
@@ -152,6 +162,8 @@ def create_app(
                 audit_signer=audit_signer,
                 audit_integrator=integrator,
                 crls=officer_pki.crls,
+                notify=NotifyContext(pool, settings.notify_allow_private,
+                                     settings.notify_max_subscriptions),
             )
             _log.info("started", origin=settings.origin, embedded_db=db.embedded is not None)
             try:
@@ -159,6 +171,7 @@ def create_app(
             finally:
                 await ui_routes.stop_background(app)
                 await metrics.stop()
+                await deliverer.stop()
                 await integrator.stop()
                 await sequencer.stop()
                 await partitions.stop()

@@ -44,6 +44,7 @@ from prometheus_client.registry import Collector
 from idservice.background import PeriodicTask
 from idservice.clock import Clock
 from idservice.procs import pid_alive
+from idservice.queries.notify import BACKLOG as NOTIFY_BACKLOG
 
 if TYPE_CHECKING:
     import asyncpg
@@ -55,6 +56,8 @@ __all__ = [
     "CONTENT_TYPE_LATEST",
     "HSM_ERRORS",
     "ISSUANCES",
+    "NOTIFY_ATTEMPTS",
+    "NOTIFY_DROPPED",
     "REQUEST_LATENCY",
     "MetricsRefresher",
     "exposition",
@@ -71,6 +74,12 @@ REQUEST_LATENCY = Histogram(
 )
 ISSUANCES = Counter("idservice_pins_issued_total", "PINs issued", ["province"])
 AUDIT_SEQUENCED = Counter("idservice_audit_sequenced_total", "Audit events given an index")
+NOTIFY_ATTEMPTS = Counter("idservice_notify_attempts_total",
+                          "Notification requests sent to subscribers, by outcome "
+                          "(delivered: 2xx; refused: another status; failed: no answer)",
+                          ["outcome"])
+NOTIFY_DROPPED = Counter("idservice_notify_given_up_total",
+                         "Notifications given up after the subscription's last retry")
 HSM_ERRORS = Counter("idservice_hsm_errors_total",
                      "HSM failures answered 503 (request) or seen by /readyz (readyz)", ["where"])
 for _where in ("request", "readyz"):
@@ -100,6 +109,8 @@ class _Facts:
     integrated: int | None = None
     checkpoint_at: float | None = None  # epoch seconds of the newest checkpoint
     partitioned_until: float | None = None  # epoch seconds where the last audit partition ends
+    notify_backlog: int | None = None  # undelivered (subscription, event) pairs
+    notify_oldest: float | None = None  # age in seconds of the oldest of them
     refreshed_at: float | None = None
 
 
@@ -133,6 +144,16 @@ class DatabaseFacts(Collector):
                 "idservice_audit_partition_horizon_seconds",
                 "Seconds until the last audit_event partition ends (audit writes fail after it)",
                 value=facts.partitioned_until - time.time())
+        if facts.notify_backlog is not None:
+            yield GaugeMetricFamily(
+                "idservice_notify_backlog",
+                "Notifications not yet delivered: (subscription, event) pairs of confirmed "
+                "subscriptions, plus outbox events not yet sequenced",
+                value=facts.notify_backlog)
+            yield GaugeMetricFamily(
+                "idservice_notify_oldest_undelivered_seconds",
+                "Age of the oldest notification not yet delivered (0: none)",
+                value=facts.notify_oldest or 0.0)
         if facts.refreshed_at is not None:
             yield GaugeMetricFamily(
                 "idservice_metrics_refreshed_timestamp_seconds",
@@ -197,13 +218,15 @@ class MetricsRefresher:
         async with self._pool.acquire() as conn:
             buckets = await conn.fetch(_BUCKETS_SQL, self._top)
             audit = await conn.fetchrow(_AUDIT_SQL)
-        assert audit is not None
+            backlog = await conn.fetchrow(NOTIFY_BACKLOG)
+        assert audit is not None and backlog is not None
         DATABASE_FACTS.facts = _Facts(
             buckets=[(row["prefix"], int(row["used"])) for row in buckets],
             sequenced=int(audit["sequenced"]),
             integrated=int(audit["integrated"]) if audit["integrated"] is not None else None,
             checkpoint_at=audit["checkpoint_at"],
             partitioned_until=audit["partitioned_until"],
+            notify_backlog=int(backlog["n"]), notify_oldest=float(backlog["age"]),
             refreshed_at=time.time())
 
     def refresh_process_gauges(self) -> None:

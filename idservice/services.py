@@ -16,6 +16,7 @@ from idservice.auth.rate_limit import AuthLimits
 from idservice.auth.token_revocation import RevocationState
 from idservice.auth.tokens import AccessTokenIssuer, AccessTokenVerifier, TokenKey
 from idservice.clock import Clock
+from idservice.notify.subscriptions import NotifyContext
 from idservice.persons.context import PersonsContext
 from idservice.settings import Settings
 
@@ -40,3 +41,4 @@ class Services:
     audit_signer: CheckpointSigner | None = None
     audit_integrator: Integrator | None = None
     crls: CrlCache | None = None  # officer login's CRLs (/readyz, /metrics)
+    notify: NotifyContext | None = None  # notifications out (contract 9)

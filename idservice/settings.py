@@ -140,6 +140,14 @@ class Settings(BaseSettings):
     # `serve` refuses the zero-setup parts (embedded PostgreSQL, a SoftHSM token) unless this
     # says they are meant (a trial or staging install); `dev` always uses them.
     allow_dev_parts: bool = False
+    # Notifications out (contract 9; docs/notifications.md).
+    notify_allow_private: bool = False  # deliver to loopback/private addresses (dev, tests)
+    notify_interval: float = Field(default=0.2, gt=0, le=10)  # delivery worker round
+    notify_timeout_seconds: float = Field(default=10.0, gt=0, le=60)  # per delivery request
+    notify_max_subscriptions: int = Field(default=20, ge=1, le=1000)  # per client
+    notify_batch: int = Field(default=500, ge=1, le=10_000)  # events per subscription round
+    notify_concurrency: int = Field(default=32, ge=1, le=256)  # requests in flight per round
+    notify_confirm_seconds: int = Field(default=3 * 86_400, ge=60)  # unconfirmed kept so long
 
     @field_validator("forwarded_allow_ips", "jwt_previous_key_labels", "trust_anchors",
                      "issuing_cas", "crls", "cert_policies", "audit_previous_key_labels",

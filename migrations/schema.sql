@@ -416,6 +416,23 @@ CREATE FUNCTION public.make_pin(prefix text, serial integer) RETURNS text
 
 
 --
+-- Name: notify_live_birth(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.notify_live_birth() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  INSERT INTO notify_event (topic, uin, uin1, uin2)
+  SELECT 'liveBirth', n.pin, p.mother_pin, NULLIF(p.record->'father'->>'pin', '')
+    FROM new_registrations n JOIN person p ON p.pin = n.pin
+   ORDER BY n.pin;
+  RETURN NULL;
+END
+$$;
+
+
+--
 -- Name: officer_login(text, timestamp with time zone, text, text, text, integer, text, text, text, text, bytea, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -950,6 +967,92 @@ CREATE TABLE public.external_registration (
 
 
 --
+-- Name: notify_event; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.notify_event (
+    id bigint NOT NULL,
+    xid xid8 DEFAULT pg_current_xact_id() NOT NULL,
+    seq bigint,
+    message_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    topic text NOT NULL,
+    uin text NOT NULL COLLATE pg_catalog."C",
+    uin1 text,
+    uin2 text,
+    previous_uin text,
+    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL
+);
+
+
+--
+-- Name: notify_event_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+CREATE SEQUENCE public.notify_event_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+
+--
+-- Name: notify_event_id_seq; Type: SEQUENCE OWNED BY; Schema: public; Owner: -
+--
+
+ALTER SEQUENCE public.notify_event_id_seq OWNED BY public.notify_event.id;
+
+
+--
+-- Name: notify_sequence; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.notify_sequence (
+    one boolean DEFAULT true NOT NULL,
+    last bigint NOT NULL,
+    CONSTRAINT notify_sequence_one_check CHECK (one)
+);
+
+
+--
+-- Name: notify_subscription; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.notify_subscription (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    client_id text NOT NULL,
+    jurisdiction text NOT NULL,
+    topic text NOT NULL,
+    protocol text NOT NULL,
+    address text NOT NULL,
+    countdown integer NOT NULL,
+    max_retries integer NOT NULL,
+    active boolean DEFAULT false NOT NULL,
+    token_sha256 bytea,
+    confirm_attempts integer DEFAULT 0 NOT NULL,
+    confirm_next_at timestamp with time zone DEFAULT clock_timestamp(),
+    cursor bigint NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    next_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    CONSTRAINT notify_subscription_address_check CHECK ((length(address) <= 2000)),
+    CONSTRAINT notify_subscription_countdown_check CHECK ((countdown >= 1)),
+    CONSTRAINT notify_subscription_max_retries_check CHECK ((max_retries >= 0)),
+    CONSTRAINT notify_subscription_protocol_check CHECK ((protocol = 'http'::text))
+);
+
+
+--
+-- Name: notify_topic; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.notify_topic (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    name text NOT NULL
+);
+
+
+--
 -- Name: officer_live_cert; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -1136,6 +1239,13 @@ CREATE TABLE public.schema_migrations (
 
 
 --
+-- Name: notify_event id; Type: DEFAULT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.notify_event ALTER COLUMN id SET DEFAULT nextval('public.notify_event_id_seq'::regclass);
+
+
+--
 -- Name: audit_checkpoint audit_checkpoint_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1269,6 +1379,70 @@ ALTER TABLE ONLY public.death_registration
 
 ALTER TABLE ONLY public.external_registration
     ADD CONSTRAINT external_registration_pkey PRIMARY KEY (source, scope, external_id);
+
+
+--
+-- Name: notify_event notify_event_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.notify_event
+    ADD CONSTRAINT notify_event_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: notify_event notify_event_seq_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.notify_event
+    ADD CONSTRAINT notify_event_seq_key UNIQUE (seq);
+
+
+--
+-- Name: notify_sequence notify_sequence_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.notify_sequence
+    ADD CONSTRAINT notify_sequence_pkey PRIMARY KEY (one);
+
+
+--
+-- Name: notify_subscription notify_subscription_client_id_topic_protocol_address_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.notify_subscription
+    ADD CONSTRAINT notify_subscription_client_id_topic_protocol_address_key UNIQUE (client_id, topic, protocol, address);
+
+
+--
+-- Name: notify_subscription notify_subscription_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.notify_subscription
+    ADD CONSTRAINT notify_subscription_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: notify_subscription notify_subscription_token_sha256_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.notify_subscription
+    ADD CONSTRAINT notify_subscription_token_sha256_key UNIQUE (token_sha256);
+
+
+--
+-- Name: notify_topic notify_topic_name_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.notify_topic
+    ADD CONSTRAINT notify_topic_name_key UNIQUE (name);
+
+
+--
+-- Name: notify_topic notify_topic_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.notify_topic
+    ADD CONSTRAINT notify_topic_pkey PRIMARY KEY (id);
 
 
 --
@@ -1435,6 +1609,27 @@ CREATE INDEX client_assertion_jti_expiry ON public.client_assertion_jti USING bt
 --
 
 CREATE INDEX death_registration_pin ON public.death_registration USING btree (pin);
+
+
+--
+-- Name: notify_event_topic_seq; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX notify_event_topic_seq ON public.notify_event USING btree (topic, seq) WHERE (seq IS NOT NULL);
+
+
+--
+-- Name: notify_event_unsequenced; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX notify_event_unsequenced ON public.notify_event USING btree (id) WHERE (seq IS NULL);
+
+
+--
+-- Name: notify_subscription_client; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX notify_subscription_client ON public.notify_subscription USING btree (client_id);
 
 
 --
@@ -1643,6 +1838,13 @@ ALTER TABLE public.person ENABLE ALWAYS TRIGGER person_no_truncate;
 
 
 --
+-- Name: registration registration_notify; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER registration_notify AFTER INSERT ON public.registration REFERENCING NEW TABLE AS new_registrations FOR EACH STATEMENT EXECUTE FUNCTION public.notify_live_birth();
+
+
+--
 -- Name: reservation reservation_no_delete; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -1670,6 +1872,22 @@ ALTER TABLE ONLY public.audit_checkpoint
 
 ALTER TABLE ONLY public.death_registration
     ADD CONSTRAINT death_registration_pin_fkey FOREIGN KEY (pin) REFERENCES public.person(pin);
+
+
+--
+-- Name: notify_event notify_event_topic_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.notify_event
+    ADD CONSTRAINT notify_event_topic_fkey FOREIGN KEY (topic) REFERENCES public.notify_topic(name);
+
+
+--
+-- Name: notify_subscription notify_subscription_topic_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.notify_subscription
+    ADD CONSTRAINT notify_subscription_topic_fkey FOREIGN KEY (topic) REFERENCES public.notify_topic(name);
 
 
 --
@@ -2083,6 +2301,86 @@ GRANT SELECT,INSERT ON TABLE public.death_registration TO idservice_service;
 --
 
 GRANT SELECT,INSERT,DELETE ON TABLE public.external_registration TO idservice_service;
+
+
+--
+-- Name: TABLE notify_event; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,DELETE ON TABLE public.notify_event TO idservice_service;
+GRANT SELECT ON TABLE public.notify_event TO idservice_auditor;
+
+
+--
+-- Name: COLUMN notify_event.seq; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT UPDATE(seq) ON TABLE public.notify_event TO idservice_service;
+
+
+--
+-- Name: COLUMN notify_event.topic; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT INSERT(topic) ON TABLE public.notify_event TO idservice_service;
+
+
+--
+-- Name: COLUMN notify_event.uin; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT INSERT(uin) ON TABLE public.notify_event TO idservice_service;
+
+
+--
+-- Name: COLUMN notify_event.uin1; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT INSERT(uin1) ON TABLE public.notify_event TO idservice_service;
+
+
+--
+-- Name: COLUMN notify_event.uin2; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT INSERT(uin2) ON TABLE public.notify_event TO idservice_service;
+
+
+--
+-- Name: COLUMN notify_event.previous_uin; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT INSERT(previous_uin) ON TABLE public.notify_event TO idservice_service;
+
+
+--
+-- Name: SEQUENCE notify_event_id_seq; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT USAGE ON SEQUENCE public.notify_event_id_seq TO idservice_service;
+
+
+--
+-- Name: TABLE notify_sequence; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,UPDATE ON TABLE public.notify_sequence TO idservice_service;
+
+
+--
+-- Name: TABLE notify_subscription; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.notify_subscription TO idservice_service;
+GRANT SELECT ON TABLE public.notify_subscription TO idservice_auditor;
+
+
+--
+-- Name: TABLE notify_topic; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.notify_topic TO idservice_service;
+GRANT SELECT ON TABLE public.notify_topic TO idservice_auditor;
 
 
 --

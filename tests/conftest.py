@@ -64,7 +64,8 @@ def settings(data_dir: Path, server_port: int, pg_server: PgServer) -> Settings:
     return Settings(data_dir=data_dir, origin=f"http://127.0.0.1:{server_port}",
                     log_level="WARNING", sequencer_interval=0.05, token_ttl=TOKEN_TTL,
                     revocation_poll_interval=0.5, auth_source_rate_limit=1_000_000,
-                    auth_failure_events_per_minute=10_000, **configured)
+                    auth_failure_events_per_minute=10_000, notify_allow_private=True,
+                    notify_interval=0.05, **configured)
 
 
 @pytest.fixture(scope="session")

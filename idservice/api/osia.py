@@ -1,4 +1,5 @@
-"""OSIA routes under `/osia` (contract 10): UIN Generation and Data Access.
+"""OSIA routes under `/osia` (contract 10): UIN Generation and Data Access (Notification, contract
+9: `osia_notification.py`).
 
 HTTP only: the body is read and checked for its JSON shape here, then handed to the adapters
 in `integrations/osia/`, which call the same services as our own API. Every error under
@@ -16,6 +17,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from idservice.api.osia_notification import router as notification_router
+from idservice.api.osia_openapi import ERROR_SCHEMA as _ERROR
+from idservice.api.osia_openapi import error_responses as _error_responses
 from idservice.api.problems import scope_errors
 from idservice.auth.policy import Action, authorize
 from idservice.errors import MalformedRequest, ProblemError, Unauthenticated
@@ -88,6 +92,7 @@ def render_error(error: ProblemError) -> Response:
 
 def install(app: FastAPI) -> None:
     app.include_router(router)
+    app.include_router(notification_router)
     scope_errors(app, PREFIX + "/", render_error)
 
 
@@ -109,23 +114,7 @@ async def _attributes(request: Request, svc: Svc) -> dict[str, object]:
 
 # -- OpenAPI: the operations as the OSIA specs document them ---------------------------------
 
-_ERROR = {"type": "object", "required": ["code", "message"], "additionalProperties": False,
-          "properties": {"code": {"type": "integer", "format": "int32"},
-                         "message": {"type": "string"}}}
 _SCALAR = [{"type": "string"}, {"type": "integer"}, {"type": "number"}, {"type": "boolean"}]
-
-
-def _error_responses(*bodyless: int) -> dict[int | str, dict[str, Any]]:
-    texts = {401: "Client must be authenticated", 403: "Service forbidden (role, purpose or "
-             "jurisdiction)", 404: "Unknown uin"}
-    responses: dict[int | str, dict[str, Any]] = {
-        400: {"description": "Refused: `code` says why (docs/integrations.md)",
-              "content": {"application/json": {"schema": _ERROR}}},
-        500: {"description": "Unexpected error (5003: unavailable, nothing was done; retry)",
-              "content": {"application/json": {"schema": _ERROR}}}}
-    for status in bodyless:
-        responses[status] = {"description": texts[status]}
-    return responses
 
 
 def _json_body(schema: dict[str, Any], example: Any) -> dict[str, Any]:

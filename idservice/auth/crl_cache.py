@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from idservice.background import PeriodicTask
 from idservice.logging import get_logger
+from idservice.outbound import OutboundClient, OutboundError
 
 __all__ = ["CrlCache", "CrlStatus", "crl_refusal", "load_crl"]
 
@@ -128,21 +128,21 @@ class CrlCache:
         CAs)."""
         return self._revoked
 
-    async def _read(self, source: str, client: httpx.AsyncClient) -> bytes:
+    async def _read(self, source: str, client: OutboundClient) -> bytes:
         if source.startswith(("http://", "https://")):
-            response = await client.get(source)
-            response.raise_for_status()
-            if len(response.content) > _MAX_CRL_BYTES:
-                raise ValueError("CRL too large")
-            return response.content
+            reply = await client.request("GET", source, max_bytes=_MAX_CRL_BYTES)
+            if reply.status != 200:
+                raise ValueError(f"CRL source answered HTTP {reply.status}")
+            return reply.body
         return await asyncio.to_thread(Path(source).read_bytes)
 
     async def refresh(self) -> None:
-        async with httpx.AsyncClient(timeout=self._timeout, follow_redirects=False) as client:
+        client = OutboundClient(timeout=self._timeout, max_connections=4)
+        try:
             for source in self._sources:
                 try:
                     crl = load_crl(await self._read(source, client))
-                except (OSError, ValueError, httpx.HTTPError) as exc:
+                except (OSError, ValueError, OutboundError) as exc:
                     _log.warning("crl_load_failed", source=source, error=type(exc).__name__,
                                  kept_previous=source in self._by_source)
                     continue
@@ -155,6 +155,8 @@ class CrlCache:
                     self._refused[source] = refusal
                     _log.warning("crl_refused", source=source, reason=refusal,
                                  kept_previous=held is not None)
+        finally:
+            await client.aclose()
         der = [crl.public_bytes(Encoding.DER) for crl in self._by_source.values()]
         if der != self._der:
             self._der = der

@@ -24,12 +24,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID
+
+from idservice.outbound import OutboundClient, OutboundError
 
 __all__ = ["OcspAnswer", "OcspClient", "OcspUnavailable", "check_freshness", "ocsp_url"]
 
@@ -120,19 +121,17 @@ class OcspClient:
         return matches[0]
 
     async def _post(self, url: str, request: bytes) -> bytes:
+        client = OutboundClient(timeout=self._timeout, max_connections=1)
         try:
-            async with httpx.AsyncClient(timeout=self._timeout, follow_redirects=False,
-                                         trust_env=False) as client, client.stream(
-                    "POST", url, content=request,
-                    headers={"Content-Type": "application/ocsp-request",
-                             "Accept": "application/ocsp-response"}) as reply:
-                if reply.status_code != 200:
-                    raise OcspUnavailable(f"OCSP responder answered HTTP {reply.status_code}")
-                body = bytearray()
-                async for chunk in reply.aiter_bytes():
-                    body += chunk
-                    if len(body) > _MAX_RESPONSE_BYTES:
-                        raise OcspUnavailable("the OCSP response is too large")
-                return bytes(body)
-        except httpx.HTTPError as exc:
-            raise OcspUnavailable(f"OCSP responder unreachable ({type(exc).__name__})") from exc
+            reply = await client.request(
+                "POST", url, content=request, max_bytes=_MAX_RESPONSE_BYTES,
+                headers={"Content-Type": "application/ocsp-request",
+                         "Accept": "application/ocsp-response"})
+        except OutboundError as exc:
+            raise OcspUnavailable(f"OCSP responder unreachable or its answer too large "
+                                  f"({exc})") from exc
+        finally:
+            await client.aclose()
+        if reply.status != 200:
+            raise OcspUnavailable(f"OCSP responder answered HTTP {reply.status}")
+        return reply.body

@@ -46,6 +46,9 @@ class Action(StrEnum):
     AUDIT_TREE = "audit.tree"  # checkpoints, keys, proofs
     PIN_RESERVE = "pin.reserve"  # contract 8: reserve, sync offline issuances, release
     RESERVATION_ADMIN = "reservation.admin"  # contract 8: read or release another's
+    NOTIFY_SUBSCRIBE = "notify.subscribe"  # contract 9: manage one's own subscriptions
+    NOTIFY_TOPICS = "notify.topics"  # contract 9: list the topics
+    NOTIFY_PUBLISH = "notify.publish"  # contract 9: the spec's publisher calls (topics, publish)
 
 
 class Jurisdiction(Enum):
@@ -93,6 +96,12 @@ POLICY: Mapping[Action, Rule] = {
     # by the service); reading and releasing a client's reservation: admin of its province.
     Action.PIN_RESERVE: _rule("registrar", jurisdiction=Jurisdiction.REGISTRATION),
     Action.RESERVATION_ADMIN: _rule("admin", jurisdiction=Jurisdiction.REGISTRATION),
+    # Contract 9: subscribers manage their subscriptions and list topics; the spec's topic
+    # creation and publishing need admin (and only the service itself publishes). What a
+    # subscriber receives is limited to its jurisdiction's PINs by the delivery itself.
+    Action.NOTIFY_SUBSCRIBE: _rule("subscriber", jurisdiction=Jurisdiction.NONE),
+    Action.NOTIFY_TOPICS: _rule("subscriber", "admin", jurisdiction=Jurisdiction.NONE),
+    Action.NOTIFY_PUBLISH: _rule("admin", jurisdiction=Jurisdiction.NONE),
 }
 
 

@@ -29,9 +29,11 @@ class Actor:
 # `reader`: clients of OSIA Data Access (contract 10), reading under their registered purpose.
 # `portal`: the public-service portal asking the Data Tracker for its citizens (contract 11);
 # `investigator`: beside `officer`, may hide a read from the citizen's report until a date.
-Role = Literal["registrar", "officer", "auditor", "admin", "reader", "portal", "investigator"]
+# `subscriber`: a client receiving notifications (contract 9, OSIA Notification).
+Role = Literal["registrar", "officer", "auditor", "admin", "reader", "portal", "investigator",
+               "subscriber"]
 ROLES: frozenset[str] = frozenset({"registrar", "officer", "auditor", "admin", "reader",
-                                   "portal", "investigator"})
+                                   "portal", "investigator", "subscriber"})
 
 
 @dataclass(frozen=True, slots=True)

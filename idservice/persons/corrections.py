@@ -13,6 +13,10 @@ Contract 9: `{"status": "active"}` undoes an erroneous death registration (the r
 active again, its `death` kept in the history and the event); a deceased person's record may
 be corrected in place, but a change of sex or birth year, which would reissue the PIN of a
 deceased person, is refused `person_deceased` (undo the death first if it was wrong).
+
+Notifications (contract 9), queued in the correction's transaction: `changeOfName` /
+`updatePerson` (`correction_events`); a reissued PIN `birthCancellation` (old PIN) then
+`changeOfGender` (new PIN, `previousUin` = old); an undone death `updatePerson`.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from idservice.auth.policy import Action, authorize, require_jurisdiction
 from idservice.auth.principal import Principal
 from idservice.db.types import Conn
 from idservice.errors import InvalidField, NoChange, NotFound, PersonDeceased, ProblemError
+from idservice.notify.events import NotifyEvent, Topic
+from idservice.notify.outbox import enqueue
 from idservice.persons.access import check_pin
 from idservice.persons.allocation import claim_pins
 from idservice.persons.context import PersonsContext
@@ -40,7 +46,7 @@ from idservice.persons.views import canonical_json, load_record, person_view
 from idservice.pin.format import parse_pin
 from idservice.queries import persons as q
 
-__all__ = ["correct", "differences", "merge"]
+__all__ = ["correct", "correction_events", "differences", "merge"]
 
 _PARENTS = ("father", "mother")
 
@@ -80,6 +86,17 @@ def differences(old: dict[str, Any], new: dict[str, Any]
         before[parent] = {f: was.get(f) for f in changed}
         after[parent] = {f: now.get(f) for f in changed}
     return before, after
+
+
+def correction_events(pin: str, after: dict[str, Any]) -> list[NotifyEvent]:
+    """The notifications of a correction that keeps the PIN (contract 9): `changeOfName` when
+    the full name changed, `updatePerson` when anything else did (both when both did)."""
+    events = []
+    if "full_name" in after:
+        events.append(NotifyEvent(Topic.CHANGE_OF_NAME, pin))
+    if any(field != "full_name" for field in after):
+        events.append(NotifyEvent(Topic.UPDATE_PERSON, pin))
+    return events
 
 
 def _validated(record: dict[str, Any]) -> IssueRequest:
@@ -132,6 +149,7 @@ async def _correct(ctx: PersonsContext, rctx: RequestContext, pin: str, reason: 
         actor = rctx.actor
         if row.prefix == parse_pin(pin).prefix:  # sex and birth year unchanged: same PIN
             await conn.execute(q.PERSON_UPDATE, pin, row.composite())
+            await enqueue(conn, correction_events(pin, after))
             await conn.execute(q.INSERT_HISTORY, pin, actor.type, actor.id, reason,
                                canonical_json(changes), canonical_json(old), None)
             await record(conn, rctx, [AuditEvent("person.correct", "corrected", pin=pin,
@@ -150,6 +168,8 @@ async def _correct(ctx: PersonsContext, rctx: RequestContext, pin: str, reason: 
             raise claim
         new_pin = claim.pin
         await conn.execute(q.CANCEL, pin, new_pin)
+        await enqueue(conn, [NotifyEvent(Topic.BIRTH_CANCELLATION, pin),
+                             NotifyEvent(Topic.CHANGE_OF_GENDER, new_pin, previous_uin=pin)])
         await conn.execute(q.INSERT_HISTORY, pin, actor.type, actor.id, reason,
                            canonical_json(changes), canonical_json(old), new_pin)
         await record(conn, rctx, [
@@ -173,6 +193,7 @@ async def _undo_death(conn: Conn, rctx: RequestContext, pin: str, reason: str,
     death = load_record(current["death"]) if current["death"] is not None else None
     changes = {"status": "active"}
     await conn.execute(q.SET_ALIVE, pin)
+    await enqueue(conn, [NotifyEvent(Topic.UPDATE_PERSON, pin)])
     actor = rctx.actor
     await conn.execute(q.INSERT_HISTORY, pin, actor.type, actor.id, reason,
                        canonical_json(changes),

@@ -9,7 +9,8 @@ it is (a replay never re-applies, even after the death was undone), other conten
 `pin_cancelled` (with `replaced_by`), already deceased under another key `already_deceased`,
 a death before the birth `invalid_field`. Every refusal once the PIN is named is audited
 (`refusals_recorded`); the death writes `person.death`, a history row, and the record keeps
-the registration under `death`. Undoing it is a correction (`corrections.py`).
+the registration under `death`, and the `death` notification is queued in the same
+transaction (`notify/outbox.py`). Undoing it is a correction (`corrections.py`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from idservice.errors import (
     PinCancelled,
     RegistrationConflict,
 )
+from idservice.notify.events import NotifyEvent, Topic
+from idservice.notify.outbox import enqueue
 from idservice.persons.access import check_pin
 from idservice.persons.context import PersonsContext
 from idservice.persons.models import DeathRequest
@@ -107,6 +110,7 @@ async def register_death(
         await conn.execute(q.INSERT_HISTORY, pin, actor.type, actor.id, "death registration",
                            canonical_json({"status": "deceased", "death": death}),
                            canonical_json(load_record(current["record"])), None)
+        await enqueue(conn, [NotifyEvent(Topic.DEATH, pin)])
         await record(conn, rctx, [AuditEvent("person.death", "registered", pin=pin,
                                              details={**details,
                                                       "date_of_death": body["date_of_death"]})])

@@ -15,14 +15,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
+
+import asyncpg
 
 from idservice.audit.events import AuditEvent, RequestContext
 from idservice.audit.recorder import record
 from idservice.errors import ProblemError
-from idservice.persons.context import PersonsContext
 
-__all__ = ["record_refusal", "refusal", "refusals_recorded"]
+__all__ = ["HasPool", "record_refusal", "refusal", "refusals_recorded"]
+
+
+class HasPool(Protocol):
+    """A service's context: `PersonsContext`, `notify.subscriptions.NotifyContext`."""
+
+    @property
+    def pool(self) -> asyncpg.Pool: ...
 
 
 def refusal(action: str, problem: ProblemError, *, pin: str | None = None,
@@ -34,7 +42,7 @@ def refusal(action: str, problem: ProblemError, *, pin: str | None = None,
     return AuditEvent(action, "refused", pin=pin, purpose=purpose, details=facts)
 
 
-async def record_refusal(ctx: PersonsContext, rctx: RequestContext, event: AuditEvent) -> None:
+async def record_refusal(ctx: HasPool, rctx: RequestContext, event: AuditEvent) -> None:
     """Write a refusal's event in a transaction of its own."""
     async with ctx.pool.acquire() as conn, conn.transaction():
         await record(conn, rctx, [event])
@@ -42,7 +50,7 @@ async def record_refusal(ctx: PersonsContext, rctx: RequestContext, event: Audit
 
 @asynccontextmanager
 async def refusals_recorded(
-    ctx: PersonsContext, rctx: RequestContext, action: str, *, pin: str | None = None,
+    ctx: HasPool, rctx: RequestContext, action: str, *, pin: str | None = None,
     purpose: str | None = None, **details: Any,
 ) -> AsyncIterator[None]:
     """Audit any 4xx problem raised inside the block (after its transaction rolled back), then

@@ -33,6 +33,13 @@ class OsiaCode(IntEnum):
     REGISTRATION_CONFLICT = 1101  # registration key used before with other content
     PIN_SPACE_EXHAUSTED = 1102
     POSSIBLE_DUPLICATE = 1103  # contract 9 (duplicate check at issuance)
+    UNKNOWN_TOPIC = 1200  # notification: no topic of this name (or id)
+    INVALID_ADDRESS = 1201  # not http(s), or a target deliveries may not reach
+    INVALID_POLICY = 1202  # policy is not "countdown,max" within the bounds
+    PROTOCOL_NOT_SUPPORTED = 1203  # email
+    SUBSCRIPTION_LIMIT = 1204  # the client has the most subscriptions allowed
+    INVALID_CONFIRMATION_TOKEN = 1205  # unknown, used or another client's token
+    TOPIC_RESERVED = 1206  # topics and publishing belong to the service
     INTERNAL = 5000
     UNAVAILABLE = 5003  # database or HSM down, nothing was done: retry later
 
@@ -50,6 +57,13 @@ PROBLEM_CODES: dict[str, OsiaCode] = {
     "pin_space_exhausted": OsiaCode.PIN_SPACE_EXHAUSTED,
     "possible_duplicate": OsiaCode.POSSIBLE_DUPLICATE,
     "osia_transaction_conflict": OsiaCode.TRANSACTION_CONFLICT,
+    "unknown_topic": OsiaCode.UNKNOWN_TOPIC,
+    "invalid_address": OsiaCode.INVALID_ADDRESS,
+    "invalid_policy": OsiaCode.INVALID_POLICY,
+    "protocol_not_supported": OsiaCode.PROTOCOL_NOT_SUPPORTED,
+    "subscription_limit": OsiaCode.SUBSCRIPTION_LIMIT,
+    "invalid_confirmation_token": OsiaCode.INVALID_CONFIRMATION_TOKEN,
+    "topic_reserved": OsiaCode.TOPIC_RESERVED,
     "unavailable": OsiaCode.UNAVAILABLE,
     "internal": OsiaCode.INTERNAL,
 }

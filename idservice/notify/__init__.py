@@ -1,0 +1,1 @@
+"""Notifications out (contract 9, OSIA Notification): the outbox, subscriptions, delivery."""

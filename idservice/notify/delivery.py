@@ -1,0 +1,250 @@
+"""Delivering the outbox to subscribers (contract 9): at least once, in order per person.
+
+Runs in every service worker; a session advisory lock lets one deliver at a time (as the audit
+integrator's lock does), and a worker killed mid-round loses nothing: the lock goes with its
+connection, and a subscription's `cursor` moves only after the events up to it were answered
+2xx, so the next holder sends again what was not acknowledged (a duplicate, with the same
+`message-id`, never a gap).
+
+Each round: sequence the final outbox rows (`queries/notify.SEQUENCE`, the migration says
+why), send due confirmation messages, then for each confirmed subscription whose retry time has
+come, the next `batch` events of its topic after its cursor. The first is sent alone (a
+subscriber that is down costs one attempt per round, not one per event); the rest go out
+concurrently, one chain per person (`uin`) so that a person's events are sent one after the
+other, and a chain stops at its first failure. The cursor then moves over the events before
+the first failure; a later round sends the rest again after the policy's countdown. When the
+event at the head has failed `max` retries after its first attempt, it is given up (logged and
+counted in /metrics) and delivery goes on.
+
+Each request: `POST <address>`, headers `message-type`, `message-id`, `topic-id`,
+`subscription-id`, and `x-jws-signature`, a JWS (ES256, the access-token key, published in
+/.well-known/jwks.json) of the exact body with the payload detached (RFC 7515 Appendix F);
+the body is the spec's `Message`. Every request goes through `outbound.py`: timeout, no
+redirects, a size cap on the answer, and the target's addresses checked (`guard_target`) at
+every round, then connected to as checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from idservice.auth.jws import Signer, sign_detached
+from idservice.background import PeriodicTask
+from idservice.db.types import Conn
+from idservice.logging import get_logger
+from idservice.metrics import NOTIFY_ATTEMPTS, NOTIFY_DROPPED
+from idservice.notify.events import (
+    NotifyEvent,
+    Topic,
+    confirmation_message,
+    event_text,
+    notification_message,
+    receives,
+)
+from idservice.notify.subscriptions import token_digest
+from idservice.outbound import (
+    OutboundClient,
+    OutboundError,
+    TargetRefused,
+    check_url,
+    guard_target,
+)
+from idservice.queries import notify as q
+
+__all__ = ["SIGNATURE_HEADER", "SIGNATURE_TYP", "Deliverer", "DeliveryConfig"]
+
+_log = get_logger(__name__)
+
+SIGNATURE_HEADER = "x-jws-signature"
+SIGNATURE_TYP = "osia-message+jws"
+_MAX_ANSWER_BYTES = 64 * 1024
+_SEQUENCE_BATCH = 20_000
+_PRUNE_BATCH = 20_000
+_SUBSCRIPTIONS_PER_ROUND = 100
+_SIGNATURE_CACHE = 20_000
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    origin: str  # IDSERVICE_ORIGIN: the events' `source`, and the confirmation URL's base
+    key_label: str
+    kid: str
+    allow_private: bool
+    timeout: float
+    batch: int
+    concurrency: int
+    interval: float
+    confirm_seconds: int
+
+
+class Deliverer:
+    def __init__(self, pool: asyncpg.Pool, signer: Signer, config: DeliveryConfig) -> None:
+        self._pool = pool
+        self._signer = signer
+        self._config = config
+        self._client = OutboundClient(timeout=config.timeout,
+                                      max_connections=config.concurrency * 4)
+        self._loop = PeriodicTask("notify-delivery", config.interval, self.run_once)
+        self._signatures: OrderedDict[str, str] = OrderedDict()
+        self._topic_ids: dict[str, str] = {}
+
+    def start(self) -> None:
+        self._loop.start()
+
+    async def stop(self) -> None:
+        await self._loop.stop()
+        await self._client.aclose()
+
+    async def run_once(self) -> int:
+        """One round if this process gets the lock (else 0); the number of events passed."""
+        async with self._pool.acquire() as conn:
+            if not await conn.fetchval(q.WORKER_TRY_LOCK):
+                return 0
+            try:
+                passed = 0
+                for _ in range(20):  # a backlog: go on at once while rounds are full
+                    moved, full = await self._round(conn)
+                    passed += moved
+                    if not full:
+                        break
+                return passed
+            finally:
+                await conn.execute(q.WORKER_UNLOCK)
+
+    async def _round(self, conn: Conn) -> tuple[int, bool]:
+        if not self._topic_ids:
+            self._topic_ids = {r["name"]: r["id"] for r in await conn.fetch(q.TOPICS)}
+        await conn.fetchval(q.SEQUENCE, _SEQUENCE_BATCH)
+        await conn.execute(q.EXPIRE_UNCONFIRMED, float(self._config.confirm_seconds))
+        confirmations = await conn.fetch(q.DUE_CONFIRMATIONS, _SUBSCRIPTIONS_PER_ROUND)
+        await asyncio.gather(*(self._confirm(row) for row in confirmations))
+        subscriptions = await conn.fetch(q.DUE_SUBSCRIPTIONS, _SUBSCRIPTIONS_PER_ROUND)
+        results = await asyncio.gather(*(self._deliver(row) for row in subscriptions))
+        await conn.execute(q.PRUNE, _PRUNE_BATCH)
+        return sum(n for n, _ in results), any(full for _, full in results)
+
+    # ---- one subscription ----
+
+    async def _deliver(self, sub: Any) -> tuple[int, bool]:
+        events = await self._pool.fetch(q.EVENTS_AFTER, sub["topic"], sub["cursor"],
+                                        self._config.batch)
+        if not events:
+            return 0, False
+        failed: set[int] = set()
+        try:
+            pin_to = await self._target(sub["address"])
+        except TargetRefused as exc:
+            _log.warning("notify_target_refused", subscription=sub["id"], reason=str(exc))
+            failed.add(events[0]["seq"])
+        else:
+            await self._send_all(sub, events, pin_to, failed)
+        return await self._advance(sub, events, failed), len(events) == self._config.batch
+
+    async def _target(self, address: str) -> str:
+        addresses = await guard_target(check_url(address),
+                                       allow_private=self._config.allow_private)
+        return addresses[0]
+
+    async def _send_all(self, sub: Any, events: Sequence[Any], pin_to: str,
+                        failed: set[int]) -> None:
+        mine = [e for e in events if receives(sub["jurisdiction"], e["uin"])]
+        if not mine:
+            return
+        if not await self._send_event(sub, mine[0], pin_to):  # down? one attempt only
+            failed.add(mine[0]["seq"])
+            return
+        chains: dict[str, list[Any]] = {}
+        for event in mine[1:]:
+            chains.setdefault(event["uin"], []).append(event)
+        slots = asyncio.Semaphore(self._config.concurrency)
+
+        async def chain(items: list[Any]) -> None:
+            for event in items:
+                async with slots:
+                    ok = await self._send_event(sub, event, pin_to)
+                if not ok:
+                    failed.add(event["seq"])
+                    return
+
+        await asyncio.gather(*(chain(items) for items in chains.values()))
+
+    async def _advance(self, sub: Any, events: Sequence[Any], failed: set[int]) -> int:
+        """Move the cursor over what was acknowledged; set the retry state of the rest."""
+        cursor, attempts, delay = events[-1]["seq"], 0, 0.0
+        if failed:
+            first = min(failed)
+            cursor = max((e["seq"] for e in events if e["seq"] < first), default=sub["cursor"])
+            attempts = 1 if cursor != sub["cursor"] else sub["attempts"] + 1
+            delay = float(sub["countdown"])
+            if attempts > sub["max_retries"]:
+                _log.warning("notify_given_up", subscription=sub["id"], seq=first,
+                             attempts=attempts)
+                NOTIFY_DROPPED.inc()
+                cursor, attempts, delay = first, 0, 0.0
+        await self._pool.execute(q.ADVANCE, sub["id"], cursor, attempts, delay, sub["cursor"])
+        return sum(1 for e in events if e["seq"] <= cursor)
+
+    # ---- requests ----
+
+    async def _send_event(self, sub: Any, event: Any, pin_to: str) -> bool:
+        facts = NotifyEvent(Topic(event["topic"]), event["uin"], event["uin1"], event["uin2"],
+                            event["previous_uin"])
+        body = notification_message(event["topic"], event["message_id"],
+                                    event_text(facts, self._config.origin),
+                                    event["created_at"])
+        signature = self._signatures.get(event["message_id"])
+        if signature is None:
+            signature = await self._sign(body)
+            self._signatures[event["message_id"]] = signature
+            if len(self._signatures) > _SIGNATURE_CACHE:
+                self._signatures.popitem(last=False)
+        return await self._post(sub, "Notification", event["message_id"], body, signature,
+                                pin_to)
+
+    async def _sign(self, body: bytes) -> str:
+        return await sign_detached(self._signer, self._config.key_label, self._config.kid,
+                                   SIGNATURE_TYP, body)
+
+    async def _post(self, sub: Any, kind: str, message_id: str, body: bytes, signature: str,
+                    pin_to: str) -> bool:
+        headers = {"Content-Type": "application/json", "message-type": kind,
+                   "message-id": message_id, "topic-id": self._topic_ids[sub["topic"]],
+                   "subscription-id": sub["id"], SIGNATURE_HEADER: signature}
+        try:
+            reply = await self._client.request("POST", sub["address"], content=body,
+                                               headers=headers, pin_to=pin_to,
+                                               max_bytes=_MAX_ANSWER_BYTES)
+        except OutboundError as exc:
+            NOTIFY_ATTEMPTS.labels("failed").inc()
+            _log.info("notify_attempt_failed", subscription=sub["id"], error=str(exc))
+            return False
+        ok = 200 <= reply.status < 300
+        NOTIFY_ATTEMPTS.labels("delivered" if ok else "refused").inc()
+        return ok
+
+    async def _confirm(self, sub: Any) -> None:
+        """Send a confirmation message with a fresh token (only its digest is kept)."""
+        token = secrets.token_urlsafe(32)
+        await self._pool.execute(q.SET_TOKEN, sub["id"], token_digest(token))
+        url = f"{self._config.origin}/osia/v1/subscriptions/confirm?token={token}"
+        message_id = str(uuid.uuid4())
+        body = confirmation_message(sub["topic"], message_id, token, url, datetime.now(UTC))
+        try:
+            pin_to = await self._target(sub["address"])
+            ok = await self._post(sub, "SubscriptionConfirmation", message_id, body,
+                                  await self._sign(body), pin_to)
+        except TargetRefused as exc:
+            _log.warning("notify_target_refused", subscription=sub["id"], reason=str(exc))
+            ok = False
+        attempts = sub["confirm_attempts"] + 1
+        again = None if ok or attempts > sub["max_retries"] else float(sub["countdown"])
+        await self._pool.execute(q.CONFIRMATION_TRIED, sub["id"], again, attempts)
