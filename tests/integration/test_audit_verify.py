@@ -8,6 +8,7 @@ altered as the superuser with the append-only triggers disabled.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -164,6 +165,19 @@ async def _write(pool: asyncpg.Pool, batch: int) -> None:
                                  for i in range(PER_BATCH)])
 
 
+async def _sequence_all(pool: asyncpg.Pool, expected: int) -> None:
+    """Sequence the events just written. The sequencer's horizon is the cluster's oldest
+    running transaction (any database of the shared test cluster), so under load one call may
+    sequence nothing yet; a CI run lost a test to that."""
+    done = 0
+    for _ in range(600):
+        done += await sequence_once(pool)
+        if done >= expected:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"only {done} of {expected} events sequenced in 30 s")
+
+
 @pytest_asyncio.fixture(loop_scope="session", params=["rows", "chunks", "workers"])
 async def log(request: pytest.FixtureRequest, fresh_database: DatabaseUrls,
               pg_superuser_url: str, tamper_keystore: AsyncKeyStore) -> AsyncIterator[Log]:
@@ -174,7 +188,7 @@ async def log(request: pytest.FixtureRequest, fresh_database: DatabaseUrls,
     try:
         for batch in range(BATCHES):
             await _write(pool, batch)
-            await sequence_once(pool)
+            await _sequence_all(pool, PER_BATCH)
             assert await integrate_once(pool, wait=True) == PER_BATCH
             assert await checkpoint_once(pool, signer, wait=True) == (batch + 1) * PER_BATCH
         notes = [r["note"] for r in await pool.fetch(
@@ -362,7 +376,7 @@ async def test_backlog_gets_checkpoints_while_it_is_integrated(
     try:
         for batch in range(4):
             await _write(pool, batch)
-        await sequence_once(pool)
+        await _sequence_all(pool, 4 * PER_BATCH)
         signer = CheckpointSigner(tamper_keystore, "audit-checkpoint", ORIGIN)
         await signer.open()
         integrator = Integrator(pool, signer, checkpoint_interval=0.0, batch=PER_BATCH)
