@@ -168,7 +168,7 @@ async def _write(pool: asyncpg.Pool, batch: int) -> None:
 async def _sequence_all(pool: asyncpg.Pool, expected: int) -> None:
     """Sequence the events just written. The sequencer's horizon is the cluster's oldest
     running transaction (any database of the shared test cluster), so under load one call may
-    sequence nothing yet; a CI run lost a test to that."""
+    sequence nothing yet; a full run lost a test to that."""
     done = 0
     for _ in range(600):
         done += await sequence_once(pool)
