@@ -23,7 +23,7 @@ from idservice.api.osia_openapi import error_responses as _error_responses
 from idservice.api.problems import scope_errors
 from idservice.auth.policy import Action, authorize
 from idservice.errors import MalformedRequest, ProblemError, Unauthenticated
-from idservice.http.bodies import check_media_type, read_body, validate_model
+from idservice.http.bodies import check_media_type, error_message, read_body, validate_model
 from idservice.http.deps import Caller, Svc, request_context
 from idservice.integrations.osia import dataaccess, uin
 from idservice.integrations.osia.codes import (
@@ -134,9 +134,14 @@ _UIN_EXAMPLE = {"registrationAuthority": "UBND xã Nhơn Lý", "registrationNumb
                 "lastName": "Nguyễn", "middleName": "Thị Minh", "firstName": "Anh",
                 "gender": 2, "dateOfBirth": "2024-03-02", "placeOfBirth": "Quy Nhơn"}
 
-TransactionId = Annotated[str, Query(alias="transactionId", description="The id of the "
-                                     "transaction: the same id and attributes answer the same "
-                                     "UIN; other attributes are refused (1100)")]
+_TRANSACTION_ID_TEXT = ("The id of the transaction: the same id and attributes answer the same "
+                        "UIN; other attributes are refused (1100)")
+# Read from the query string by `generate_uin` itself (FastAPI's parameter machinery costs more
+# than the rest of the adapter: issue 12's speed), documented here as FastAPI documented it.
+_TRANSACTION_ID_PARAMETER = {
+    "name": "transactionId", "in": "query", "required": True,
+    "schema": {"type": "string", "description": _TRANSACTION_ID_TEXT, "title": "Transactionid"},
+    "description": _TRANSACTION_ID_TEXT}
 Uin = Annotated[str, Path(description="Unique Identity Number (the PIN)",
                           examples=["052324000001"])]
 Purpose = Annotated[str | None, Query(
@@ -145,13 +150,17 @@ Purpose = Annotated[str | None, Query(
 
 
 @router.post("/v1/uin", operation_id="generateUIN", response_class=JSONResponse,
-             openapi_extra=_json_body(_UIN_BODY, _UIN_EXAMPLE),
+             openapi_extra={**_json_body(_UIN_BODY, _UIN_EXAMPLE),
+                            "parameters": [_TRANSACTION_ID_PARAMETER]},
              responses={200: {"description": "UIN is generated (or was, for this "
                                              "transaction)",
                               "content": {"application/json": {"schema": {"type": "string"}}}},
                         **_error_responses(401, 403)})
-async def generate_uin(request: Request, svc: Svc, caller: Caller,
-                       transaction_id: TransactionId) -> JSONResponse:
+async def generate_uin(request: Request, svc: Svc, caller: Caller) -> JSONResponse:
+    transaction_id = request.query_params.get("transactionId")
+    if transaction_id is None:  # as (and where) FastAPI's check of a required parameter was
+        raise MalformedRequest(error_message({"type": "missing", "loc": ("transactionId",)}),
+                               field="transactionId")
     authorize(caller, Action.PIN_ISSUE)
     try:
         transaction_id = check_text(transaction_id, max_length=200)

@@ -185,6 +185,14 @@ def test_missing_or_bad_transaction_id_is_400_code_1006(registrar: httpx.Client,
     assert "transactionId" in body["message"]
 
 
+def test_missing_transaction_id_is_1006_before_the_role_check(officer: httpx.Client) -> None:
+    """The parameter is checked before the caller's role, as FastAPI's own parameter check
+    did before the route read it itself."""
+    response = officer.post("/osia/v1/uin", json=uin_attributes())
+    body = assert_osia_error(response, 400, 1006)
+    assert body["message"] == "transactionId: is required"
+
+
 def test_database_failure_is_500_with_osia_error(registrar: httpx.Client,
                                                  server: ServerThread, owner_db: DbFn) -> None:
     """A real fault: the service role loses the right to issue with a claim (owner REVOKE of
