@@ -94,7 +94,7 @@ class Deliverer:
         self._client = OutboundClient(timeout=config.timeout,
                                       max_connections=config.concurrency * 4)
         self._loop = PeriodicTask("notify-delivery", config.interval, self.run_once)
-        self._signatures: OrderedDict[str, str] = OrderedDict()
+        self._signatures: OrderedDict[str, asyncio.Future[str]] = OrderedDict()
         self._topic_ids: dict[str, str] = {}
 
     def start(self) -> None:
@@ -201,14 +201,23 @@ class Deliverer:
         body = notification_message(event["topic"], event["message_id"],
                                     event_text(facts, self._config.origin),
                                     event["created_at"])
-        signature = self._signatures.get(event["message_id"])
-        if signature is None:
-            signature = await self._sign(body)
-            self._signatures[event["message_id"]] = signature
+        return await self._post(sub, "Notification", event["message_id"], body,
+                                await self._signature(event["message_id"], body), pin_to)
+
+    async def _signature(self, message_id: str, body: bytes) -> str:
+        """One HSM signature per event, whatever the number of subscriptions: the body is the
+        same bytes for all; concurrent rounds of several subscriptions share the one in flight."""
+        pending = self._signatures.get(message_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._sign(body))
+            self._signatures[message_id] = pending
             if len(self._signatures) > _SIGNATURE_CACHE:
                 self._signatures.popitem(last=False)
-        return await self._post(sub, "Notification", event["message_id"], body, signature,
-                                pin_to)
+        try:
+            return await asyncio.shield(pending)
+        except Exception:
+            self._signatures.pop(message_id, None)  # an HSM error: the next attempt signs again
+            raise
 
     async def _sign(self, body: bytes) -> str:
         return await sign_detached(self._signer, self._config.key_label, self._config.kid,

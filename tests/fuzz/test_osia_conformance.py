@@ -32,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
 from idservice.runtime import DatabaseTarget
 from idservice.settings import Settings
 from tests.fuzz.test_schemathesis import EXAMPLES, _fuzz, _operations
+from tests.support.bodies import mother_pin
 from tests.support.osia import new_transaction, reader_token, uin_attributes
 from tests.support.server import ServerThread
 
@@ -93,6 +94,14 @@ Request = dict[str, Any]  # role, path_parameters, query, body, fault
 UNKNOWN_PIN = "052399999990"
 
 
+def _child(**changes: Any) -> dict[str, Any]:
+    """`uin_attributes` with a mother PIN of its own: each request another child, which the
+    duplicate check of contract 9 does not refuse (the test's person and the 200 request
+    would otherwise be the same child twice)."""
+    return uin_attributes(motherUin=mother_pin("052", "conformance", new_transaction()),
+                          **changes)
+
+
 def _uin(role: str, body: object, **extra: Any) -> Request:
     return {"role": role, "query": {"transactionId": new_transaction()}, "body": body, **extra}
 
@@ -111,11 +120,11 @@ _REVOKE_CLAIM = ("REVOKE EXECUTE ON FUNCTION issue_pin_claimed FROM idservice_se
 
 # (spec, path, method, status) -> the request that gets it (pin None: the test's person)
 STATUS_REQUESTS: dict[tuple[str, str, str, int], Request] = {
-    ("uin", "/v1/uin", "POST", 200): _uin("registrar", uin_attributes()),
+    ("uin", "/v1/uin", "POST", 200): _uin("registrar", _child()),
     ("uin", "/v1/uin", "POST", 400): _uin("registrar", uin_attributes(dob="2024-01-01")),
-    ("uin", "/v1/uin", "POST", 401): _uin("anonymous", uin_attributes()),
-    ("uin", "/v1/uin", "POST", 403): _uin("officer", uin_attributes()),
-    ("uin", "/v1/uin", "POST", 500): _uin("registrar", uin_attributes(), fault=_REVOKE_CLAIM),
+    ("uin", "/v1/uin", "POST", 401): _uin("anonymous", _child()),
+    ("uin", "/v1/uin", "POST", 403): _uin("officer", _child()),
+    ("uin", "/v1/uin", "POST", 500): _uin("registrar", _child(), fault=_REVOKE_CLAIM),
     ("dataaccess", "/v1/persons/{uin}", "GET", 200): _person("reader", query=_READ),
     ("dataaccess", "/v1/persons/{uin}", "GET", 400):
         _person("reader", query={"attributeNames": ["dob"]}),
@@ -174,7 +183,7 @@ def test_every_documented_status_of_implemented_operations_has_a_request(
 def person(server: ServerThread, tokens: dict[str, str | None]) -> str:
     response = requests.post(f"{server.base_url}/osia/v1/uin",
                              params={"transactionId": new_transaction()},
-                             json=uin_attributes(),
+                             json=_child(),
                              headers={"Authorization": f"Bearer {tokens['registrar']}"},
                              timeout=30)
     assert response.status_code == 200, response.text

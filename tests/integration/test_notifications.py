@@ -410,3 +410,17 @@ def test_loopback_address_refused_1201_when_private_targets_not_allowed(
         assert client.get(SUBS).json() == []
     finally:
         thread.stop()
+
+
+def test_delivered_events_pruned_from_the_outbox(
+        subscriber_client: httpx.Client, subscriber: Subscriber, registrar: httpx.Client,
+        service_db: DbFn) -> None:
+    """Storage stays bounded: an event every subscription of its topic has passed is deleted."""
+    _confirmed(subscriber_client, subscriber, "liveBirth")
+    pin = _issue(registrar)
+    subscriber.wait_for(lambda: any(r.event["uin"] == pin
+                                    for r in _notifications(subscriber, "liveBirth")))
+    deadline = time.monotonic() + 30
+    while service_db("SELECT 1 FROM notify_event WHERE uin = $1", pin):
+        assert time.monotonic() < deadline, "delivered event still in the outbox"
+        time.sleep(0.1)
