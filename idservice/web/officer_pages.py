@@ -134,6 +134,21 @@ def _outside(page: Page, pin: str) -> Response:
         403, back=("/ui/persons", page._("Back to the search")))
 
 
+def _purpose_for_pin(page: Page, params: Any, pin: str) -> Response | tuple[str, bool]:
+    """The purpose for a page about one PIN of the officer's jurisdiction, or the page to show
+    instead (ask for the purpose, or outside the jurisdiction): one rule for the correction,
+    undo-death and notice pages."""
+    try:
+        purpose, new = _purpose(page, params)
+    except ProblemError as exc:
+        return _ask_purpose(page, params, exc)
+    if purpose is None:
+        return _ask_purpose(page, params)
+    if not covers(page.principal, Action.PERSON_READ, parse_pin(pin).province_code):
+        return _outside(page, pin)
+    return purpose, new
+
+
 def _bad_pin(page: Page) -> Response:
     return page.error(describe(InvalidField("bad PIN", field="pin"), page._), 422,
                       back=("/ui/persons", page._("Back to the search")))
@@ -280,15 +295,10 @@ async def correction_form(request: Request, svc: Svc, pin: str, kind: str) -> Re
             return _bad_pin(page)
         if _kind_or_none(kind) is None:
             raise NotFound("no such correction form")
-        params = request.query_params
-        try:
-            purpose, new = _purpose(page, params)
-        except ProblemError as exc:
-            return _ask_purpose(page, params, exc)
-        if purpose is None:
-            return _ask_purpose(page, params)
-        if not covers(page.principal, Action.PERSON_READ, parse_pin(pin).province_code):
-            return _outside(page, pin)
+        asked = _purpose_for_pin(page, request.query_params, pin)
+        if isinstance(asked, Response):
+            return asked
+        purpose, new = asked
         person = await _read(page, pin, purpose)
         if person["status"] == "cancelled":
             raise InvalidField(f"replaced by {person['replaced_by']}", field="pin")
@@ -380,15 +390,10 @@ async def undo_death_form(request: Request, svc: Svc, pin: str) -> Response:
     async def handler(page: Page) -> Response:
         if not is_well_formed(pin):
             return _bad_pin(page)
-        params = request.query_params
-        try:
-            purpose, new = _purpose(page, params)
-        except ProblemError as exc:
-            return _ask_purpose(page, params, exc)
-        if purpose is None:
-            return _ask_purpose(page, params)
-        if not covers(page.principal, Action.PERSON_READ, parse_pin(pin).province_code):
-            return _outside(page, pin)
+        asked = _purpose_for_pin(page, request.query_params, pin)
+        if isinstance(asked, Response):
+            return asked
+        purpose, new = asked
         person = await _read(page, pin, purpose)
         if person["status"] != "deceased":
             return _remember(page, _not_deceased(page, pin), purpose, new)
@@ -472,15 +477,10 @@ async def notice_page(request: Request, svc: Svc, pin: str) -> Response:
     async def handler(page: Page) -> Response:
         if not is_well_formed(pin):
             return _bad_pin(page)
-        params = request.query_params
-        try:
-            purpose, new = _purpose(page, params)
-        except ProblemError as exc:
-            return _ask_purpose(page, params, exc)
-        if purpose is None:
-            return _ask_purpose(page, params)
-        if not covers(page.principal, Action.PERSON_READ, parse_pin(pin).province_code):
-            return _outside(page, pin)
+        asked = _purpose_for_pin(page, request.query_params, pin)
+        if isinstance(asked, Response):
+            return asked
+        purpose, new = asked
         notice = await issue_notice(svc.persons, svc.keystore, svc.token_key.label,
                                     svc.token_key.kid, svc.settings.origin, page.principal,
                                     page.rctx, pin, purpose)
