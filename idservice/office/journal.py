@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +29,7 @@ from typing import Any
 import jwt
 
 from idservice.auth.assertion import load_private_key
+from idservice.i18n import N_
 from idservice.persons.models import IssueRequest
 from idservice.persons.office_records import birth_digest, sign_issuance, signed_payload
 from idservice.persons.reservations import RESERVATION_TYP, bucket_name
@@ -60,7 +61,20 @@ FILE = "journal.sqlite3"
 
 
 class JournalError(Exception):
-    """Something the officer must act on; the message says what to do."""
+    """Something the officer must act on; the message says what to do.
+
+    `message` is an English text marked for translation (`N_`) with `%(name)s` placeholders
+    filled from `params`: the office tool shows it in the officer's language (`text`), and
+    `str()` is the English (logs, tracebacks)."""
+
+    def __init__(self, message: str, **params: object) -> None:
+        super().__init__(message % params if params else message)
+        self.message = message
+        self.params = params
+
+    def text(self, gettext: Callable[[str], str]) -> str:
+        translated = gettext(self.message)
+        return translated % self.params if self.params else translated
 
 
 @dataclass(frozen=True)
@@ -81,8 +95,8 @@ class Journal:
     def __init__(self, directory: Path) -> None:
         self.path = directory / FILE
         if not self.path.exists():
-            raise JournalError(f"no office journal in {directory}: run `idservice office init "
-                               f"--dir {directory}` first")
+            raise JournalError(N_("no office journal in %(dir)s: run `idservice office init "
+                                  "--dir %(dir)s` first"), dir=str(directory))
         self.db = _connect(self.path)
 
     @classmethod
@@ -101,7 +115,8 @@ class Journal:
     def meta(self, key: str) -> str:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         if row is None:
-            raise JournalError(f"the journal has no {key}: run `office init` or `office reserve`")
+            raise JournalError(N_("the journal has no %(key)s: run `office init` or "
+                                  "`office reserve`"), key=key)
         return str(row[0])
 
     @contextmanager
@@ -124,15 +139,18 @@ class Journal:
             header = jwt.get_unverified_header(jws)
             keys = [k for k in jwks.get("keys", []) if k.get("kid") == header.get("kid")]
             if header.get("typ") != RESERVATION_TYP or header.get("alg") != "ES256" or not keys:
-                raise JournalError("the reservation is not signed by the service's key")
+                raise JournalError(N_("the reservation is not signed by the service's key: "
+                                      "do not use it; reserve again while online"))
             payload: dict[str, Any] = jwt.decode(
                 jws, jwt.PyJWK(keys[0]).key, algorithms=["ES256"],
                 options={"verify_exp": False})
         except jwt.PyJWTError as exc:
-            raise JournalError(f"the reservation's signature does not verify ({exc}): do not "
-                               "use it; reserve again while online") from exc
+            raise JournalError(N_("the reservation's signature does not verify (%(reason)s): "
+                                  "do not use it; reserve again while online"),
+                               reason=str(exc)) from exc
         if payload.get("client_id") != self.meta("client_id"):
-            raise JournalError("the reservation was made for another office")
+            raise JournalError(N_("the reservation was made for another office: do not use "
+                                  "it; reserve again with this office's key"))
         return payload
 
     def add_reservation(self, jws: str, jwks: dict[str, Any]) -> dict[str, Any]:
@@ -169,10 +187,11 @@ class Journal:
                                (reg_key,)).fetchone()
             if known is not None:
                 if known[1] != digest.hex():
-                    raise JournalError(
-                        f"registration {reg.number} of {reg.authority} already has PIN "
-                        f"{known[0]} in this journal with other data: do not give a second "
-                        "PIN; correct the record through the province after `office sync`")
+                    raise JournalError(N_(
+                        "registration %(number)s of %(authority)s already has PIN %(pin)s in "
+                        "this journal with other data: do not give a second PIN; correct the "
+                        "record through the province after `office sync`"),
+                        number=reg.number, authority=reg.authority, pin=str(known[0]))
                 return str(known[0])
             row = db.execute(
                 "SELECT p.pin, p.reservation_id, r.jws FROM pin p "
@@ -181,15 +200,17 @@ class Journal:
                 "ORDER BY r.exp, p.rowid LIMIT 1",
                 (bucket, int(now.timestamp()), province)).fetchone()
             if row is None:
-                raise JournalError(
-                    f"no unused reserved PIN left for bucket {bucket} of province {province}: "
-                    "connect, run `office sync` and `office reserve` for this bucket")
+                raise JournalError(N_(
+                    "no unused reserved PIN left for bucket %(bucket)s of province "
+                    "%(province)s: connect, run `office sync` and `office reserve` for this "
+                    "bucket"), bucket=bucket, province=province)
             pin, reservation_id, jws = row
             payload = self.verify_reservation(jws)
             if payload["reservation_id"] != reservation_id or \
                     pin not in payload["pins"].get(bucket, []):
-                raise JournalError(f"PIN {pin} is not in the signed reservation: the journal "
-                                   "was altered; do not use it, call the province")
+                raise JournalError(N_("PIN %(pin)s is not in the signed reservation: the "
+                                      "journal was altered; do not use it, call the province"),
+                                   pin=str(pin))
             signature = sign_issuance(key, client_id,
                                       signed_payload(reservation_id, pin, issued_at, digest))
             db.execute("UPDATE pin SET used = 1 WHERE pin = ? AND used = 0", (pin,))

@@ -5,7 +5,8 @@ server-rendered, Vietnamese by default.
 person, the record, corrections, the PIN notice), `audit_pages.py` (events, a PIN's history,
 checkpoint, "Verify now"); `guard.py` (session, role, error pages), `session.py` (the HttpOnly
 cookie, CSRF, the purpose remembered for the session), `pages.py` (Jinja2 with autoescape and
-i18n, security headers), `i18n.py` (gettext catalogues under `locale/`), `formats.py`,
+i18n, security headers), `i18n.py` (the page's language; the catalogues are
+`idservice/i18n.py`), `formats.py`,
 `purposes.py`, `correction_forms.py`, `messages.py` (pure); `verification.py` runs
 `audit/verify.py` in the service on demand and records the result as an `audit.verify` event.
 """

@@ -24,7 +24,8 @@ CLI = [sys.executable, "-m", "idservice.cli"]
 
 def office(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, "office", *args, "--dir", str(directory)], capture_output=True,
-                          text=True, timeout=120, env={**os.environ, "NO_COLOR": "1"})
+                          text=True, timeout=120,
+                          env={**os.environ, "NO_COLOR": "1", "IDSERVICE_LANG": "en"})
 
 
 def write_births(folder: Path, n: int, sex: str = "M") -> list[Path]:
@@ -158,3 +159,43 @@ def test_office_issue_same_birth_again_same_pin_other_content_refused(
     assert f"already has PIN {first.stdout.strip()}" in other.stderr
     status = json.loads(office(directory, "status", "--json").stdout)
     assert status[0]["used"] == 1 and status[0]["left"] == 2
+
+
+def test_office_tool_speaks_vietnamese_by_default_and_english_on_request(
+    tmp_path: Path, server: ServerThread, make_client: Callable[..., tuple[str, Any]],
+) -> None:
+    """Commune officers read the tool's messages: Vietnamese unless IDSERVICE_LANG=en; the PIN
+    on stdout and `--json` are the same in both languages (scripts parse them)."""
+    def run(lang: str | None, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k != "IDSERVICE_LANG"}
+        if lang is not None:
+            env["IDSERVICE_LANG"] = lang
+        return subprocess.run([*CLI, "office", *args], capture_output=True, text=True,
+                              timeout=120, env={**env, "NO_COLOR": "1", "COLUMNS": "200"})
+
+    missing = tmp_path / "nowhere"
+    vi, en = run(None, "status", "--dir", str(missing)), run("en", "status", "--dir", str(missing))
+    assert vi.returncode == en.returncode == 1
+    assert "chưa có sổ nhật ký văn phòng" in vi.stderr and "office init" in vi.stderr
+    assert "no office journal in" in en.stderr
+    assert "Dành trước mã định danh" in run(None, "--help").stdout
+    assert "Reserve PINs for one bucket" in run("en", "--help").stdout
+
+    directory = tmp_path / "office"
+    new_office(tmp_path, directory, server, make_client)
+    reserved = run(None, "reserve", "--sex", "M", "--birth-year", "2026", "--count", "1",
+                   "--dir", str(directory))
+    assert reserved.returncode == 0 and "đã dành trước 1 mã định danh" in reserved.stdout
+    [birth] = write_births(tmp_path / "births", 1)
+    issued = run(None, "issue", "--file", str(birth), "--dir", str(directory))
+    assert issued.returncode == 0 and len(issued.stdout.strip()) == 12  # the PIN alone
+    status = run(None, "status", "--dir", str(directory))
+    assert "còn 0 trên 1" in status.stdout and "CẢNH BÁO" in status.stdout
+    assert "WARNING" in run("en", "status", "--dir", str(directory)).stdout
+    assert json.loads(run(None, "status", "--json", "--dir", str(directory)).stdout)[0]["left"] == 0
+    bad = json.loads(birth.read_text())
+    bad["registration"]["province_code"] = "999"
+    birth.write_text(json.dumps(bad))
+    refused = run(None, "issue", "--file", str(birth), "--dir", str(directory))
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert "không thể đăng ký khai sinh như đã ghi (registration.province_code)" in refused.stderr

@@ -55,7 +55,8 @@ done
 
 def _office(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, "office", *args, "--dir", str(directory)], capture_output=True,
-                          text=True, timeout=120, env={**os.environ, "NO_COLOR": "1"})
+                          text=True, timeout=120,
+                          env={**os.environ, "NO_COLOR": "1", "IDSERVICE_LANG": "en"})
 
 
 def _loop(directory: Path, out: Path, births: list[Path]) -> subprocess.Popen[bytes]:
