@@ -210,4 +210,28 @@ def sync(directory: Dir = Path("office")) -> None:
             typer.echo(_("REFUSED %(pin)s: %(code)s: %(detail)s") % {
                 "pin": pin, "code": problem.get("code"), "detail": problem.get("detail")},
                 err=True)
+            if problem.get("code") == "possible_duplicate":
+                typer.echo("  " + _(
+                    "the service has a person like this child (%(candidates)s): if it is "
+                    "really another child (twins, for example), run `idservice office "
+                    "override --pin %(pin)s --reason \"...\"` and `office sync` again; if it "
+                    "is the same child, report PIN %(pin)s to the province as not to be used") % {
+                    "pin": pin, "candidates": ", ".join(
+                        problem.get("details", {}).get("candidates", [])) or "-"}, err=True)
         sys.exit(1)
+
+
+@app.command(help=_("Send again, with an override, a birth the service refused as a possible "
+                    "duplicate (after checking it is another child)."))
+def override(
+    pin: Annotated[str, typer.Option(help=_("the PIN the office gave"))],
+    reason: Annotated[str, typer.Option(help=_("why it is another child (kept in the audit "
+                                               "log)"))],
+    directory: Dir = Path("office"),
+) -> None:
+    try:
+        _journal(directory).override(pin, reason)
+    except JournalError as exc:
+        raise fail(exc.text(_)) from None
+    typer.echo(_("PIN %(pin)s will be sent again with the override at the next `office sync`")
+               % {"pin": pin})

@@ -235,6 +235,32 @@ class Journal:
             db.executemany("UPDATE record SET sync_status = ?, sync_error = ? WHERE seq = ?",
                            [(status, error, seq) for seq, status, error in results])
 
+    def override(self, pin: str, reason: str) -> None:
+        """Send a birth the service refused as a possible duplicate again, with the officer's
+        `duplicate_override` (contract 9): the family already holds this PIN, and the officer
+        has checked that the child is not the person the service named. The override is not
+        part of the record (`IssueRequest.record`), so the birth's digest and the office's
+        signature stay as they were; the record becomes unsynced for the next `office sync`."""
+        reason = reason.strip()
+        if not reason:
+            raise JournalError(N_("give the reason (for example: twins, checked with the "
+                                  "family)"))
+        with self._write() as db:
+            row = db.execute("SELECT birth, sync_error FROM record WHERE pin = ?",
+                             (pin,)).fetchone()
+            if row is None:
+                raise JournalError(N_("PIN %(pin)s is not a birth of this journal: check the "
+                                      "number"), pin=pin)
+            code = json.loads(row[1]).get("code") if row[1] else None
+            if code != "possible_duplicate":
+                raise JournalError(N_("PIN %(pin)s was not refused as a possible duplicate: "
+                                      "only such a birth can be sent again with an override"),
+                                   pin=pin)
+            birth = json.loads(row[0])
+            birth["duplicate_override"] = {"reason": reason}
+            db.execute("UPDATE record SET birth = ?, sync_status = NULL, sync_error = NULL "
+                       "WHERE pin = ?", (json.dumps(birth, ensure_ascii=False), pin))
+
     def refused(self) -> list[tuple[str, str]]:
         return [(r[0], r[1]) for r in self.db.execute(
             "SELECT pin, sync_error FROM record WHERE sync_error IS NOT NULL ORDER BY seq")]

@@ -199,3 +199,47 @@ def test_office_tool_speaks_vietnamese_by_default_and_english_on_request(
     refused = run(None, "issue", "--file", str(birth), "--dir", str(directory))
     assert refused.returncode == 1 and refused.stdout == ""
     assert "không thể đăng ký khai sinh như đã ghi (registration.province_code)" in refused.stderr
+
+
+def test_office_override_sends_a_refused_possible_duplicate_again_and_it_is_stored(
+    tmp_path: Path, server: ServerThread, make_client: Callable[..., tuple[str, Any]],
+    registrar: Any, service_db: Callable[..., list],
+) -> None:
+    """Twins: one registered online, the other offline. The sync refuses the offline one as a
+    possible duplicate; the family already holds its PIN, so the officer checks and sends it
+    again with `office override`: it is stored under the same PIN, with the override audited."""
+    name = "Võ Văn " + tmp_path.name[-8:].replace("_", "x")
+    online = issue_body("052", sex="M", dob="2026-11-02", registered_on="2026-11-20",
+                        full_name=name)
+    first = registrar.post("/v1/pins", json=online)
+    assert first.status_code == 201, first.text
+    directory = tmp_path / "office"
+    new_office(tmp_path, directory, server, make_client)
+    assert office(directory, "reserve", "--sex", "M", "--birth-year", "2026",
+                  "--count", "1").returncode == 0
+    twin = issue_body("052", sex="M", dob="2026-11-02", registered_on="2026-11-20",
+                      full_name=name)
+    twin["mother"] = online["mother"]
+    birth = tmp_path / "twin.json"
+    birth.write_text(json.dumps(twin))
+    pin = office(directory, "issue", "--file", str(birth)).stdout.strip()
+    assert len(pin) == 12
+
+    refused = office(directory, "sync")
+    assert refused.returncode == 1
+    assert f"REFUSED {pin}: possible_duplicate" in refused.stderr
+    assert f"office override --pin {pin}" in refused.stderr
+    assert first.json()["pin"] in refused.stderr  # the candidate the officer checks
+    wrong = office(directory, "override", "--pin", first.json()["pin"], "--reason", "twins")
+    assert wrong.returncode == 1 and "not a birth of this journal" in wrong.stderr
+
+    assert office(directory, "override", "--pin", pin, "--reason", "sinh đôi").returncode == 0
+    again = office(directory, "sync")
+    assert again.returncode == 0, again.stderr
+    events = service_db("SELECT action, details->>'reason' AS reason FROM audit_event "
+                        "WHERE pin = $1 AND outcome = 'issued' ORDER BY id", pin)
+    assert [e["action"] for e in events] == ["pin.issue", "pin.duplicate_override"]
+    assert events[1]["reason"] == "sinh đôi"
+    assert service_db("SELECT status FROM person WHERE pin = $1", pin)[0]["status"] == "active"
+    done = office(directory, "override", "--pin", pin, "--reason", "again")
+    assert done.returncode == 1 and "was not refused as a possible duplicate" in done.stderr
