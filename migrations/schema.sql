@@ -372,36 +372,43 @@ $$;
 
 
 --
--- Name: issue_pin_claimed(text, text, text, bytea, public.person_row, bytea, text, integer[], integer, text, text, text, text, text, text); Type: FUNCTION; Schema: public; Owner: -
+-- Name: issue_pin_claimed(text, text, text, public.person_row, bytea, text, integer[], integer, text, text, text, text, text, text); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.issue_pin_claimed(p_source text, p_scope text, p_external_id text, p_claim_digest bytea, p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text) RETURNS TABLE(outcome text, pin text, status text, issued_at timestamp with time zone, registration jsonb, duplicates text[], claimed boolean)
+CREATE FUNCTION public.issue_pin_claimed(p_source text, p_scope text, p_external_id text, p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text, OUT outcome text, OUT pin text, OUT status text, OUT issued_at timestamp with time zone, OUT registration jsonb, OUT duplicates text[], OUT claimed boolean) RETURNS record
     LANGUAGE plpgsql
     AS $$
 #variable_conflict use_column
 DECLARE
-  held record;
-  issued record;
+  held bytea;
 BEGIN
-  SELECT c.claimed, c.request_sha256 INTO held
-    FROM external_registration_claim(p_source, p_scope, p_external_id, (p_row).province_code,
-                                     (p_row).registration_authority,
-                                     (p_row).registration_number, (p_row).registered_on,
-                                     p_claim_digest) c;
-  IF held.request_sha256 <> p_claim_digest THEN
-    RETURN QUERY SELECT 'external_key_held'::text, NULL::text, NULL::text,
-                        NULL::timestamptz, NULL::jsonb, NULL::text[], false;
+  -- The claim loop of external_registration_claim() (0056), keeping only the digest.
+  LOOP
+    INSERT INTO external_registration (source, scope, external_id, province_code, authority,
+                                       number, registered_on, request_sha256)
+    VALUES (p_source, p_scope, p_external_id, (p_row).province_code,
+            (p_row).registration_authority, (p_row).registration_number,
+            (p_row).registered_on, p_digest)
+    ON CONFLICT DO NOTHING;
+    claimed := FOUND;
+    EXIT WHEN claimed;
+    SELECT e.request_sha256 INTO held
+      FROM external_registration e
+     WHERE e.source = p_source AND e.scope = p_scope AND e.external_id = p_external_id;
+    EXIT WHEN FOUND;  -- else released meanwhile: claim again
+  END LOOP;
+  IF NOT claimed AND held <> p_digest THEN
+    outcome := 'external_key_held';
     RETURN;
   END IF;
-  SELECT i.outcome, i.pin, i.status, i.issued_at, i.registration, i.duplicates INTO issued
+  SELECT i.outcome, i.pin, i.status, i.issued_at, i.registration, i.duplicates
+    INTO outcome, pin, status, issued_at, registration, duplicates
     FROM issue_pin(p_row, p_digest, p_prefix, p_candidates, p_block_size, p_actor_type,
                    p_actor_id, p_request_id, p_source_ip, p_details, p_override_details) i;
-  IF held.claimed AND issued.outcome IN ('registration_conflict', 'possible_duplicate') THEN
+  IF claimed AND outcome IN ('registration_conflict', 'possible_duplicate') THEN
     DELETE FROM external_registration e
      WHERE e.source = p_source AND e.scope = p_scope AND e.external_id = p_external_id;
   END IF;
-  RETURN QUERY SELECT issued.outcome, issued.pin, issued.status, issued.issued_at,
-                      issued.registration, issued.duplicates, held.claimed;
 END
 $$;
 
@@ -2031,11 +2038,11 @@ GRANT ALL ON FUNCTION public.issue_pin(p_row public.person_row, p_digest bytea, 
 
 
 --
--- Name: FUNCTION issue_pin_claimed(p_source text, p_scope text, p_external_id text, p_claim_digest bytea, p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text); Type: ACL; Schema: public; Owner: -
+-- Name: FUNCTION issue_pin_claimed(p_source text, p_scope text, p_external_id text, p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text, OUT outcome text, OUT pin text, OUT status text, OUT issued_at timestamp with time zone, OUT registration jsonb, OUT duplicates text[], OUT claimed boolean); Type: ACL; Schema: public; Owner: -
 --
 
-REVOKE ALL ON FUNCTION public.issue_pin_claimed(p_source text, p_scope text, p_external_id text, p_claim_digest bytea, p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.issue_pin_claimed(p_source text, p_scope text, p_external_id text, p_claim_digest bytea, p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text) TO idservice_service;
+REVOKE ALL ON FUNCTION public.issue_pin_claimed(p_source text, p_scope text, p_external_id text, p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text, OUT outcome text, OUT pin text, OUT status text, OUT issued_at timestamp with time zone, OUT registration jsonb, OUT duplicates text[], OUT claimed boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.issue_pin_claimed(p_source text, p_scope text, p_external_id text, p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text, OUT outcome text, OUT pin text, OUT status text, OUT issued_at timestamp with time zone, OUT registration jsonb, OUT duplicates text[], OUT claimed boolean) TO idservice_service;
 
 
 --

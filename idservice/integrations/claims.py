@@ -53,8 +53,11 @@ class Claim:
 
 
 def request_digest(req: IssueRequest) -> bytes:
-    """The digest issuance keeps per registration: of the validated, normalised body."""
-    return body_digest(canonical_json(req.model_dump(mode="json")))
+    """The digest issuance keeps per registration (`registration.body_sha256`, of the record
+    as stored); the issuance statement compares a key's claim with it (migration 0057). A
+    field interface never sends `duplicate_override`, the only field a record leaves out, so
+    two of its requests have the same digest exactly when they are the same request."""
+    return body_digest(canonical_json(req.record()))
 
 
 async def claim(ctx: PersonsContext, source: Source, scope: str, external_id: str,
@@ -87,8 +90,8 @@ async def issue_keyed(ctx: PersonsContext, principal: Principal, rctx: RequestCo
                       req: IssueRequest) -> IssueOutcome:
     """`issuance.issue` claiming the key in its own statement; raises
     `issuance.ExternalKeyHeld` when another request holds it."""
-    key = ExternalKey(source, scope, external_id, request_digest(req))
-    return await issuance.issue(ctx, principal, rctx, req, key)
+    return await issuance.issue(ctx, principal, rctx, req, ExternalKey(source, scope,
+                                                                       external_id))
 
 
 async def held_by_other(ctx: PersonsContext, source: Source, scope: str, external_id: str,

@@ -103,13 +103,13 @@ class DuplicateFound:
 @dataclass(frozen=True, slots=True)
 class ExternalKey:
     """A caller's own idempotency key (an OSIA transactionId: integrations/claims.py), claimed
-    in the issuance statement itself (`issue_pin_claimed()`, migration 0056): one round trip,
-    and no claim is left behind by an issuance that failed."""
+    in the issuance statement itself (`issue_pin_claimed()`, migrations 0056, 0057): one round
+    trip, and no claim is left behind by an issuance that failed. The key stands for the
+    registration's body digest (`PreparedIssue.digest`), which the statement has anyway."""
 
     source: str  # external_registration.source
     scope: str
     external_id: str
-    digest: bytes  # of the request the key stands for (claims.request_digest)
 
 
 class ExternalKeyHeld(Exception):
@@ -259,7 +259,7 @@ async def issue(
         row = await ctx.pool.fetchrow(q.ISSUE_PIN, *args)
     else:
         row = await ctx.pool.fetchrow(q.ISSUE_PIN_CLAIMED, *args, key.source, key.scope,
-                                      key.external_id, key.digest)
+                                      key.external_id)
     assert row is not None
     outcome = row["outcome"]
     if outcome == "external_key_held":
@@ -269,7 +269,7 @@ async def issue(
             result, written = await issue_in_transaction(conn, ctx, p)
             if key is not None and row["claimed"] and isinstance(result, ProblemError):
                 await conn.execute(qi.RELEASE_EXTERNAL, key.source, key.scope,
-                                   key.external_id, key.digest)
+                                   key.external_id, p.digest)
             await record(conn, rctx, written)
         if isinstance(result, ProblemError):
             raise result

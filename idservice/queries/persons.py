@@ -125,8 +125,8 @@ SELECT outcome, pin, status, issued_at, registration, duplicates
 """
 
 # The same, with an external idempotency key claimed in the same statement
-# (migrations/0056_claim_in_issuance.sql): $12 source, $13 scope, $14 external id, $15 the
-# request digest the key stands for. Adds `claimed`; outcome 'external_key_held' when another
+# (migrations/0056_claim_in_issuance.sql, 0057): $12 source, $13 scope, $14 external id; the
+# key stands for the body digest $2. Adds `claimed`; outcome 'external_key_held' when another
 # request holds the key.
 ISSUE_PIN_CLAIMED = """
 SELECT outcome, pin, status, issued_at, registration, duplicates, claimed
@@ -134,7 +134,7 @@ SELECT outcome, pin, status, issued_at, registration, duplicates, claimed
                          p_candidates => $4::int[], p_block_size => $5, p_actor_type => $6,
                          p_actor_id => $7, p_request_id => $8, p_source_ip => $9,
                          p_details => $10, p_override_details => $11, p_source => $12,
-                         p_scope => $13, p_external_id => $14, p_claim_digest => $15)
+                         p_scope => $13, p_external_id => $14)
 """
 
 # ---- duplicate check (contract 9; migrations/0042_deaths_duplicates.sql) ----
