@@ -1,14 +1,21 @@
 """Delivering the outbox to subscribers (contract 9): at least once, in order per person.
 
-Runs in every service worker; a session advisory lock lets one deliver at a time (as the audit
-integrator's lock does), and a worker killed mid-round loses nothing: the lock goes with its
-connection, and a subscription's `cursor` moves only after the events up to it were answered
-2xx, so the next holder sends again what was not acknowledged (a duplicate, with the same
-`message-id`, never a gap).
+Runs in every service worker. Each worker keeps one database session for its locks: a shared
+advisory lock that says "a deliverer runs here" (so each can count the others), and one session
+advisory lock per subscription it is delivering, so that a subscription is delivered by one
+worker at a time while several workers deliver different subscriptions at once (the cost of a
+delivery is CPU in the worker: one worker alone was the limit). A worker killed mid-round loses
+nothing: the locks go with its connection, and a subscription's `cursor` moves only after the
+events up to it were answered 2xx, so the next holder sends again what was not acknowledged (a
+duplicate, with the same `message-id`, never a gap).
 
-Each round: sequence the final outbox rows (`queries/notify.SEQUENCE`, the migration says
-why), send due confirmation messages, then for each confirmed subscription whose retry time has
-come, the next `batch` events of its topic after its cursor. The first is sent alone (a
+Each round: one worker at a time (a try-lock; the others skip it) sequences the final outbox
+rows (`queries/notify.SEQUENCE`, the migration says why), sends due confirmation messages and
+prunes what every subscription has passed. Then the worker locks its share of the confirmed
+subscriptions whose retry time has come (their number divided by the deliverers running,
+rounded up, tried in random order; one locked by another worker is skipped), reads each again
+once locked (another worker may have just moved its cursor), and sends each the next `batch`
+events of its topic after its cursor. The first is sent alone (a
 subscriber that is down costs one attempt per round, not one per event); the rest go out
 concurrently, one chain per person (`uin`) so that a person's events are sent one after the
 other, and a chain stops at its first failure. The cursor then moves over the events before
