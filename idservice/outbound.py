@@ -5,15 +5,16 @@ Every request has a timeout over the whole exchange (connecting, TLS, sending, t
 last byte), never follows a redirect (a 3xx is returned as it is; every caller takes only 2xx or
 200 as success), ignores proxy variables, verifies the server's certificate for https (the
 system's or certifi's trust store, the URL's host name), and reads at most `max_bytes` of the
-answer's body (a larger one is an error, read no further; h11 caps the head at 16 KiB). Targets
+answer's body (a larger one is an error, read no further; the head at most 16 KiB). Targets
 the caller does not configure itself (a subscriber's address) also pass `guard_target`: http(s)
 only, no credentials in the URL, and every address the host resolves to must be public (not
 loopback, link-local, private, multicast or reserved) unless private targets are allowed (dev,
 tests). The request then goes to the address that was checked (`pin_to`), so a DNS answer that
 changes between the check and the connection (rebinding) cannot redirect it.
 
-The client is HTTP/1.1 over asyncio streams with h11 (the protocol state machine httpx itself
-uses) and keeps connections alive per (scheme, address, port, host). It replaced httpx here
+The client is HTTP/1.1 over asyncio streams: it writes the request itself (every part checked
+for control characters) and parses the answer with httptools (llhttp, the parser uvicorn
+uses), and keeps connections alive per (scheme, address, port, host). It replaced httpx here
 because notification delivery sends thousands of small POSTs a second: httpx cost 1.2-1.4 ms
 of CPU each on this machine, this client a fraction of it (bench/README.md, notifications).
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 import ssl
 from collections import defaultdict
@@ -29,13 +31,15 @@ from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
 import certifi
-import h11
+import httptools
 
 __all__ = ["OutboundClient", "OutboundError", "Reply", "Target", "TargetRefused",
            "check_url", "guard_target"]
 
 _READ_CHUNK = 64 * 1024
+_MAX_HEAD_BYTES = 16 * 1024
 _USER_AGENT = "idservice"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class OutboundError(Exception):
@@ -125,14 +129,55 @@ def _tls_context() -> ssl.SSLContext:
     return context
 
 
+class _Answer:
+    """httptools' callbacks for one answer: its status, body (capped), and how it ended."""
+
+    def __init__(self, parser_ref: list[httptools.HttpResponseParser], max_bytes: int) -> None:
+        self.parser_ref = parser_ref
+        self.max_bytes = max_bytes
+        self.status = 0
+        self.body = bytearray()
+        self.over = False
+        self.headers_done = False
+        self.framed = False  # Content-Length or chunked: the end is known without EOF
+        self.complete = False
+        self.keep_alive = False
+        self.extra = False  # bytes after the answer: the connection is not reused
+
+    def on_message_begin(self) -> None:
+        self.extra = self.complete
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() in (b"content-length", b"transfer-encoding"):
+            self.framed = True
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser_ref[0].get_status_code()
+        self.headers_done = True
+
+    def on_body(self, body: bytes) -> None:
+        if not self.over:
+            self.body += body
+            self.over = len(self.body) > self.max_bytes
+
+    def on_message_complete(self) -> None:
+        if 100 <= self.status < 200:  # informational (100 Continue): the answer follows
+            self.status, self.headers_done, self.framed = 0, False, False
+            return
+        self.complete = True
+        self.keep_alive = self.parser_ref[0].should_keep_alive()
+
+
 class _Connection:
     """One HTTP/1.1 connection; used by one request at a time, kept for the next while both
-    sides agree to keep it alive."""
+    sides agree to keep it alive. The request is written here (its parts checked: no control
+    characters); the answer is parsed by httptools (llhttp, the parser uvicorn uses)."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
-        self.h11 = h11.Connection(h11.CLIENT)
+        self.answered = False  # a byte of an answer arrived for the current request
+        self.reusable = False
 
     def stale(self) -> bool:
         """The server closed it while it was idle (or sent something unasked)."""
@@ -141,36 +186,61 @@ class _Connection:
     def close(self) -> None:
         self.writer.close()
 
-    async def exchange(self, request: h11.Request, content: bytes, max_bytes: int) -> Reply:
-        conn = self.h11
-        out = conn.send(request) or b""
-        if content:
-            out += conn.send(h11.Data(data=content)) or b""
-        self.writer.write(out + (conn.send(h11.EndOfMessage()) or b""))
+    async def exchange(self, head: bytes, content: bytes, max_bytes: int) -> Reply:
+        self.answered = self.reusable = False
+        self.writer.write(head + content if len(content) < 65536 else head)
+        if len(content) >= 65536:
+            self.writer.write(content)
         await self.writer.drain()
-        status = 0
-        body = bytearray()
-        while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                conn.receive_data(await self.reader.read(_READ_CHUNK))
-            elif isinstance(event, h11.Response):
-                status = event.status_code
-            elif isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > max_bytes:
-                    raise OutboundError(f"the answer is over {max_bytes} bytes")
-            elif isinstance(event, h11.EndOfMessage):
-                return Reply(status, bytes(body))
-            elif isinstance(event, h11.ConnectionClosed):
+        parser_ref: list[httptools.HttpResponseParser] = []
+        answer = _Answer(parser_ref, max_bytes)
+        parser = httptools.HttpResponseParser(answer)
+        parser_ref.append(parser)
+        head_bytes = 0
+        while not answer.complete:
+            data = await self.reader.read(_READ_CHUNK)
+            if not data:
+                if answer.headers_done and not answer.framed:  # the body ends at close
+                    return Reply(answer.status, bytes(answer.body))
                 raise ConnectionResetError("the server closed the connection")
-            # InformationalResponse (1xx): wait for the final answer
+            self.answered = True
+            if not answer.headers_done:
+                head_bytes += len(data)
+            try:
+                parser.feed_data(data)
+            except httptools.HttpParserUpgrade:
+                raise OutboundError("the server switched protocols") from None
+            except httptools.HttpParserError as exc:
+                raise OutboundError(f"the answer is not valid HTTP/1.1 ({exc})") from None
+            if answer.over:
+                raise OutboundError(f"the answer is over {max_bytes} bytes")
+            if not answer.headers_done and head_bytes > _MAX_HEAD_BYTES:
+                raise OutboundError(f"the answer's head is over {_MAX_HEAD_BYTES} bytes")
+        self.reusable = answer.keep_alive and not answer.extra
+        return Reply(answer.status, bytes(answer.body))
 
-    def reusable(self) -> bool:
-        if self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE:
-            self.h11.start_next_cycle()
-            return True
-        return False
+
+def _request_head(method: str, target: Target, headers: dict[str, str] | None,
+                  length: int | None) -> bytes:
+    """The request line and headers, every part checked for what would split or smuggle a
+    request (CR, LF, NUL and other control characters; spaces in the path)."""
+    path = target.url.path or "/"
+    if target.url.query:
+        path += "?" + target.url.query
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {target.url.netloc}",
+             f"User-Agent: {_USER_AGENT}"]
+    for name, value in (headers or {}).items():
+        if not name or not name.isascii() or _CONTROL.search(name) or ":" in name \
+                or " " in name:
+            raise OutboundError(f"the header name {name!r} is not valid")
+        if _CONTROL.search(value):
+            raise OutboundError(f"the header {name} has a control character")
+        lines.append(f"{name}: {value}")
+    if length is not None:
+        lines.append(f"Content-Length: {length}")
+    if not method.isalpha() or _CONTROL.search(path) or " " in path or not path.isascii():
+        raise OutboundError("the request line is not valid")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 _PoolKey = tuple[str, str, int, str]  # scheme, address connected to, port, host (TLS name)
@@ -199,27 +269,17 @@ class OutboundClient:
         the URL's host again (the Host header and TLS server name stay the URL's)."""
         target = check_url(url)
         key = (target.url.scheme, pin_to or target.host, target.port, target.host)
-        path = target.url.path or "/"
-        if target.url.query:
-            path += "?" + target.url.query
         body = content or b""
-        send: list[tuple[str, str]] = [("Host", target.url.netloc), ("User-Agent", _USER_AGENT),
-                                       *(headers or {}).items()]
-        if body or method not in ("GET", "HEAD"):
-            send.append(("Content-Length", str(len(body))))
-        try:
-            request = h11.Request(method=method, target=path, headers=send)
-        except h11.LocalProtocolError as exc:
-            raise OutboundError(f"the request is not valid HTTP ({exc})") from None
+        head = _request_head(method, target, headers,
+                             len(body) if body or method not in ("GET", "HEAD") else None)
         async with self._slots:
             try:
                 async with asyncio.timeout(self._timeout):
-                    return await self._send(key, request, body, max_bytes)
+                    return await self._send(key, head, body, max_bytes)
             except TimeoutError:
                 raise OutboundError(f"no complete answer within {self._timeout} s") from None
 
-    async def _send(self, key: _PoolKey, request: h11.Request, body: bytes,
-                    max_bytes: int) -> Reply:
+    async def _send(self, key: _PoolKey, head: bytes, body: bytes, max_bytes: int) -> Reply:
         idle = self._idle[key]
         while idle:  # a kept connection; one the server closed meanwhile is dropped
             connection = idle.pop()
@@ -227,41 +287,40 @@ class OutboundClient:
                 connection.close()
                 continue
             try:
-                reply = await self._on(connection, request, body, max_bytes)
+                reply = await self._on(connection, head, body, max_bytes)
             except _Unanswered:
                 continue  # closed by the server as we sent: try the next, then a new one
             self._keep(key, connection)
             return reply
         connection = await self._connect(key)
         try:
-            reply = await self._on(connection, request, body, max_bytes)
+            reply = await self._on(connection, head, body, max_bytes)
         except _Unanswered as exc:
             raise OutboundError(str(exc)) from None
         self._keep(key, connection)
         return reply
 
-    async def _on(self, connection: _Connection, request: h11.Request, body: bytes,
+    async def _on(self, connection: _Connection, head: bytes, body: bytes,
                   max_bytes: int) -> Reply:
         """The exchange; `_Unanswered` when the connection died before any answer byte (safe
         to send again: nothing was answered), `OutboundError` for any other failure. The
         connection is closed on any failure (and on cancellation: the timeout)."""
         try:
-            return await connection.exchange(request, body, max_bytes)
+            return await connection.exchange(head, body, max_bytes)
         except OutboundError:
             connection.close()
             raise
-        except (OSError, h11.ProtocolError) as exc:
+        except OSError as exc:
             connection.close()
-            if connection.h11.their_state is h11.SEND_RESPONSE:
+            if not connection.answered:
                 raise _Unanswered(f"the connection failed ({type(exc).__name__})") from None
-            raise OutboundError(f"the answer is not valid HTTP/1.1 or was cut off "
-                                f"({type(exc).__name__})") from None
+            raise OutboundError(f"the answer was cut off ({type(exc).__name__})") from None
         except BaseException:
             connection.close()
             raise
 
     def _keep(self, key: _PoolKey, connection: _Connection) -> None:
-        if connection.reusable():
+        if connection.reusable:
             self._idle[key].append(connection)
         else:
             connection.close()

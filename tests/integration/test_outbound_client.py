@@ -203,3 +203,95 @@ def test_connection_kept_alive_and_replaced_when_server_closed_it(pause: float) 
 
     assert asyncio.run(run()) == [200] * 5
     assert len(connections) == 3
+
+
+def test_header_with_line_break_refused_nothing_sent() -> None:
+    asked: list[bytes] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        asked.append(await reader.read(65536))
+        writer.close()
+
+    async def run() -> None:
+        server, url = await _serve(record)
+        client = OutboundClient(timeout=5)
+        try:
+            with pytest.raises(OutboundError, match="control character"):
+                await client.request("POST", url, content=b"{}", max_bytes=1024,
+                                     headers={"message-id": "x\r\nX-Smuggled: 1"})
+            await asyncio.sleep(0.1)
+        finally:
+            await client.aclose()
+            server.close()
+
+    asyncio.run(run())
+    assert asked == []
+
+
+def test_answer_head_over_16_kib_refused() -> None:
+    async def big_head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\n" + b"X-Filler: " + b"z" * 20_000 + b"\r\n")
+        await writer.drain()
+        await asyncio.sleep(2)
+
+    async def run() -> None:
+        server, url = await _serve(big_head)
+        client = OutboundClient(timeout=5)
+        try:
+            with pytest.raises(OutboundError, match="head is over 16384 bytes"):
+                await client.request("POST", url, content=b"{}", max_bytes=1024)
+        finally:
+            await client.aclose()
+            server.close()
+
+    asyncio.run(run())
+
+
+def test_continue_skipped_and_body_until_close_read() -> None:
+    async def until_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"
+                     b"Connection: close\r\n\r\nall of it")
+        await writer.drain()
+        writer.close()
+
+    async def run() -> tuple[int, bytes]:
+        server, url = await _serve(until_close)
+        client = OutboundClient(timeout=5)
+        try:
+            reply = await client.request("POST", url, content=b"{}", max_bytes=1024)
+            return reply.status, reply.body
+        finally:
+            await client.aclose()
+            server.close()
+
+    assert asyncio.run(run()) == (200, b"all of it")
+
+
+def test_kept_connection_closed_unanswered_sent_again_on_a_new_one() -> None:
+    """A server that drops a kept connection on the next request (idle timeout racing the
+    request): nothing was answered, so the request goes again on a new connection."""
+    requests: list[int] = []
+
+    async def one_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        requests.append(1)
+        writer.write(OK)
+        await writer.drain()
+        await _read_request(reader)  # the next one on this connection: dropped unanswered
+        requests.append(1)
+        writer.close()
+
+    async def run() -> list[int]:
+        server, url = await _serve(one_answer)
+        client = OutboundClient(timeout=5)
+        try:
+            return [(await client.request("POST", url, content=b"{}", max_bytes=1024)).status
+                    for _ in range(2)]
+        finally:
+            await client.aclose()
+            server.close()
+
+    assert asyncio.run(run()) == [200, 200]
+    assert len(requests) == 3  # the dropped one was sent again
