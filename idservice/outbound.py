@@ -267,11 +267,13 @@ class OutboundClient:
                       pin_to: str | None = None) -> Reply:
         """Send one request; `pin_to`: connect to this (checked) address instead of resolving
         the URL's host again (the Host header and TLS server name stay the URL's)."""
+        if method not in ("GET", "POST"):  # what the service sends (a HEAD's answer has no body)
+            raise OutboundError(f"the method {method} is not offered")
         target = check_url(url)
         key = (target.url.scheme, pin_to or target.host, target.port, target.host)
         body = content or b""
         head = _request_head(method, target, headers,
-                             len(body) if body or method not in ("GET", "HEAD") else None)
+                             len(body) if body or method == "POST" else None)
         async with self._slots:
             try:
                 async with asyncio.timeout(self._timeout):
