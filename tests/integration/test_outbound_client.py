@@ -295,3 +295,25 @@ def test_kept_connection_closed_unanswered_sent_again_on_a_new_one() -> None:
 
     assert asyncio.run(run()) == [200, 200]
     assert len(requests) == 3  # the dropped one was sent again
+
+
+def test_method_other_than_get_post_refused_nothing_sent() -> None:
+    asked: list[bytes] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        asked.append(await reader.read(65536))
+        writer.close()
+
+    async def run() -> None:
+        server, url = await _serve(record)
+        client = OutboundClient(timeout=5)
+        try:
+            with pytest.raises(OutboundError, match="method HEAD is not offered"):
+                await client.request("HEAD", url, max_bytes=1024)
+            await asyncio.sleep(0.1)
+        finally:
+            await client.aclose()
+            server.close()
+
+    asyncio.run(run())
+    assert asked == []
