@@ -16,7 +16,9 @@ longer than a second delays the next, so the achieved issuance rate is measured,
 Measured: issuance rate achieved; the time until every subscriber has every event; lag of each
 first delivery (arrival at the subscriber minus the event's `timestamp`, the time its
 transaction wrote it) p50/p99/max; the backlog (the /metrics query, sampled every 0.5 s):
-max and at the end of issuance; CPU per part and the machine's load.
+max and at the end of issuance; CPU per part and the machine's load; and, once issuance has
+stopped, the drain on its own: deliveries per second and the service's CPU per delivery
+(what delivery alone costs, without issuance's share).
 """
 
 from __future__ import annotations
@@ -235,11 +237,16 @@ async def _measure(stack: Stack, registrar: str, args: argparse.Namespace,
     load = await _load(stack, registrar, args.rate, args.seconds, f"notify-{int(started)}")
     at_end_of_load = samples[-1] if samples else (0.0, 0, 0.0)
     target = load["issued"]
+    drain_meter = stack.cpu_meter().start()  # after issuance: the deliveries' cost alone
+    drain_started, delivered_before = time.time(), sum(counts[:])
     deadline = time.monotonic() + 600
     while min(counts[:]) < target and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     delivered_s = time.time() - started
+    drain = drain_meter.stop()
     cpu = meter.stop()
+    drained = sum(counts[:]) - delivered_before
+    drain_wall = time.time() - drain_started
     stop.set()
     await sampler
     return {**load,
@@ -253,6 +260,13 @@ async def _measure(stack: Stack, registrar: str, args: argparse.Namespace,
             "backlog_at_end_of_issuing": at_end_of_load[1],
             "oldest_undelivered_max_s": round(max((a for _, _, a in samples), default=0.0), 2),
             "cpu": cpu,
+            "drain": {"deliveries": drained,
+                      "delivered_per_s": round(drained / drain_wall, 1) if drain_wall else 0,
+                      "idservice_cpu_ms_per_delivery": round(
+                          1000 * drain["cpu_s"]["idservice"] / drained, 3) if drained else None,
+                      "postgresql_cpu_ms_per_delivery": round(
+                          1000 * drain["cpu_s"]["postgresql"] / drained, 3) if drained else None,
+                      "cpu": drain},
             "backlog_samples": samples}
 
 

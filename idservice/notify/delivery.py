@@ -1,14 +1,21 @@
 """Delivering the outbox to subscribers (contract 9): at least once, in order per person.
 
-Runs in every service worker; a session advisory lock lets one deliver at a time (as the audit
-integrator's lock does), and a worker killed mid-round loses nothing: the lock goes with its
-connection, and a subscription's `cursor` moves only after the events up to it were answered
-2xx, so the next holder sends again what was not acknowledged (a duplicate, with the same
-`message-id`, never a gap).
+Runs in every service worker. Each worker keeps one database session for its locks: a shared
+advisory lock that says "a deliverer runs here" (so each can count the others), and one session
+advisory lock per subscription it is delivering, so that a subscription is delivered by one
+worker at a time while several workers deliver different subscriptions at once (the cost of a
+delivery is CPU in the worker: one worker alone was the limit). A worker killed mid-round loses
+nothing: the locks go with its connection, and a subscription's `cursor` moves only after the
+events up to it were answered 2xx, so the next holder sends again what was not acknowledged (a
+duplicate, with the same `message-id`, never a gap).
 
-Each round: sequence the final outbox rows (`queries/notify.SEQUENCE`, the migration says
-why), send due confirmation messages, then for each confirmed subscription whose retry time has
-come, the next `batch` events of its topic after its cursor. The first is sent alone (a
+Each round: one worker at a time (a try-lock; the others skip it) sequences the final outbox
+rows (`queries/notify.SEQUENCE`, the migration says why), sends due confirmation messages and
+prunes what every subscription has passed. Then the worker locks its share of the confirmed
+subscriptions whose retry time has come (their number divided by the deliverers running,
+rounded up, tried in random order; one locked by another worker is skipped), reads each again
+once locked (another worker may have just moved its cursor), and sends each the next `batch`
+events of its topic after its cursor. The first is sent alone (a
 subscriber that is down costs one attempt per round, not one per event); the rest go out
 concurrently, one chain per person (`uin`) so that a person's events are sent one after the
 other, and a chain stops at its first failure. The cursor then moves over the events before
@@ -27,6 +34,7 @@ every round, then connected to as checked.
 from __future__ import annotations
 
 import asyncio
+import random
 import secrets
 import uuid
 from collections import OrderedDict
@@ -94,43 +102,96 @@ class Deliverer:
         self._client = OutboundClient(timeout=config.timeout,
                                       max_connections=config.concurrency * 4)
         self._loop = PeriodicTask("notify-delivery", config.interval, self.run_once)
-        self._signatures: OrderedDict[str, asyncio.Future[str]] = OrderedDict()
+        self._signed: OrderedDict[str, asyncio.Future[tuple[bytes, str]]] = OrderedDict()
         self._topic_ids: dict[str, str] = {}
+        self._session: Any = None  # the pool connection holding this worker's locks
 
     def start(self) -> None:
         self._loop.start()
 
     async def stop(self) -> None:
         await self._loop.stop()
+        await self._drop_session()
         await self._client.aclose()
 
     async def run_once(self) -> int:
-        """One round if this process gets the lock (else 0); the number of events passed."""
-        async with self._pool.acquire() as conn:
-            if not await conn.fetchval(q.WORKER_TRY_LOCK):
-                return 0
+        """Rounds while they are full (a backlog); the number of events passed."""
+        try:
+            conn = await self._conn()
+            passed = 0
+            for _ in range(20):
+                moved, full = await self._round(conn)
+                passed += moved
+                if not full:
+                    break
+            return passed
+        except BaseException:
+            await self._drop_session()  # its locks go with it; the next round starts afresh
+            raise
+
+    async def _conn(self) -> Conn:
+        """This worker's session: registered as a deliverer (`DELIVERERS` counts it)."""
+        if self._session is None:
+            conn = await self._pool.acquire()
             try:
-                passed = 0
-                for _ in range(20):  # a backlog: go on at once while rounds are full
-                    moved, full = await self._round(conn)
-                    passed += moved
-                    if not full:
-                        break
-                return passed
-            finally:
-                await conn.execute(q.WORKER_UNLOCK)
+                await conn.execute(q.DELIVERER_REGISTER)
+            except BaseException:
+                await self._pool.release(conn)
+                raise
+            self._session = conn
+        session: Conn = self._session
+        return session
+
+    async def _drop_session(self) -> None:
+        """Close the session rather than return it to the pool with session locks held (the
+        pool's reset does not unlock them, db/pool.py)."""
+        conn, self._session = self._session, None
+        if conn is not None:
+            conn.terminate()
+            await self._pool.release(conn)
 
     async def _round(self, conn: Conn) -> tuple[int, bool]:
         if not self._topic_ids:
             self._topic_ids = {r["name"]: r["id"] for r in await conn.fetch(q.TOPICS)}
+        if await conn.fetchval(q.WORKER_TRY_LOCK):
+            try:
+                await self._housekeeping(conn)
+            finally:
+                await conn.execute(q.WORKER_UNLOCK)
+        claimed = await self._claim(conn)
+        try:
+            subscriptions = await conn.fetch(q.DUE_SUBSCRIPTIONS, claimed) if claimed else []
+            results = await asyncio.gather(*(self._deliver(row) for row in subscriptions))
+        finally:
+            for sub_id in claimed:
+                await conn.execute(q.SUBSCRIPTION_UNLOCK, sub_id)
+        return sum(n for n, _ in results), any(full for _, full in results)
+
+    async def _housekeeping(self, conn: Conn) -> None:
+        """Sequence the final outbox rows, expire and confirm subscriptions, prune what every
+        subscription has passed: one worker at a time."""
         await conn.fetchval(q.SEQUENCE, _SEQUENCE_BATCH)
         await conn.execute(q.EXPIRE_UNCONFIRMED, float(self._config.confirm_seconds))
         confirmations = await conn.fetch(q.DUE_CONFIRMATIONS, _SUBSCRIPTIONS_PER_ROUND)
         await asyncio.gather(*(self._confirm(row) for row in confirmations))
-        subscriptions = await conn.fetch(q.DUE_SUBSCRIPTIONS, _SUBSCRIPTIONS_PER_ROUND)
-        results = await asyncio.gather(*(self._deliver(row) for row in subscriptions))
         await conn.execute(q.PRUNE, _PRUNE_BATCH)
-        return sum(n for n, _ in results), any(full for _, full in results)
+
+    async def _claim(self, conn: Conn) -> list[str]:
+        """Lock this worker's share of the due subscriptions (their number divided by the
+        deliverers running, rounded up), tried in random order so that workers spread."""
+        due = [row["id"] for row in await conn.fetch(q.DUE_SUBSCRIPTION_IDS,
+                                                      _SUBSCRIPTIONS_PER_ROUND)]
+        if not due:
+            return []
+        share = -(-len(due) // max(1, int(await conn.fetchval(q.DELIVERERS))))
+        random.shuffle(due)
+        claimed: list[str] = []
+        for sub_id in due:
+            if len(claimed) == share:
+                break
+            if await conn.fetchval(q.SUBSCRIPTION_TRY_LOCK, sub_id):
+                claimed.append(sub_id)
+        return claimed
 
     # ---- one subscription ----
 
@@ -196,28 +257,34 @@ class Deliverer:
     # ---- requests ----
 
     async def _send_event(self, sub: Any, event: Any, pin_to: str) -> bool:
+        body, signature = await self._signed_body(event)
+        return await self._post(sub, "Notification", event["message_id"], body, signature,
+                                pin_to)
+
+    async def _signed_body(self, event: Any) -> tuple[bytes, str]:
+        """One body and one HSM signature per event, whatever the number of subscriptions: the
+        body is the same bytes for all; concurrent rounds of several subscriptions share the
+        one in flight."""
+        message_id: str = event["message_id"]
+        pending = self._signed.get(message_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._make_signed_body(event))
+            self._signed[message_id] = pending
+            if len(self._signed) > _SIGNATURE_CACHE:
+                self._signed.popitem(last=False)
+        try:
+            return await asyncio.shield(pending)
+        except Exception:
+            self._signed.pop(message_id, None)  # an HSM error: the next attempt signs again
+            raise
+
+    async def _make_signed_body(self, event: Any) -> tuple[bytes, str]:
         facts = NotifyEvent(Topic(event["topic"]), event["uin"], event["uin1"], event["uin2"],
                             event["previous_uin"])
         body = notification_message(event["topic"], event["message_id"],
                                     event_text(facts, self._config.origin),
                                     event["created_at"])
-        return await self._post(sub, "Notification", event["message_id"], body,
-                                await self._signature(event["message_id"], body), pin_to)
-
-    async def _signature(self, message_id: str, body: bytes) -> str:
-        """One HSM signature per event, whatever the number of subscriptions: the body is the
-        same bytes for all; concurrent rounds of several subscriptions share the one in flight."""
-        pending = self._signatures.get(message_id)
-        if pending is None:
-            pending = asyncio.ensure_future(self._sign(body))
-            self._signatures[message_id] = pending
-            if len(self._signatures) > _SIGNATURE_CACHE:
-                self._signatures.popitem(last=False)
-        try:
-            return await asyncio.shield(pending)
-        except Exception:
-            self._signatures.pop(message_id, None)  # an HSM error: the next attempt signs again
-            raise
+        return body, await self._sign(body)
 
     async def _sign(self, body: bytes) -> str:
         return await sign_detached(self._signer, self._config.key_label, self._config.kid,

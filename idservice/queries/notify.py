@@ -109,16 +109,38 @@ RETURNING id::text AS id, topic, address
 
 # ---- delivery ----
 
+# The housekeeping of a round (sequencing, confirmations, pruning): one worker at a time.
 WORKER_TRY_LOCK = "SELECT pg_try_advisory_lock(7311)"
 WORKER_UNLOCK = "SELECT pg_advisory_unlock(7311)"
 
+# Every delivering worker holds this shared lock on its session for as long as it runs, so
+# each can count the others and take its share of the due subscriptions.
+DELIVERER_REGISTER = "SELECT pg_advisory_lock_shared(7313)"
+DELIVERERS = """
+SELECT count(*) FROM pg_locks
+ WHERE locktype = 'advisory' AND granted AND classid = 0 AND objid = 7313 AND objsubid = 1
+   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
+
+# One subscription is delivered by one worker at a time (session lock; $1 its id).
+SUBSCRIPTION_TRY_LOCK = "SELECT pg_try_advisory_lock(7314, hashtext($1))"
+SUBSCRIPTION_UNLOCK = "SELECT pg_advisory_unlock(7314, hashtext($1))"
+
 # Confirmed subscriptions whose retry time has come and that have events after their cursor.
-DUE_SUBSCRIPTIONS = """
-SELECT id::text AS id, client_id, jurisdiction, topic, protocol, address,
-       countdown, max_retries, active, cursor, attempts FROM notify_subscription s
+DUE_SUBSCRIPTION_IDS = """
+SELECT id::text AS id FROM notify_subscription s
  WHERE s.active AND s.next_at <= clock_timestamp()
    AND EXISTS (SELECT 1 FROM notify_event e WHERE e.topic = s.topic AND e.seq > s.cursor)
  ORDER BY s.next_at LIMIT $1
+"""
+
+# The same conditions, read again once locked ($1 their ids): another worker may have moved
+# the cursor between the first read and the lock.
+DUE_SUBSCRIPTIONS = """
+SELECT id::text AS id, client_id, jurisdiction, topic, protocol, address,
+       countdown, max_retries, active, cursor, attempts FROM notify_subscription s
+ WHERE s.id = ANY($1::uuid[]) AND s.active AND s.next_at <= clock_timestamp()
+   AND EXISTS (SELECT 1 FROM notify_event e WHERE e.topic = s.topic AND e.seq > s.cursor)
 """
 
 DUE_CONFIRMATIONS = """

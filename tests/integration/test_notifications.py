@@ -8,6 +8,7 @@ event for a rolled-back change; the JWS signature verified with the JWKS; /metri
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -21,6 +22,7 @@ from pydantic import SecretStr
 
 from idservice.app import create_app
 from idservice.auth.assertion import client_token_form
+from idservice.notify.delivery import Deliverer, DeliveryConfig
 from idservice.notify.events import Topic
 from idservice.queries.notify import BACKLOG
 from idservice.settings import Settings
@@ -424,3 +426,57 @@ def test_delivered_events_pruned_from_the_outbox(
     while service_db("SELECT 1 FROM notify_event WHERE uin = $1", pin):
         assert time.monotonic() < deadline, "delivered event still in the outbox"
         time.sleep(0.1)
+
+
+def test_two_workers_deliver_their_shares_of_the_subscriptions_at_once(
+        subscriber_client: httpx.Client, registrar: httpx.Client, server: ServerThread,
+        service_db: DbFn) -> None:
+    """One advisory lock per subscription, not one for all: two more deliverers (as two more
+    service workers would run them) on the session's database, beside the server's own, each
+    deliver some of six subscriptions in the same moment, and no subscription gets the event
+    twice (never two deliverers on one subscription)."""
+    subscriber = Subscriber(free_port(), delay=0.3).start()  # a round lasts, the locks held
+    try:
+        sids = []
+        for i in range(6):
+            address = f"http://127.0.0.1:{subscriber.port}/hooks/{i}"
+            response = _subscribe(subscriber_client, "liveBirth", address, policy="1,600")
+            assert response.status_code == 200, response.text
+            sid = response.json()["uuid"]
+            token = subscriber.confirmation(sid).body["token"]
+            confirm = subscriber_client.get(f"{SUBS}/confirm", params={"token": token})
+            assert confirm.status_code == 200, confirm.text
+            sids.append(sid)
+        svc = server.services
+        config = DeliveryConfig(origin=server.base_url, key_label=svc.token_key.label,
+                                kid=svc.token_key.kid, allow_private=True, timeout=10,
+                                batch=500, concurrency=4, interval=0.05, confirm_seconds=3600)
+        workers = [Deliverer(svc.pool, svc.keystore, config) for _ in range(2)]
+
+        async def once() -> list[int]:
+            return list(await asyncio.gather(*(w.run_once() for w in workers)))
+
+        assert server.call(once()) == [0, 0]  # running: counted among the deliverers
+        pin = _issue(registrar)
+        deadline = time.monotonic() + 30
+        while not service_db("SELECT 1 FROM notify_event WHERE uin = $1 AND seq IS NOT NULL",
+                             pin):  # sequenced: due for all six at once
+            assert time.monotonic() < deadline, "the event was not sequenced"
+            time.sleep(0.02)
+
+        async def stop() -> None:
+            for w in workers:
+                await w.stop()
+
+        try:
+            passed = server.call(once())
+        finally:
+            server.call(stop())
+        assert all(n > 0 for n in passed), passed
+        subscriber.wait_for(lambda: {r.headers["subscription-id"] for r in _notifications(
+            subscriber, "liveBirth") if r.event["uin"] == pin} == set(sids))
+    finally:
+        subscriber.stop()
+    per_subscription = [r.headers["subscription-id"] for r in _notifications(
+        subscriber, "liveBirth") if r.event["uin"] == pin]
+    assert sorted(per_subscription) == sorted(sids)  # each once: one deliverer per subscription
