@@ -241,7 +241,7 @@ def test_chunk_check_answers_each_row_and_reads_rows_without_subscripts(
     """The chunk form of the check (`duplicates_in_transaction`, the batch's one statement for
     all its rows): each row gets its own matches, at its own position, and the plan takes the
     rows from unnest(), not by `($1)[i]`, which walks the array from its start for every row
-    (quadratic in the chunk size: 2x the lookups' own time at 500 rows, 6x at 2,000)."""
+    (quadratic in the chunk size: the statement took 2x as long at 500 rows, 4-6x at 2,000)."""
     rows = [PersonRow.of(r, canonical_json(r.record())) for r in (
         IssueRequest.model_validate(_body(_name())) for _ in range(6))]
 
