@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -61,6 +62,10 @@ async def verify_pin(request: Request, svc: Svc, caller: Caller) -> dict[str, bo
                                   limit=svc.auth_limits.verify_limit)}
 
 
+# `json.dumps(answer, ensure_ascii=False)` without building its encoder for every line.
+_encode_answer = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _line_result(line: int, result: issuance.IssueOutcome | ProblemError) -> dict[str, Any]:
     if isinstance(result, ProblemError):
         return {"line": line, "error": result.to_problem()}
@@ -81,10 +86,13 @@ async def issue_batch(request: Request, svc: Svc, caller: Caller) -> NdjsonStrea
     async def process(lines: list[batch.BatchLine]) -> bytes:
         results = await batch.issue_chunk(ctx, rctx, lines)
         out = bytearray()
+        issued: Counter[str] = Counter()  # per province: one metrics update per chunk
         for line, result in results:
             if not isinstance(result, ProblemError) and result.created:
-                ISSUANCES.labels(parse_pin(result.pin).province_code).inc()
-            out += json.dumps(_line_result(line, result), ensure_ascii=False).encode() + b"\n"
+                issued[parse_pin(result.pin).province_code] += 1
+            out += _encode_answer(_line_result(line, result)).encode() + b"\n"
+        for province, count in issued.items():
+            ISSUANCES.labels(province).inc(count)
         return bytes(out)
 
     return start_ndjson(

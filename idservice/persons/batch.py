@@ -7,7 +7,7 @@ candidates, one insert that also counts the blocks) and insert the registrations
 ends in `pin_space_exhausted` for its line exactly as for single requests. The duplicate
 check (contract 9) is one statement for the chunk (`issuance.duplicates_in_transaction`), and
 two lines of one chunk for the same child under different keys meet too: the later one is
-checked against the earlier one (`persons.duplicates.same_person`, the rule of the SQL).
+checked against the earlier one (`persons.duplicates.earlier_matches`, the rule of the SQL).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from idservice.db.types import Conn
 from idservice.errors import ProblemError
 from idservice.persons.allocation import Claim, claim_pins
 from idservice.persons.context import PersonsContext
-from idservice.persons.duplicates import same_person
+from idservice.persons.duplicates import earlier_matches
 from idservice.persons.issuance import (
     DuplicateFound,
     IssueOutcome,
@@ -87,9 +87,9 @@ async def issue_many(
 
     found = dict(zip(new, await duplicates_in_transaction(conn, [items[i].row for i in new]),
                      strict=True))
-    earlier: dict[int, list[int]] = {}  # line -> earlier new lines of this chunk it matches
-    for n, i in enumerate(new):
-        earlier[i] = [j for j in new[:n] if same_person(items[j].row, items[i].row)]
+    # line -> earlier new lines of this chunk it matches
+    earlier = {i: [new[k] for k in ks] for i, ks in zip(
+        new, earlier_matches([items[i].row for i in new]), strict=True)}
     refused = {i for i in new if (found[i] or earlier[i]) and items[i].override_reason is None}
     to_claim = [i for i in new if i not in refused]
     claims: dict[int, Claim | ProblemError | DuplicateFound] = dict(zip(

@@ -36,6 +36,33 @@ def check_text(value: str, *, max_length: int = MAX_NAME_LENGTH) -> str:
 
 
 def fold_name(value: str) -> str:
+    """The folded form (module docstring). Names in Vietnamese or any Latin script take the fast
+    path: one table lookup per letter (`_QUICK_FOLDS`), the same result as the full rule
+    (`_fold_full`) whenever what it leaves is ASCII; anything else goes the full way. The full
+    rule per name was ~8 % of a batch worker's CPU (every line folds the child and the mother)."""
+    quick = value.translate(_QUICK_FOLDS)
+    if quick.isascii():  # ASCII: casefold() is lower(), and there are no marks left to drop
+        return " ".join(quick.lower().split())
+    return _fold_full(value)
+
+
+def _fold_full(value: str) -> str:
     decomposed = unicodedata.normalize("NFD", value.translate(_EXTRA_FOLDS))
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return " ".join(stripped.casefold().split())
+
+
+def _quick_folds() -> dict[int, str]:
+    """Each precomposed Latin letter (Latin-1 Supplement, Extended-A/B, Extended Additional:
+    every Vietnamese letter) -> its letters without marks, computed by the full rule itself."""
+    table: dict[int, str] = {}
+    for code in (*range(0xC0, 0x250), *range(0x1E00, 0x1F00)):
+        ch = chr(code)
+        decomposed = unicodedata.normalize("NFD", ch.translate(_EXTRA_FOLDS))
+        bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+        if bare != ch and bare.isascii():
+            table[code] = bare
+    return table
+
+
+_QUICK_FOLDS = _quick_folds()

@@ -26,7 +26,13 @@ def load_record(value: Any) -> dict[str, Any]:
 
 def canonical_json(record: dict[str, Any]) -> str:
     """Sorted keys, no spaces: the stored form of a record and the input of its digest."""
-    return json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return _encode_canonical(record)
+
+
+# What `json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":"))` builds on
+# every call, built once (same bytes; the per-call set-up was ~1 us of ~7 per batch line).
+_encode_canonical = json.JSONEncoder(ensure_ascii=False, sort_keys=True,
+                                     separators=(",", ":")).encode
 
 
 def body_digest(canonical: str) -> bytes:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import httpx
+from prometheus_client import REGISTRY
 
 from tests.support.bodies import issue_body
 from tests.support.server import ServerThread
@@ -31,6 +32,11 @@ def _results(response: httpx.Response) -> list[dict]:
     return [json.loads(line) for line in response.text.splitlines() if line]
 
 
+def _issued_metric(province: str) -> float:
+    return REGISTRY.get_sample_value("idservice_pins_issued_total",
+                                     {"province": province}) or 0.0
+
+
 def test_batch_answers_every_line_and_is_idempotent_when_resent(
     registrar: httpx.Client, service_db: Callable[..., list]
 ) -> None:
@@ -40,17 +46,20 @@ def test_batch_answers_every_line_and_is_idempotent_when_resent(
     bad["child"]["sex"] = "X"
     bodies[9] = bad
     bodies[20] = issue_body("079")  # outside the registrar's jurisdiction
+    issued_before = _issued_metric("052")
     first = _results(registrar.post("/v1/pins:batch", content=_lines(bodies), headers=NDJSON))
     assert [r["line"] for r in first] == list(range(1, 41))
     errors = {r["line"]: r["error"]["code"] for r in first if "error" in r}
     assert errors == {6: "malformed_request", 10: "invalid_field", 21: "forbidden"}
     pins = {r["line"]: r["pin"] for r in first if "pin" in r}
     assert len(set(pins.values())) == 37
+    assert _issued_metric("052") - issued_before == 37  # the server runs in this process
 
     # The stream was "cut" and everything is sent again: same PINs, nothing new applied.
     second = _results(registrar.post("/v1/pins:batch", content=_lines(bodies), headers=NDJSON))
     assert {r["line"]: r["pin"] for r in second if "pin" in r} == pins
     assert all(r["replayed"] for r in second if "pin" in r)
+    assert _issued_metric("052") - issued_before == 37  # replays are not issuances
     numbers = [b["registration"]["number"] for b in bodies if isinstance(b, dict)]
     assert service_db("SELECT count(*) FROM person WHERE registration_number = ANY($1::text[])",
                       numbers)[0][0] == 37
