@@ -189,9 +189,15 @@ class CpuMeter:
 # -- the service ---------------------------------------------------------------------------
 
 
+# Tuning a run may set in the benchmark's environment (before/after runs of one branch).
+PASSED_SETTINGS = ("IDSERVICE_ISSUE_GROUP_MAX", "IDSERVICE_ISSUE_GROUPS_IN_FLIGHT")
+
+
 def _service_env(data_dir: Path, origin: str) -> dict[str, str]:
-    # Nothing configured: the zero-setup default (embedded PostgreSQL, SoftHSM in the data dir).
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IDSERVICE_")}
+    # Nothing configured: the zero-setup default (embedded PostgreSQL, SoftHSM in the data dir),
+    # except the tuning of PASSED_SETTINGS.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("IDSERVICE_") or k in PASSED_SETTINGS}
     env["IDSERVICE_DATA_DIR"] = str(data_dir)
     env["IDSERVICE_ORIGIN"] = origin
     env["IDSERVICE_ALLOW_DEV_PARTS"] = "1"  # `serve` on those parts, on purpose

@@ -45,6 +45,7 @@ from idservice.logging import configure_logging, get_logger
 from idservice.metrics import MetricsRefresher
 from idservice.notify.delivery import Deliverer, DeliveryConfig
 from idservice.notify.subscriptions import NotifyContext
+from idservice.persons.coalesce import IssueCoalescer
 from idservice.persons.context import PersonsContext
 from idservice.pin.allocator import AllocatorConfig
 from idservice.pin.provinces import ProvinceTable
@@ -132,6 +133,9 @@ def create_app(
                                        interval=settings.metrics_refresh_seconds,
                                        top_buckets=settings.metrics_top_buckets)
             metrics.start()
+            coalescer = None if settings.issue_group_max == 1 else IssueCoalescer(
+                pool, max_group=settings.issue_group_max,
+                in_flight=settings.issue_groups_in_flight)
             issuer = AccessTokenIssuer(keystore, token_key, issuer=settings.token_issuer,
                                        audience=settings.token_audience,
                                        ttl=settings.token_ttl, clock=clock)
@@ -151,7 +155,8 @@ def create_app(
                                        provinces=ProvinceTable.load(settings.province_prefix_rule),
                                        clock=clock,
                                        allocator=allocator or AllocatorConfig(),
-                                       max_hidden_days=settings.max_hidden_days),
+                                       max_hidden_days=settings.max_hidden_days,
+                                       coalescer=coalescer),
                 client_login=ClientLogin(
                     pool, issuer, clock, audience=settings.client_token_url,
                     max_lifetime=settings.client_assertion_max_lifetime,
@@ -170,6 +175,8 @@ def create_app(
                 yield
             finally:
                 await ui_routes.stop_background(app)
+                if coalescer is not None:
+                    await coalescer.close()
                 await metrics.stop()
                 await deliverer.stop()
                 await integrator.stop()

@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     batch_chunk_lines: int = Field(default=500, ge=1, le=10_000)
     db_pool_min: int = 4
     db_pool_max: int = 40
+    # Single issuances of one worker waiting at the same moment go to the database as one
+    # statement and transaction (persons/coalesce.py): at most this many per statement
+    # (1 = each alone), at most `issue_groups_in_flight` such statements at once per worker.
+    issue_group_max: int = Field(default=32, ge=1, le=500)
+    issue_groups_in_flight: int = Field(default=2, ge=1, le=64)
     sequencer_interval: float = 0.2
     audit_key_label: str = "idservice-audit-checkpoint"
     # Rotation with key-ID overlap: labels of retired checkpoint keys (comma-separated) whose

@@ -414,6 +414,36 @@ $$;
 
 
 --
+-- Name: issue_pins(public.person_row[], bytea[], text[], integer[], integer, integer, text[], text[], text[], text[], text[], text[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.issue_pins(p_rows public.person_row[], p_digests bytea[], p_prefixes text[], p_candidates integer[], p_tries integer, p_block_size integer, p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_details text[], p_override_details text[]) RETURNS TABLE(i integer, outcome text, pin text, status text, issued_at timestamp with time zone, registration jsonb, duplicates text[])
+    LANGUAGE plpgsql
+    AS $$
+#variable_conflict use_column
+DECLARE
+  n integer := coalesce(array_length(p_rows, 1), 0);
+BEGIN
+  PERFORM count(pg_advisory_xact_lock(s.k)) FROM (
+    SELECT DISTINCT registration_lock_key((r).province_code, (r).registration_authority,
+                                          (r).registration_number) AS k
+      FROM unnest(p_rows) AS r ORDER BY 1) s;
+  PERFORM count(pg_advisory_xact_lock(s.k)) FROM (
+    SELECT DISTINCT person_duplicate_lock_key(r) AS k
+      FROM unnest(p_rows) AS r ORDER BY 1) s;
+  FOR e IN 1 .. n LOOP
+    RETURN QUERY
+      SELECT e, x.outcome, x.pin, x.status, x.issued_at, x.registration, x.duplicates
+        FROM issue_pin(p_rows[e], p_digests[e], p_prefixes[e],
+                       p_candidates[(e - 1) * p_tries + 1 : e * p_tries], p_block_size,
+                       p_actor_types[e], p_actor_ids[e], p_request_ids[e], p_source_ips[e],
+                       p_details[e], p_override_details[e]) x;
+  END LOOP;
+END
+$$;
+
+
+--
 -- Name: make_pin(text, integer); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -2043,6 +2073,14 @@ GRANT ALL ON FUNCTION public.issue_pin(p_row public.person_row, p_digest bytea, 
 
 REVOKE ALL ON FUNCTION public.issue_pin_claimed(p_source text, p_scope text, p_external_id text, p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text, OUT outcome text, OUT pin text, OUT status text, OUT issued_at timestamp with time zone, OUT registration jsonb, OUT duplicates text[], OUT claimed boolean) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.issue_pin_claimed(p_source text, p_scope text, p_external_id text, p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text, OUT outcome text, OUT pin text, OUT status text, OUT issued_at timestamp with time zone, OUT registration jsonb, OUT duplicates text[], OUT claimed boolean) TO idservice_service;
+
+
+--
+-- Name: FUNCTION issue_pins(p_rows public.person_row[], p_digests bytea[], p_prefixes text[], p_candidates integer[], p_tries integer, p_block_size integer, p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_details text[], p_override_details text[]); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.issue_pins(p_rows public.person_row[], p_digests bytea[], p_prefixes text[], p_candidates integer[], p_tries integer, p_block_size integer, p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_details text[], p_override_details text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.issue_pins(p_rows public.person_row[], p_digests bytea[], p_prefixes text[], p_candidates integer[], p_tries integer, p_block_size integer, p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_details text[], p_override_details text[]) TO idservice_service;
 
 
 --

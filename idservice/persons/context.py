@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from idservice.clock import Clock, SystemClock
+from idservice.persons.coalesce import IssueCoalescer
 from idservice.pin.allocator import AllocatorConfig
 from idservice.pin.provinces import ProvinceTable, default_table
 
@@ -22,3 +23,5 @@ class PersonsContext:
     allocator: AllocatorConfig = field(default_factory=AllocatorConfig)
     rng: random.Random | None = None  # None: the OS CSPRNG
     max_hidden_days: int = 365  # IDSERVICE_MAX_HIDDEN_DAYS (persons/covert.py)
+    # Single issuances grouped into one statement (persons/coalesce.py); None: each alone.
+    coalescer: IssueCoalescer | None = None

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
+
 from idservice.audit.events import AuditEvent, RequestContext
 from idservice.audit.recorder import event_columns, record
 from idservice.auth.policy import Action, authorize, covers, require_jurisdiction
@@ -238,6 +240,8 @@ async def issue(
 ) -> IssueOutcome:
     """One registration, one statement (`issue_pin()` in the database) in the common case;
     `issue_in_transaction` in a transaction of its own when every random candidate is taken.
+    Without `key` and with `ctx.coalescer`, that statement is shared with the other issuances
+    of this worker waiting at the same moment (persons/coalesce.py): the same outcomes.
 
     With `key`, the statement claims it first (`issue_pin_claimed()`): raises
     `ExternalKeyHeld` when another request holds it; a refusal releases a claim this request
@@ -255,7 +259,10 @@ async def issue(
             ctx.allocator.block_size, columns.actor_type, columns.actor_id, columns.request_id,
             columns.source_ip, columns.details[0],
             columns.details[1] if len(columns.details) > 1 else None)
-    if key is None:
+    row: asyncpg.Record | None
+    if key is None and ctx.coalescer is not None:  # with other requests of this worker
+        row = await ctx.coalescer.issue(args)
+    elif key is None:
         row = await ctx.pool.fetchrow(q.ISSUE_PIN, *args)
     else:
         row = await ctx.pool.fetchrow(q.ISSUE_PIN_CLAIMED, *args, key.source, key.scope,

@@ -124,6 +124,20 @@ SELECT outcome, pin, status, issued_at, registration, duplicates
                  p_override_details => $11)
 """
 
+# Many issue_pin() calls in one statement and one transaction, results by position `i`
+# (1-based; migrations/0059_issue_pins.sql; idservice/persons/coalesce.py): $1 person rows,
+# $2 digests, $3 prefixes, $4 every row's candidates one after another, $5 candidates per row,
+# $6 block size, $7.. per row: actor type, actor id, request id, source ip, details, override
+# details.
+ISSUE_PINS = """
+SELECT i, outcome, pin, status, issued_at, registration, duplicates
+  FROM issue_pins(p_rows => $1::person_row[], p_digests => $2::bytea[], p_prefixes => $3::text[],
+                  p_candidates => $4::int[], p_tries => $5, p_block_size => $6,
+                  p_actor_types => $7::text[], p_actor_ids => $8::text[],
+                  p_request_ids => $9::text[], p_source_ips => $10::text[],
+                  p_details => $11::text[], p_override_details => $12::text[])
+"""
+
 # The same, with an external idempotency key claimed in the same statement
 # (migrations/0056_claim_in_issuance.sql, 0057): $12 source, $13 scope, $14 external id; the
 # key stands for the body digest $2. Adds `claimed`; outcome 'external_key_held' when another

@@ -1,0 +1,298 @@
+"""Single issuances coalesced into one statement (issue 16 goal 1; persons/coalesce.py,
+migration 0059): the same answers as one request at a time, on real PostgreSQL.
+
+The requests are sent as the API sends them (`issuance.issue`, which the route calls), from
+one event loop like one worker's, with a coalescer that sends one group at a time: requests
+started together then form one group (the coalescer starts a group at the end of the loop's
+turn). Each test first checks that its requests really were one group: their events share one
+transaction id (audit_event.txid), which a request alone never does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from idservice.api.problems import DB_UNAVAILABLE
+from idservice.audit.events import RequestContext
+from idservice.auth.principal import Principal
+from idservice.db.embedded import EmbeddedPostgres
+from idservice.db.migrate import migrate
+from idservice.db.pool import connect, create_pool
+from idservice.db.roles import ensure_database, url_for
+from idservice.errors import PossibleDuplicate, RegistrationConflict
+from idservice.persons import issuance
+from idservice.persons.coalesce import IssueCoalescer
+from idservice.persons.context import PersonsContext
+from idservice.persons.models import IssueRequest
+from idservice.runtime import DatabaseTarget
+from tests.support.bodies import issue_body
+
+DbFn = Callable[..., list]
+
+REGISTRAR = Principal(kind="client", id="coalesce-registrar", roles=frozenset({"registrar"}),
+                      jurisdiction="052", token_id="coalesce-test", expires_at=2**31 - 1)
+
+
+def _tag() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+def _name() -> str:
+    """A child's name no other test uses (letters only: the duplicate rule folds names)."""
+    tag = "".join(chr(ord("a") + int(c, 16) % 26) for c in uuid.uuid4().hex[:8])
+    return f"Lê Thị Thu {tag.capitalize()}"
+
+
+def _body(number: str, full_name: str | None = None) -> dict[str, Any]:
+    body = issue_body("052", number=number, full_name=full_name or _name())
+    # The mother as the duplicate rule compares her whatever the registration number.
+    body["mother"] = {"full_name": "Trần Thị Lan", "pin": None, "nationality": "VN"}
+    return body
+
+
+async def _issue_together(
+    ctx: PersonsContext, bodies: list[dict[str, Any]], request_ids: list[str],
+) -> list[issuance.IssueOutcome | BaseException]:
+    """Every body issued at once, in list order, each with its own request id."""
+    return await asyncio.gather(*(
+        issuance.issue(ctx, REGISTRAR, RequestContext(REGISTRAR.actor, rid, "127.0.0.1"),
+                       IssueRequest.model_validate(body))
+        for body, rid in zip(bodies, request_ids, strict=True)), return_exceptions=True)
+
+
+async def _with_context(url: str, run: Callable[[PersonsContext, IssueCoalescer], Any]) -> Any:
+    pool = await create_pool(url, min_size=1, max_size=12)
+    coalescer = IssueCoalescer(pool, max_group=64, in_flight=1)
+    try:
+        return await run(PersonsContext(pool=pool, coalescer=coalescer), coalescer)
+    finally:
+        await coalescer.close()
+        await pool.close()
+
+
+def _txids(db: DbFn, request_ids: list[str], outcomes: tuple[str, ...]) -> set[int]:
+    rows = db("SELECT txid::text::bigint AS t FROM audit_event WHERE request_id = ANY($1) "
+              "AND action = 'pin.issue' AND outcome = ANY($2)", request_ids, list(outcomes))
+    return {r["t"] for r in rows}
+
+
+def test_concurrent_duplicates_in_one_group_one_pin_and_409s(
+    database: DatabaseTarget, service_db: DbFn,
+) -> None:
+    """Same registration and body three times -> one PIN (201, then replays); the same
+    registration with another body -> registration_conflict; the same child under another
+    registration -> possible_duplicate; all of it inside one group."""
+    tag = _tag()
+    name = _name()
+    same = _body(f"CO-SAME-{tag}", full_name=name)
+    other_body = _body(f"CO-SAME-{tag}", full_name=_name())
+    same_child = _body(f"CO-CHILD-{tag}", full_name=name)
+    plain = [_body(f"CO-PLAIN-{tag}-{i}") for i in range(3)]
+    bodies = [same, same, plain[0], other_body, same, plain[1], same_child, plain[2]]
+    rids = [f"co-dup-{tag}-{i}" for i in range(len(bodies))]
+
+    async def run(ctx: PersonsContext, coalescer: IssueCoalescer) -> list[Any]:
+        results = await _issue_together(ctx, bodies, rids)
+        assert (coalescer.groups, coalescer.members, coalescer.retried) == (1, 8, 0)
+        return results
+
+    results = asyncio.run(_with_context(database.service_url, run))
+    first, replay1, p0, conflict, replay2, p1, duplicate, p2 = results
+    assert isinstance(first, issuance.IssueOutcome) and first.created
+    for replay in (replay1, replay2):
+        assert isinstance(replay, issuance.IssueOutcome)
+        assert (replay.pin, replay.created) == (first.pin, False)
+    assert isinstance(conflict, RegistrationConflict)
+    assert (conflict.status, conflict.code) == (409, "registration_conflict")
+    assert isinstance(duplicate, PossibleDuplicate)
+    assert (duplicate.status, duplicate.code) == (409, "possible_duplicate")
+    assert duplicate.extra["details"]["candidates"] == [first.pin]
+    for plain_result in (p0, p1, p2):
+        assert isinstance(plain_result, issuance.IssueOutcome) and plain_result.created
+    # One group: every issued and replayed event in one transaction.
+    assert len(_txids(service_db, rids, ("issued", "replayed"))) == 1
+    persons = service_db("SELECT pin FROM person WHERE registration_number = $1",
+                         f"CO-SAME-{tag}")
+    assert [p["pin"] for p in persons] == [first.pin]
+    refused = service_db("SELECT request_id, details->>'code' AS code FROM audit_event "
+                         "WHERE request_id = ANY($1) AND outcome = 'refused' "
+                         "ORDER BY request_id", rids)
+    assert [(r["request_id"], r["code"]) for r in refused] == [
+        (rids[3], "registration_conflict"), (rids[6], "possible_duplicate")]
+
+
+@pytest.fixture
+def failing_number(owner_ddl: Callable[[str], None]) -> Iterator[str]:
+    """A registration number whose insert PostgreSQL refuses with an error no rule of ours
+    knows (a trigger of this test): what a bug or a broken row would do."""
+    number = f"CO-BOOM-{_tag()}"
+    owner_ddl(f"""
+        CREATE FUNCTION coalesce_test_boom() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF NEW.number = '{number}' THEN
+            RAISE EXCEPTION 'coalesce test: this row fails';
+          END IF;
+          RETURN NEW;
+        END $$""")
+    owner_ddl("CREATE TRIGGER coalesce_test_boom BEFORE INSERT ON registration "
+              "FOR EACH ROW EXECUTE FUNCTION coalesce_test_boom()")
+    try:
+        yield number
+    finally:
+        owner_ddl("DROP TRIGGER coalesce_test_boom ON registration")
+        owner_ddl("DROP FUNCTION coalesce_test_boom()")
+
+
+def test_one_failing_request_in_a_group_others_commit(
+    database: DatabaseTarget, service_db: DbFn, failing_number: str,
+) -> None:
+    tag = _tag()
+    bodies = [_body(f"CO-OK-{tag}-{i}") for i in range(5)]
+    bodies.insert(2, _body(failing_number))
+    rids = [f"co-fail-{tag}-{i}" for i in range(len(bodies))]
+
+    counts: list[tuple[int, int, int]] = []
+
+    async def run(ctx: PersonsContext, coalescer: IssueCoalescer) -> list[Any]:
+        results = await _issue_together(ctx, bodies, rids)
+        counts.append((coalescer.groups, coalescer.members, coalescer.retried))
+        return results
+
+    results = asyncio.run(_with_context(database.service_url, run))
+    failed = results.pop(2)
+    assert isinstance(failed, asyncpg.RaiseError)
+    assert "this row fails" in str(failed)
+    assert all(isinstance(r, issuance.IssueOutcome) and r.created for r in results), results
+    committed = service_db("SELECT pin, registration_number FROM person "
+                           "WHERE registration_number LIKE $1 ORDER BY registration_number",
+                           f"CO-OK-{tag}-%")
+    assert [(p["pin"], p["registration_number"]) for p in committed] == [
+        (r.pin, b["registration"]["number"])  # type: ignore[union-attr]
+        for r, b in zip(results, [b for b in bodies if b["registration"]["number"]
+                                  != failing_number], strict=True)]
+    assert not service_db("SELECT 1 FROM person WHERE registration_number = $1", failing_number)
+    events = service_db("SELECT request_id FROM audit_event WHERE request_id = ANY($1) "
+                        "AND action = 'pin.issue' AND outcome = 'issued'", rids)
+    assert sorted(e["request_id"] for e in events) == sorted(rids[:2] + rids[3:])
+    # One group, whose statement failed as a whole; then each member ran alone.
+    assert counts == [(1, 6, 6)]
+
+
+@dataclass
+class Cluster:
+    pg: EmbeddedPostgres
+    superuser: str
+    target: DatabaseTarget
+
+
+@pytest.fixture
+def cluster(pg_scratch_dir: Path) -> Iterator[Cluster]:
+    """A cluster of this test's own: it is killed."""
+    pg = EmbeddedPostgres(pg_scratch_dir)
+    superuser = pg.ensure_running()
+    urls = asyncio.run(ensure_database(superuser))
+    asyncio.run(migrate(urls.owner))
+    yield Cluster(pg, superuser,
+                  DatabaseTarget(urls.service, urls.owner, urls.auditor, None, urls.admin))
+    pg.stop()
+
+
+async def _execute(url: str, sql: str) -> None:
+    conn = await connect(url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _fetch(url: str, sql: str, *args: object) -> list[asyncpg.Record]:
+    conn = await connect(url)
+    try:
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
+
+
+@pytest.mark.embedded_only
+@pytest.mark.timeout(120)
+def test_database_killed_during_a_group_every_member_unavailable_none_committed(
+    cluster: Cluster,
+) -> None:
+    """The group's backend is SIGKILLed while the statement is half done (4 members written,
+    the 5th waiting): PostgreSQL restarts from its WAL, and every member is answered with the
+    error the API turns into 503 `unavailable`; not one row or event was committed."""
+    tag = _tag()
+    numbers = [f"CO-KILL-{tag}-{i}" for i in range(4)] + [f"CO-HOLD-{tag}"]
+    bodies = [_body(n) for n in numbers]
+    rids = [f"co-kill-{tag}-{i}" for i in range(len(bodies))]
+    asyncio.run(_execute(cluster.target.owner_url or "", """
+        CREATE FUNCTION coalesce_test_hold() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF NEW.number LIKE 'CO-HOLD-%' THEN PERFORM pg_advisory_xact_lock(7716); END IF;
+          RETURN NEW;
+        END $$;
+        CREATE TRIGGER coalesce_test_hold BEFORE INSERT ON registration
+          FOR EACH ROW EXECUTE FUNCTION coalesce_test_hold();"""))
+
+    async def main() -> list[Any]:
+        # In the service's database: advisory locks are per database.
+        holder = await connect(url_for(cluster.superuser, database="idservice"))
+        await holder.execute("SELECT pg_advisory_lock(7716)")
+
+        async def kill_the_group() -> None:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                waiting = await holder.fetch(
+                    "SELECT pid, query FROM pg_stat_activity WHERE wait_event = 'advisory'")
+                if waiting:
+                    [(pid, query)] = waiting
+                    assert "issue_pins" in query  # the group, not a request alone
+                    os.kill(pid, signal.SIGKILL)
+                    return
+                await asyncio.sleep(0.02)
+            raise AssertionError("the group never reached the held row")
+
+        async def run(ctx: PersonsContext, coalescer: IssueCoalescer) -> list[Any]:
+            issuing = asyncio.ensure_future(_issue_together(ctx, bodies, rids))
+            killing = asyncio.ensure_future(kill_the_group())
+            await asyncio.wait([issuing, killing], return_when=asyncio.FIRST_EXCEPTION)
+            assert killing.done() and not killing.exception(), issuing.result()
+            results = await issuing
+            assert (coalescer.groups, coalescer.members, coalescer.retried) == (1, 5, 0)
+            return results
+
+        try:
+            return list(await _with_context(cluster.target.service_url, run))
+        finally:
+            holder.terminate()
+
+    results = asyncio.run(main())
+    for result in results:
+        assert isinstance(result, DB_UNAVAILABLE), results
+    deadline = time.monotonic() + 60
+    while True:  # crash recovery
+        try:
+            persons = asyncio.run(_fetch(
+                cluster.target.service_url,
+                "SELECT registration_number FROM person WHERE registration_number = ANY($1)",
+                numbers))
+            break
+        except (OSError, asyncpg.PostgresError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    assert persons == []
+    events = asyncio.run(_fetch(cluster.target.service_url,
+                                "SELECT 1 FROM audit_event WHERE request_id = ANY($1)", rids))
+    assert events == []
