@@ -7,7 +7,7 @@ One stack (bench/_harness.py: fresh data dir, embedded PostgreSQL, `idservice se
 registrar token, wrk with bench/lua/issue.lua: the same generated birth registrations (a new
 one per request, spread over the 192 (052, G, YY) buckets) sent either as `POST /v1/pins`
 bodies or, with the script argument `osia`, as flat OSIA attributes to
-`POST /osia/v1/uin?transactionId=<the registration number>`. A warm-up of each, then
+`POST /osia/v1/uin?transactionId=<the registration number>`. A warm-up of each (--warmup), then
 `--rounds` rounds of the two interfaces in alternating order (ABBA...), so a drift of the
 machine (other work on the 2 shared cores, the tables growing) weighs on both alike. Figures:
 issuances/s (201 resp. 200 answers / duration) summed over the rounds, p50 and p99 (the worst
@@ -51,8 +51,9 @@ def _run(stack: Stack, token: str, args: argparse.Namespace, interface: str, run
 def measure(stack: Stack, args: argparse.Namespace, run: str) -> dict[str, Any]:
     token = stack.token()
     for interface in INTERFACES:
-        log(f"warm-up: 3 s of {interface}")
-        _run(stack, token, args, interface, f"{run}-warm-{interface}", 3, measure=False)
+        log(f"warm-up: {args.warmup} s of {interface}")
+        _run(stack, token, args, interface, f"{run}-warm-{interface}", args.warmup,
+             measure=False)
     rounds: list[dict[str, Any]] = []
     order = list(INTERFACES)
     for number in range(args.rounds):
@@ -112,13 +113,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=15, help="each measured run (15)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of both (2)")
+    parser.add_argument("--warmup", type=int, default=10,
+                        help="warm-up of each interface before the rounds (10 s: the new "
+                             "cluster's first checkpoint and table growth settle)")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers (2)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
     parser.add_argument("--keep", action="store_true", help="keep the data dir")
     args = parser.parse_args(argv)
-    if args.seconds < 1 or args.rounds < 1 or args.workers < 1:
-        parser.error("--seconds, --rounds and --workers must be >= 1")
+    if args.seconds < 1 or args.rounds < 1 or args.workers < 1 or args.warmup < 1:
+        parser.error("--seconds, --rounds, --workers and --warmup must be >= 1")
     return args
 
 
@@ -131,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"meta": {
         "started": started.isoformat(timespec="seconds"), "cpus": os.cpu_count(),
         "workers": args.workers, "seconds": args.seconds, "rounds": args.rounds,
+        "warmup": args.warmup,
         "connections": args.connections, "threads": args.threads, "run_id": run,
         "loadavg_before": " ".join(f"{x:.2f}" for x in os.getloadavg())}}
     with Stack(keep=args.keep) as stack:

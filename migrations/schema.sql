@@ -267,6 +267,15 @@ CREATE FUNCTION public.death_registration_lock_key(province_code text, authority
 
 
 --
+-- Name: external_claim_lock_key(text, text, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.external_claim_lock_key(p_source text, p_scope text, p_external_id text) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN hashtextextended(((((p_source || chr(31)) || p_scope) || chr(31)) || p_external_id), (9281)::bigint);
+
+
+--
 -- Name: external_registration_claim(text, text, text, text, text, text, date, bytea); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -382,7 +391,7 @@ CREATE FUNCTION public.issue_pin_claimed(p_source text, p_scope text, p_external
 DECLARE
   held bytea;
 BEGIN
-  -- The claim loop of external_registration_claim() (0056), keeping only the digest.
+  PERFORM pg_advisory_xact_lock(external_claim_lock_key(p_source, p_scope, p_external_id));
   LOOP
     INSERT INTO external_registration (source, scope, external_id, province_code, authority,
                                        number, registered_on, request_sha256)
@@ -414,16 +423,20 @@ $$;
 
 
 --
--- Name: issue_pins(public.person_row[], bytea[], text[], integer[], integer, integer, text[], text[], text[], text[], text[], text[]); Type: FUNCTION; Schema: public; Owner: -
+-- Name: issue_pins(public.person_row[], bytea[], text[], integer[], integer, integer, text[], text[], text[], text[], text[], text[], text[], text[], text[]); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.issue_pins(p_rows public.person_row[], p_digests bytea[], p_prefixes text[], p_candidates integer[], p_tries integer, p_block_size integer, p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_details text[], p_override_details text[]) RETURNS TABLE(i integer, outcome text, pin text, status text, issued_at timestamp with time zone, registration jsonb, duplicates text[])
+CREATE FUNCTION public.issue_pins(p_rows public.person_row[], p_digests bytea[], p_prefixes text[], p_candidates integer[], p_tries integer, p_block_size integer, p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_details text[], p_override_details text[], p_sources text[], p_scopes text[], p_external_ids text[]) RETURNS TABLE(i integer, outcome text, pin text, status text, issued_at timestamp with time zone, registration jsonb, duplicates text[], claimed boolean)
     LANGUAGE plpgsql
     AS $$
 #variable_conflict use_column
 DECLARE
   n integer := coalesce(array_length(p_rows, 1), 0);
 BEGIN
+  PERFORM count(pg_advisory_xact_lock(s.k)) FROM (
+    SELECT DISTINCT external_claim_lock_key(k.source, k.scope, k.external_id) AS k
+      FROM unnest(p_sources, p_scopes, p_external_ids) AS k(source, scope, external_id)
+     WHERE k.source IS NOT NULL ORDER BY 1) s;
   PERFORM count(pg_advisory_xact_lock(s.k)) FROM (
     SELECT DISTINCT registration_lock_key((r).province_code, (r).registration_authority,
                                           (r).registration_number) AS k
@@ -432,12 +445,25 @@ BEGIN
     SELECT DISTINCT person_duplicate_lock_key(r) AS k
       FROM unnest(p_rows) AS r ORDER BY 1) s;
   FOR e IN 1 .. n LOOP
-    RETURN QUERY
-      SELECT e, x.outcome, x.pin, x.status, x.issued_at, x.registration, x.duplicates
-        FROM issue_pin(p_rows[e], p_digests[e], p_prefixes[e],
-                       p_candidates[(e - 1) * p_tries + 1 : e * p_tries], p_block_size,
-                       p_actor_types[e], p_actor_ids[e], p_request_ids[e], p_source_ips[e],
-                       p_details[e], p_override_details[e]) x;
+    IF p_sources[e] IS NULL THEN
+      RETURN QUERY
+        SELECT e, x.outcome, x.pin, x.status, x.issued_at, x.registration, x.duplicates,
+               NULL::boolean
+          FROM issue_pin(p_rows[e], p_digests[e], p_prefixes[e],
+                         p_candidates[(e - 1) * p_tries + 1 : e * p_tries], p_block_size,
+                         p_actor_types[e], p_actor_ids[e], p_request_ids[e], p_source_ips[e],
+                         p_details[e], p_override_details[e]) x;
+    ELSE
+      RETURN QUERY
+        SELECT e, x.outcome, x.pin, x.status, x.issued_at, x.registration, x.duplicates,
+               x.claimed
+          FROM issue_pin_claimed(p_sources[e], p_scopes[e], p_external_ids[e], p_rows[e],
+                                 p_digests[e], p_prefixes[e],
+                                 p_candidates[(e - 1) * p_tries + 1 : e * p_tries],
+                                 p_block_size, p_actor_types[e], p_actor_ids[e],
+                                 p_request_ids[e], p_source_ips[e], p_details[e],
+                                 p_override_details[e]) x;
+    END IF;
   END LOOP;
 END
 $$;
@@ -2052,6 +2078,14 @@ GRANT ALL ON FUNCTION public.death_registration_lock_key(province_code text, aut
 
 
 --
+-- Name: FUNCTION external_claim_lock_key(p_source text, p_scope text, p_external_id text); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.external_claim_lock_key(p_source text, p_scope text, p_external_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.external_claim_lock_key(p_source text, p_scope text, p_external_id text) TO idservice_service;
+
+
+--
 -- Name: FUNCTION external_registration_claim(p_source text, p_scope text, p_external_id text, p_province text, p_authority text, p_number text, p_registered_on date, p_digest bytea); Type: ACL; Schema: public; Owner: -
 --
 
@@ -2076,11 +2110,11 @@ GRANT ALL ON FUNCTION public.issue_pin_claimed(p_source text, p_scope text, p_ex
 
 
 --
--- Name: FUNCTION issue_pins(p_rows public.person_row[], p_digests bytea[], p_prefixes text[], p_candidates integer[], p_tries integer, p_block_size integer, p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_details text[], p_override_details text[]); Type: ACL; Schema: public; Owner: -
+-- Name: FUNCTION issue_pins(p_rows public.person_row[], p_digests bytea[], p_prefixes text[], p_candidates integer[], p_tries integer, p_block_size integer, p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_details text[], p_override_details text[], p_sources text[], p_scopes text[], p_external_ids text[]); Type: ACL; Schema: public; Owner: -
 --
 
-REVOKE ALL ON FUNCTION public.issue_pins(p_rows public.person_row[], p_digests bytea[], p_prefixes text[], p_candidates integer[], p_tries integer, p_block_size integer, p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_details text[], p_override_details text[]) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.issue_pins(p_rows public.person_row[], p_digests bytea[], p_prefixes text[], p_candidates integer[], p_tries integer, p_block_size integer, p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_details text[], p_override_details text[]) TO idservice_service;
+REVOKE ALL ON FUNCTION public.issue_pins(p_rows public.person_row[], p_digests bytea[], p_prefixes text[], p_candidates integer[], p_tries integer, p_block_size integer, p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_details text[], p_override_details text[], p_sources text[], p_scopes text[], p_external_ids text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.issue_pins(p_rows public.person_row[], p_digests bytea[], p_prefixes text[], p_candidates integer[], p_tries integer, p_block_size integer, p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_details text[], p_override_details text[], p_sources text[], p_scopes text[], p_external_ids text[]) TO idservice_service;
 
 
 --

@@ -21,6 +21,10 @@ What a group answers is exactly what each request would have got alone:
   commit is replayed (200, the same PIN) when its client retries. Never a 201 for a row that
   was not committed: a member is answered only from the rows of a statement that succeeded.
 
+A request with an external idempotency key (an OSIA transactionId) joins the same groups
+(migration 0060): its member claims the key inside the group's statement, as
+`issue_pin_claimed()` would alone, with the same outcomes ('external_key_held' included).
+
 The group's statement runs in a task of its own, so a client that disconnects cannot cancel
 the statement of the others.
 """
@@ -54,11 +58,16 @@ _UNAVAILABLE: tuple[type[asyncpg.PostgresError], ...] = (
 )
 
 Args = tuple[Any, ...]  # the parameters of queries.persons.ISSUE_PIN, in order
-_Waiter = tuple[Args, "asyncio.Future[asyncpg.Record]"]
+# An external idempotency key claimed with the issuance (issuance.ExternalKey: source, scope,
+# external id), as ISSUE_PIN_CLAIMED takes it after the ISSUE_PIN arguments.
+Key = tuple[str, str, str]
+_Waiter = tuple[Args, Key | None, "asyncio.Future[asyncpg.Record]"]
 
 
 class IssueCoalescer:
-    """One per worker (event loop): `issue(args)` answers what `ISSUE_PIN` with `args` would."""
+    """One per worker (event loop): `issue(args)` answers what `ISSUE_PIN` with `args` would,
+    `issue(args, key)` what `ISSUE_PIN_CLAIMED` would (migration 0060: keyed and unkeyed
+    members share a group)."""
 
     def __init__(self, pool: asyncpg.Pool, *, max_group: int = 32, in_flight: int = 2) -> None:
         if max_group < 1 or in_flight < 1:
@@ -75,10 +84,10 @@ class IssueCoalescer:
         self.members = 0
         self.retried = 0
 
-    async def issue(self, args: Args) -> asyncpg.Record:
+    async def issue(self, args: Args, key: Key | None = None) -> asyncpg.Record:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[asyncpg.Record] = loop.create_future()
-        self._queue.append((args, future))
+        self._queue.append((args, key, future))
         if not self._start_pending:
             self._start_pending = True
             loop.call_soon(self._start_groups)
@@ -107,32 +116,34 @@ class IssueCoalescer:
         self.members += len(group)
         try:
             if len(group) == 1:
-                [(args, future)] = group
-                _answer(future, await self._pool.fetchrow(q.ISSUE_PIN, *args))
+                [(args, key, future)] = group
+                _answer(future, await self._pool.fetchrow(*_alone_query(args, key)))
                 return
             try:
-                rows = await self._pool.fetch(q.ISSUE_PINS, *_columns([a for a, _ in group]))
+                rows = await self._pool.fetch(q.ISSUE_PINS, *_columns(group))
             except asyncpg.PostgresError as exc:
                 if isinstance(exc, _UNAVAILABLE):
                     raise
                 _log.warning("issue_group_retried_alone", size=len(group),
                              error=type(exc).__name__, sqlstate=exc.sqlstate)
                 self.retried += len(group)
-                await asyncio.gather(*(self._alone(args, future) for args, future in group))
+                await asyncio.gather(*(self._alone(args, key, future)
+                                       for args, key, future in group))
                 return
             by_position = {row["i"]: row for row in rows}
-            for i, (_, future) in enumerate(group, start=1):
+            for i, (_, _, future) in enumerate(group, start=1):
                 _answer(future, by_position[i])
         except BaseException as exc:  # the group's commit is unknown: every member gets it
-            for _, future in group:
+            for _, _, future in group:
                 if not future.done():
                     future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
 
-    async def _alone(self, args: Args, future: asyncio.Future[asyncpg.Record]) -> None:
+    async def _alone(self, args: Args, key: Key | None,
+                     future: asyncio.Future[asyncpg.Record]) -> None:
         try:
-            _answer(future, await self._pool.fetchrow(q.ISSUE_PIN, *args))
+            _answer(future, await self._pool.fetchrow(*_alone_query(args, key)))
         except Exception as exc:
             if not future.done():
                 future.set_exception(exc)
@@ -146,13 +157,21 @@ def _answer(future: asyncio.Future[asyncpg.Record], row: asyncpg.Record | None) 
             future.set_result(row)
 
 
-def _columns(calls: Sequence[Args]) -> tuple[Any, ...]:
-    """ISSUE_PIN's arguments of each call -> ISSUE_PINS's arrays (one element per call)."""
+def _alone_query(args: Args, key: Key | None) -> tuple[Any, ...]:
+    """The statement and arguments of one member on its own (today's single path)."""
+    return (q.ISSUE_PIN, *args) if key is None else (q.ISSUE_PIN_CLAIMED, *args, *key)
+
+
+def _columns(group: Sequence[_Waiter]) -> tuple[Any, ...]:
+    """ISSUE_PIN's arguments and the key of each member -> ISSUE_PINS's arrays (one element
+    per member; a member without a key has NULL source, scope and external id)."""
     (rows, digests, prefixes, candidates, block_sizes, actor_types, actor_ids, request_ids,
-     source_ips, details, overrides) = zip(*calls, strict=True)
+     source_ips, details, overrides) = zip(*(args for args, _, _ in group), strict=True)
+    keys = [key or (None, None, None) for _, key, _ in group]
     tries = len(candidates[0])
     if any(len(c) != tries for c in candidates) or len(set(block_sizes)) != 1:
         raise ValueError("one group, one allocator: same candidate count and block size")
     return (list(rows), list(digests), list(prefixes), [s for c in candidates for s in c],
             tries, block_sizes[0], list(actor_types), list(actor_ids), list(request_ids),
-            list(source_ips), list(details), list(overrides))
+            list(source_ips), list(details), list(overrides), [k[0] for k in keys],
+            [k[1] for k in keys], [k[2] for k in keys])

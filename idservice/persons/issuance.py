@@ -240,8 +240,8 @@ async def issue(
 ) -> IssueOutcome:
     """One registration, one statement (`issue_pin()` in the database) in the common case;
     `issue_in_transaction` in a transaction of its own when every random candidate is taken.
-    Without `key` and with `ctx.coalescer`, that statement is shared with the other issuances
-    of this worker waiting at the same moment (persons/coalesce.py): the same outcomes.
+    With `ctx.coalescer`, that statement is shared with the other issuances of this worker
+    waiting at the same moment (persons/coalesce.py): the same outcomes.
 
     With `key`, the statement claims it first (`issue_pin_claimed()`): raises
     `ExternalKeyHeld` when another request holds it; a refusal releases a claim this request
@@ -260,13 +260,13 @@ async def issue(
             columns.source_ip, columns.details[0],
             columns.details[1] if len(columns.details) > 1 else None)
     row: asyncpg.Record | None
-    if key is None and ctx.coalescer is not None:  # with other requests of this worker
-        row = await ctx.coalescer.issue(args)
-    elif key is None:
+    key_columns = None if key is None else (key.source, key.scope, key.external_id)
+    if ctx.coalescer is not None:  # with other requests of this worker
+        row = await ctx.coalescer.issue(args, key_columns)
+    elif key_columns is None:
         row = await ctx.pool.fetchrow(q.ISSUE_PIN, *args)
     else:
-        row = await ctx.pool.fetchrow(q.ISSUE_PIN_CLAIMED, *args, key.source, key.scope,
-                                      key.external_id)
+        row = await ctx.pool.fetchrow(q.ISSUE_PIN_CLAIMED, *args, *key_columns)
     assert row is not None
     outcome = row["outcome"]
     if outcome == "external_key_held":

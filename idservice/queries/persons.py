@@ -128,14 +128,17 @@ SELECT outcome, pin, status, issued_at, registration, duplicates
 # (1-based; migrations/0059_issue_pins.sql; idservice/persons/coalesce.py): $1 person rows,
 # $2 digests, $3 prefixes, $4 every row's candidates one after another, $5 candidates per row,
 # $6 block size, $7.. per row: actor type, actor id, request id, source ip, details, override
-# details.
+# details, and the external key (0060): source, scope, external id (source NULL: no key; with
+# a key, the row is issue_pin_claimed()'s and `claimed` says whether this member claimed it).
 ISSUE_PINS = """
-SELECT i, outcome, pin, status, issued_at, registration, duplicates
+SELECT i, outcome, pin, status, issued_at, registration, duplicates, claimed
   FROM issue_pins(p_rows => $1::person_row[], p_digests => $2::bytea[], p_prefixes => $3::text[],
                   p_candidates => $4::int[], p_tries => $5, p_block_size => $6,
                   p_actor_types => $7::text[], p_actor_ids => $8::text[],
                   p_request_ids => $9::text[], p_source_ips => $10::text[],
-                  p_details => $11::text[], p_override_details => $12::text[])
+                  p_details => $11::text[], p_override_details => $12::text[],
+                  p_sources => $13::text[], p_scopes => $14::text[],
+                  p_external_ids => $15::text[])
 """
 
 # The same, with an external idempotency key claimed in the same statement

@@ -31,6 +31,7 @@ from idservice.db.migrate import migrate
 from idservice.db.pool import connect, create_pool
 from idservice.db.roles import ensure_database, url_for
 from idservice.errors import PossibleDuplicate, RegistrationConflict
+from idservice.integrations import claims
 from idservice.persons import issuance
 from idservice.persons.coalesce import IssueCoalescer
 from idservice.persons.context import PersonsContext
@@ -130,6 +131,73 @@ def test_concurrent_duplicates_in_one_group_one_pin_and_409s(
                          "ORDER BY request_id", rids)
     assert [(r["request_id"], r["code"]) for r in refused] == [
         (rids[3], "registration_conflict"), (rids[6], "possible_duplicate")]
+
+
+async def _issue_keyed_together(
+    ctx: PersonsContext, calls: list[tuple[str | None, dict[str, Any]]], request_ids: list[str],
+) -> list[issuance.IssueOutcome | BaseException]:
+    """Every (OSIA transactionId or None, body) issued at once, in list order, as
+    `uin.generate_uin` issues a keyed one (`claims.issue_keyed`)."""
+    def one(key: str | None, body: dict[str, Any], rid: str) -> Any:
+        rctx = RequestContext(REGISTRAR.actor, rid, "127.0.0.1")
+        req = IssueRequest.model_validate(body)
+        if key is None:
+            return issuance.issue(ctx, REGISTRAR, rctx, req)
+        return claims.issue_keyed(ctx, REGISTRAR, rctx, "osia", SCOPE, key, req)
+    return await asyncio.gather(*(one(key, body, rid) for (key, body), rid
+                                  in zip(calls, request_ids, strict=True)),
+                                return_exceptions=True)
+
+
+SCOPE = f"client:{REGISTRAR.id}"
+
+
+def test_keyed_requests_join_the_group_with_the_claims_outcomes(
+    database: DatabaseTarget, service_db: DbFn,
+) -> None:
+    """OSIA requests (an external key, migration 0060) in one group with plain ones: the same
+    key and body twice -> one PIN, then a replay; the same key with another registration ->
+    held (nothing written); a key whose issuance is refused (possible duplicate) is released,
+    so a corrected request may use it; a plain request beside them is issued."""
+    tag = _tag()
+    name = _name()
+    first = _body(f"CO-KEY-{tag}-1", full_name=name)
+    other = _body(f"CO-KEY-{tag}-2")
+    same_child = _body(f"CO-KEY-{tag}-3", full_name=name)
+    plain = _body(f"CO-KEY-{tag}-4")
+    k1, k2 = f"tx-{tag}-1", f"tx-{tag}-2"
+    calls: list[tuple[str | None, dict[str, Any]]] = [
+        (k1, first), (k1, first), (k1, other), (k2, same_child), (None, plain)]
+    rids = [f"co-key-{tag}-{i}" for i in range(len(calls))]
+
+    async def run(ctx: PersonsContext, coalescer: IssueCoalescer) -> list[Any]:
+        results = await _issue_keyed_together(ctx, calls, rids)
+        assert (coalescer.groups, coalescer.members, coalescer.retried) == (1, 5, 0)
+        # k2 was released: a corrected request (another child) may use it now.
+        corrected = _body(f"CO-KEY-{tag}-3")
+        results.append(await claims.issue_keyed(
+            ctx, REGISTRAR, RequestContext(REGISTRAR.actor, f"co-key-{tag}-5", "127.0.0.1"),
+            "osia", SCOPE, k2, IssueRequest.model_validate(corrected)))
+        return results
+
+    results = asyncio.run(_with_context(database.service_url, run))
+    issued, replay, held, duplicate, plain_result, corrected = results
+    assert isinstance(issued, issuance.IssueOutcome) and issued.created
+    assert isinstance(replay, issuance.IssueOutcome)
+    assert (replay.pin, replay.created) == (issued.pin, False)
+    assert isinstance(held, issuance.ExternalKeyHeld)
+    assert isinstance(duplicate, PossibleDuplicate)
+    assert duplicate.extra["details"]["candidates"] == [issued.pin]
+    assert isinstance(plain_result, issuance.IssueOutcome) and plain_result.created
+    assert isinstance(corrected, issuance.IssueOutcome) and corrected.created
+    assert len(_txids(service_db, rids, ("issued", "replayed"))) == 1  # one group
+    assert not service_db("SELECT 1 FROM person WHERE registration_number = $1",
+                          f"CO-KEY-{tag}-2")
+    keys = service_db("SELECT external_id, number FROM external_registration "
+                      "WHERE source = 'osia' AND scope = $1 AND external_id = ANY($2) "
+                      "ORDER BY external_id", SCOPE, [k1, k2])
+    assert [(k["external_id"], k["number"]) for k in keys] == [
+        (k1, f"CO-KEY-{tag}-1"), (k2, f"CO-KEY-{tag}-3")]
 
 
 @pytest.fixture
