@@ -575,12 +575,16 @@ CREATE FUNCTION public.person_claim(p_prefix text, p_candidates integer[], p_blo
     AS $$
 #variable_conflict use_column
 DECLARE
+  v_candidate integer;
   v_serial integer;
 BEGIN
-  SELECT u.serial INTO v_serial
-    FROM unnest(p_candidates) WITH ORDINALITY AS u(serial, o)
-   WHERE NOT EXISTS (SELECT 1 FROM person x WHERE x.pin = make_pin(p_prefix, u.serial))
-   ORDER BY u.o LIMIT 1;
+  FOREACH v_candidate IN ARRAY coalesce(p_candidates, '{}') LOOP
+    PERFORM 1 FROM person x WHERE x.pin = make_pin(p_prefix, v_candidate);
+    IF NOT FOUND THEN
+      v_serial := v_candidate;
+      EXIT;
+    END IF;
+  END LOOP;
   IF v_serial IS NOT NULL THEN
     RETURN QUERY SELECT c.pin, c.issued_at
                    FROM person_insert(ARRAY[p_prefix], ARRAY[v_serial], ARRAY[p_row],
