@@ -381,48 +381,6 @@ $$;
 
 
 --
--- Name: issue_pin_claimed(text, text, text, public.person_row, bytea, text, integer[], integer, text, text, text, text, text, text); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.issue_pin_claimed(p_source text, p_scope text, p_external_id text, p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text, OUT outcome text, OUT pin text, OUT status text, OUT issued_at timestamp with time zone, OUT registration jsonb, OUT duplicates text[], OUT claimed boolean) RETURNS record
-    LANGUAGE plpgsql
-    AS $$
-#variable_conflict use_column
-DECLARE
-  held bytea;
-BEGIN
-  PERFORM pg_advisory_xact_lock(external_claim_lock_key(p_source, p_scope, p_external_id));
-  LOOP
-    INSERT INTO external_registration (source, scope, external_id, province_code, authority,
-                                       number, registered_on, request_sha256)
-    VALUES (p_source, p_scope, p_external_id, (p_row).province_code,
-            (p_row).registration_authority, (p_row).registration_number,
-            (p_row).registered_on, p_digest)
-    ON CONFLICT DO NOTHING;
-    claimed := FOUND;
-    EXIT WHEN claimed;
-    SELECT e.request_sha256 INTO held
-      FROM external_registration e
-     WHERE e.source = p_source AND e.scope = p_scope AND e.external_id = p_external_id;
-    EXIT WHEN FOUND;  -- else released meanwhile: claim again
-  END LOOP;
-  IF NOT claimed AND held <> p_digest THEN
-    outcome := 'external_key_held';
-    RETURN;
-  END IF;
-  SELECT i.outcome, i.pin, i.status, i.issued_at, i.registration, i.duplicates
-    INTO outcome, pin, status, issued_at, registration, duplicates
-    FROM issue_pin(p_row, p_digest, p_prefix, p_candidates, p_block_size, p_actor_type,
-                   p_actor_id, p_request_id, p_source_ip, p_details, p_override_details) i;
-  IF claimed AND outcome IN ('registration_conflict', 'possible_duplicate') THEN
-    DELETE FROM external_registration e
-     WHERE e.source = p_source AND e.scope = p_scope AND e.external_id = p_external_id;
-  END IF;
-END
-$$;
-
-
---
 -- Name: issue_pins(public.person_row[], bytea[], text[], integer[], integer, integer, text[], text[], text[], text[], text[], text[], text[], text[], text[]); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -432,6 +390,7 @@ CREATE FUNCTION public.issue_pins(p_rows public.person_row[], p_digests bytea[],
 #variable_conflict use_column
 DECLARE
   n integer := coalesce(array_length(p_rows, 1), 0);
+  held bytea;
 BEGIN
   PERFORM count(pg_advisory_xact_lock(s.k)) FROM (
     SELECT DISTINCT external_claim_lock_key(k.source, k.scope, k.external_id) AS k
@@ -445,28 +404,65 @@ BEGIN
     SELECT DISTINCT person_duplicate_lock_key(r) AS k
       FROM unnest(p_rows) AS r ORDER BY 1) s;
   FOR e IN 1 .. n LOOP
-    IF p_sources[e] IS NULL THEN
-      RETURN QUERY
-        SELECT e, x.outcome, x.pin, x.status, x.issued_at, x.registration, x.duplicates,
-               NULL::boolean
-          FROM issue_pin(p_rows[e], p_digests[e], p_prefixes[e],
-                         p_candidates[(e - 1) * p_tries + 1 : e * p_tries], p_block_size,
-                         p_actor_types[e], p_actor_ids[e], p_request_ids[e], p_source_ips[e],
-                         p_details[e], p_override_details[e]) x;
-    ELSE
-      RETURN QUERY
-        SELECT e, x.outcome, x.pin, x.status, x.issued_at, x.registration, x.duplicates,
-               x.claimed
-          FROM issue_pin_claimed(p_sources[e], p_scopes[e], p_external_ids[e], p_rows[e],
-                                 p_digests[e], p_prefixes[e],
-                                 p_candidates[(e - 1) * p_tries + 1 : e * p_tries],
-                                 p_block_size, p_actor_types[e], p_actor_ids[e],
-                                 p_request_ids[e], p_source_ips[e], p_details[e],
-                                 p_override_details[e]) x;
+    i := e;
+    claimed := NULL;
+    IF p_sources[e] IS NOT NULL THEN
+      LOOP
+        INSERT INTO external_registration (source, scope, external_id, province_code,
+                                           authority, number, registered_on, request_sha256)
+        VALUES (p_sources[e], p_scopes[e], p_external_ids[e], (p_rows[e]).province_code,
+                (p_rows[e]).registration_authority, (p_rows[e]).registration_number,
+                (p_rows[e]).registered_on, p_digests[e])
+        ON CONFLICT DO NOTHING;
+        claimed := FOUND;
+        EXIT WHEN claimed;
+        SELECT x.request_sha256 INTO held
+          FROM external_registration x
+         WHERE x.source = p_sources[e] AND x.scope = p_scopes[e]
+           AND x.external_id = p_external_ids[e];
+        EXIT WHEN FOUND;  -- else released meanwhile: claim again
+      END LOOP;
+      IF NOT claimed AND held <> p_digests[e] THEN
+        outcome := 'external_key_held';
+        pin := NULL; status := NULL; issued_at := NULL; registration := NULL;
+        duplicates := NULL;
+        RETURN NEXT;
+        CONTINUE;
+      END IF;
     END IF;
+    SELECT x.outcome, x.pin, x.status, x.issued_at, x.registration, x.duplicates
+      INTO outcome, pin, status, issued_at, registration, duplicates
+      FROM issue_pin(p_rows[e], p_digests[e], p_prefixes[e],
+                     p_candidates[(e - 1) * p_tries + 1 : e * p_tries], p_block_size,
+                     p_actor_types[e], p_actor_ids[e], p_request_ids[e], p_source_ips[e],
+                     p_details[e], p_override_details[e]) x;
+    IF claimed AND outcome IN ('registration_conflict', 'possible_duplicate') THEN
+      DELETE FROM external_registration x
+       WHERE x.source = p_sources[e] AND x.scope = p_scopes[e]
+         AND x.external_id = p_external_ids[e];
+    END IF;
+    RETURN NEXT;
   END LOOP;
 END
 $$;
+
+
+--
+-- Name: issue_pin_claimed(text, text, text, public.person_row, bytea, text, integer[], integer, text, text, text, text, text, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.issue_pin_claimed(p_source text, p_scope text, p_external_id text, p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text, OUT outcome text, OUT pin text, OUT status text, OUT issued_at timestamp with time zone, OUT registration jsonb, OUT duplicates text[], OUT claimed boolean) RETURNS record
+    LANGUAGE sql
+    BEGIN ATOMIC
+ SELECT g.outcome,
+     g.pin,
+     g.status,
+     g.issued_at,
+     g.registration,
+     g.duplicates,
+     g.claimed
+    FROM public.issue_pins(ARRAY[issue_pin_claimed.p_row], ARRAY[issue_pin_claimed.p_digest], ARRAY[issue_pin_claimed.p_prefix], issue_pin_claimed.p_candidates, COALESCE(array_length(issue_pin_claimed.p_candidates, 1), 0), issue_pin_claimed.p_block_size, ARRAY[issue_pin_claimed.p_actor_type], ARRAY[issue_pin_claimed.p_actor_id], ARRAY[issue_pin_claimed.p_request_id], ARRAY[issue_pin_claimed.p_source_ip], ARRAY[issue_pin_claimed.p_details], ARRAY[issue_pin_claimed.p_override_details], ARRAY[issue_pin_claimed.p_source], ARRAY[issue_pin_claimed.p_scope], ARRAY[issue_pin_claimed.p_external_id]) g(i, outcome, pin, status, issued_at, registration, duplicates, claimed);
+END;
 
 
 --
@@ -2106,19 +2102,19 @@ GRANT ALL ON FUNCTION public.issue_pin(p_row public.person_row, p_digest bytea, 
 
 
 --
--- Name: FUNCTION issue_pin_claimed(p_source text, p_scope text, p_external_id text, p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text, OUT outcome text, OUT pin text, OUT status text, OUT issued_at timestamp with time zone, OUT registration jsonb, OUT duplicates text[], OUT claimed boolean); Type: ACL; Schema: public; Owner: -
---
-
-REVOKE ALL ON FUNCTION public.issue_pin_claimed(p_source text, p_scope text, p_external_id text, p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text, OUT outcome text, OUT pin text, OUT status text, OUT issued_at timestamp with time zone, OUT registration jsonb, OUT duplicates text[], OUT claimed boolean) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.issue_pin_claimed(p_source text, p_scope text, p_external_id text, p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text, OUT outcome text, OUT pin text, OUT status text, OUT issued_at timestamp with time zone, OUT registration jsonb, OUT duplicates text[], OUT claimed boolean) TO idservice_service;
-
-
---
 -- Name: FUNCTION issue_pins(p_rows public.person_row[], p_digests bytea[], p_prefixes text[], p_candidates integer[], p_tries integer, p_block_size integer, p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_details text[], p_override_details text[], p_sources text[], p_scopes text[], p_external_ids text[]); Type: ACL; Schema: public; Owner: -
 --
 
 REVOKE ALL ON FUNCTION public.issue_pins(p_rows public.person_row[], p_digests bytea[], p_prefixes text[], p_candidates integer[], p_tries integer, p_block_size integer, p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_details text[], p_override_details text[], p_sources text[], p_scopes text[], p_external_ids text[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.issue_pins(p_rows public.person_row[], p_digests bytea[], p_prefixes text[], p_candidates integer[], p_tries integer, p_block_size integer, p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_details text[], p_override_details text[], p_sources text[], p_scopes text[], p_external_ids text[]) TO idservice_service;
+
+
+--
+-- Name: FUNCTION issue_pin_claimed(p_source text, p_scope text, p_external_id text, p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text, OUT outcome text, OUT pin text, OUT status text, OUT issued_at timestamp with time zone, OUT registration jsonb, OUT duplicates text[], OUT claimed boolean); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.issue_pin_claimed(p_source text, p_scope text, p_external_id text, p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text, OUT outcome text, OUT pin text, OUT status text, OUT issued_at timestamp with time zone, OUT registration jsonb, OUT duplicates text[], OUT claimed boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.issue_pin_claimed(p_source text, p_scope text, p_external_id text, p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text, OUT outcome text, OUT pin text, OUT status text, OUT issued_at timestamp with time zone, OUT registration jsonb, OUT duplicates text[], OUT claimed boolean) TO idservice_service;
 
 
 --
