@@ -105,8 +105,9 @@ class DuplicateFound:
 @dataclass(frozen=True, slots=True)
 class ExternalKey:
     """A caller's own idempotency key (an OSIA transactionId: integrations/claims.py), claimed
-    in the issuance statement itself (`issue_pin_claimed()`, migrations 0056, 0057): one round
-    trip, and no claim is left behind by an issuance that failed. The key stands for the
+    in the issuance statement itself (`issue_pins()`, migration 0060; alone, through
+    `issue_pin_claimed()`): no extra round trip, and no claim is left behind by an issuance
+    that failed. The key stands for the
     registration's body digest (`PreparedIssue.digest`), which the statement has anyway."""
 
     source: str  # external_registration.source
@@ -243,7 +244,7 @@ async def issue(
     With `ctx.coalescer`, that statement is shared with the other issuances of this worker
     waiting at the same moment (persons/coalesce.py): the same outcomes.
 
-    With `key`, the statement claims it first (`issue_pin_claimed()`): raises
+    With `key`, the statement claims it first (in `issue_pins()`, migration 0060): raises
     `ExternalKeyHeld` when another request holds it; a refusal releases a claim this request
     made (in the statement, or here on the exact path), so a corrected retry may reuse it."""
     authorize(principal, Action.PIN_ISSUE)
