@@ -41,6 +41,7 @@ from idservice.auth.token_revocation import RevocationState
 from idservice.auth.tokens import AccessTokenIssuer, AccessTokenVerifier, TokenKey
 from idservice.clock import Clock, SystemClock
 from idservice.db.pool import create_pool
+from idservice.heap import settle_heap
 from idservice.logging import configure_logging, get_logger
 from idservice.metrics import MetricsRefresher
 from idservice.notify.delivery import Deliverer, DeliveryConfig
@@ -221,5 +222,8 @@ def create_app(
 
 
 def create_app_from_env() -> FastAPI:
-    """Factory for `uvicorn --factory` worker processes."""
-    return create_app()
+    """Factory for `uvicorn --factory` worker processes: the app, then the worker's heap
+    settled for serving (idservice/heap.py)."""
+    app = create_app()
+    settle_heap()
+    return app

@@ -17,6 +17,7 @@ from idservice.cli.common import ADMIN_URL_MISSING, console, err_console
 from idservice.db.pool import connect
 from idservice.demo import demo_pki_settings, ensure_demo_client, register_demo_operators
 from idservice.devpki import DemoPki, ensure_demo_pki
+from idservice.heap import settle_heap
 from idservice.logging import configure_logging, get_logger
 from idservice.metrics import prepare_multiprocess_dir
 from idservice.runtime import (
@@ -141,7 +142,9 @@ def serve_app(*, host: str, port: int, workers: int, dev: bool) -> None:
         proxies = cfg.forwarded_allow_ips \
             if not dev or "forwarded_allow_ips" in cfg.model_fields_set else ""
         if workers == 1:
-            uvicorn.run(create_app(cfg, database=db), host=host, port=port,
+            app = create_app(cfg, database=db)
+            settle_heap()  # as create_app_from_env does in each worker
+            uvicorn.run(app, host=host, port=port,
                         log_config=log_config, access_log=False, proxy_headers=bool(proxies),
                         forwarded_allow_ips=proxies)
         else:
