@@ -48,6 +48,7 @@ from idservice.notify.delivery import Deliverer, DeliveryConfig
 from idservice.notify.subscriptions import NotifyContext
 from idservice.persons.coalesce import IssueCoalescer
 from idservice.persons.context import PersonsContext
+from idservice.persons.verification import VerifyCoalescer
 from idservice.pin.allocator import AllocatorConfig
 from idservice.pin.provinces import ProvinceTable
 from idservice.runtime import DatabaseTarget, resolve_database, resolve_hsm
@@ -137,6 +138,9 @@ def create_app(
             coalescer = None if settings.issue_group_max == 1 else IssueCoalescer(
                 pool, max_group=settings.issue_group_max,
                 in_flight=settings.issue_groups_in_flight)
+            verifier = None if settings.verify_group_max == 1 else VerifyCoalescer(
+                pool, max_group=settings.verify_group_max,
+                in_flight=settings.verify_groups_in_flight)
             issuer = AccessTokenIssuer(keystore, token_key, issuer=settings.token_issuer,
                                        audience=settings.token_audience,
                                        ttl=settings.token_ttl, clock=clock)
@@ -157,7 +161,7 @@ def create_app(
                                        clock=clock,
                                        allocator=allocator or AllocatorConfig(),
                                        max_hidden_days=settings.max_hidden_days,
-                                       coalescer=coalescer),
+                                       coalescer=coalescer, verifier=verifier),
                 client_login=ClientLogin(
                     pool, issuer, clock, audience=settings.client_token_url,
                     max_lifetime=settings.client_assertion_max_lifetime,
@@ -176,8 +180,9 @@ def create_app(
                 yield
             finally:
                 await ui_routes.stop_background(app)
-                if coalescer is not None:
-                    await coalescer.close()
+                for group_commit in (coalescer, verifier):
+                    if group_commit is not None:
+                        await group_commit.close()
                 await metrics.stop()
                 await deliverer.stop()
                 await integrator.stop()

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     # (1 = each alone), at most `issue_groups_in_flight` such statements at once per worker.
     issue_group_max: int = Field(default=32, ge=1, le=500)
     issue_groups_in_flight: int = Field(default=2, ge=1, le=64)
+    # The same for PIN verifications (persons/verification.py): one statement counts and reads
+    # for the group, one writes its events, one commit.
+    verify_group_max: int = Field(default=32, ge=1, le=500)
+    verify_groups_in_flight: int = Field(default=2, ge=1, le=64)
     sequencer_interval: float = 0.2
     audit_key_label: str = "idservice-audit-checkpoint"
     # Rotation with key-ID overlap: labels of retired checkpoint keys (comma-separated) whose

@@ -3,14 +3,12 @@ verification: its event is committed before the answer leaves, `verify`)."""
 
 from __future__ import annotations
 
-import hmac
-import unicodedata
 from collections.abc import Callable
 from datetime import date
 from typing import Any, Literal, TypeVar
 
 from idservice.audit.events import AuditEvent, RequestContext
-from idservice.audit.recorder import event_columns, record
+from idservice.audit.recorder import record
 from idservice.auth.policy import Action, authorize, require_jurisdiction
 from idservice.auth.principal import Principal
 from idservice.auth.rate_limit import limit_refusal
@@ -21,13 +19,12 @@ from idservice.persons.models import VerifyRequest
 from idservice.persons.names import check_text, fold_name
 from idservice.persons.refusals import refusals_recorded
 from idservice.persons.rules import check_province_exists
+from idservice.persons.verification import Verification, verify_alone
 from idservice.persons.views import person_view
 from idservice.pin.format import is_well_formed
 from idservice.queries import persons as q
-from idservice.queries.audit import WRITE_EVENTS
 
-__all__ = ["SEARCH_LIMIT", "check_purpose", "check_record", "read", "same_name", "search",
-           "verify"]
+__all__ = ["SEARCH_LIMIT", "check_purpose", "check_record", "read", "search", "verify"]
 
 SEARCH_LIMIT = 100
 T = TypeVar("T")
@@ -110,38 +107,23 @@ async def check_record(
     return answer
 
 
-def _normal_name(value: str) -> bytes:
-    """Verification compares names with case and spacing ignored, diacritics significant."""
-    return " ".join(unicodedata.normalize("NFC", value).casefold().split()).encode()
-
-
-def same_name(recorded: str, given: str) -> bool:
-    """Name equality as verification sees it (constant time over the normalised bytes)."""
-    return hmac.compare_digest(_normal_name(recorded), _normal_name(given))
-
-
 async def verify(
     ctx: PersonsContext, principal: Principal, rctx: RequestContext, req: VerifyRequest, *,
     limit: int,
 ) -> bool:
-    """Two statements, no explicit transaction: the caller's count (at most `limit` a minute,
-    0 = none) with the record's name and birth date, then the `pin.verify` event, committed
-    before the answer leaves (a verification that cannot be audited is not answered)."""
+    """The caller's count (at most `limit` a minute, 0 = none), the record's name and birth
+    date, then the `pin.verify` event, committed before the answer leaves (a verification
+    that cannot be audited is not answered): persons/verification.py, with the other
+    verifications of this worker waiting at the same moment when `ctx.verifier` is set."""
     authorize(principal, Action.PIN_VERIFY)
     check_pin(req.pin)
-    async with ctx.pool.acquire() as conn:
-        row = await conn.fetchrow(q.VERIFY_COUNTED, req.pin,
-                                  f"{principal.kind}:{principal.id}"[:128], limit)
-        assert row is not None
-        if limit > 0 and row["n"] > limit:
-            raise limit_refusal(limit, "PIN verifications", int(row["retry_after"]))
-        match = False
-        if row["full_name"] is not None:
-            match = (same_name(row["full_name"], req.full_name)
-                     and row["date_of_birth"] == req.date_of_birth)
-        await conn.execute(WRITE_EVENTS, *event_columns(rctx, [AuditEvent(
-            "pin.verify", "match" if match else "no_match", pin=req.pin)]).args())
-    return match
+    v = Verification(req.pin, req.full_name, req.date_of_birth,
+                     f"{principal.kind}:{principal.id}"[:128], limit, rctx)
+    answer = await (ctx.verifier.submit(v) if ctx.verifier is not None
+                    else verify_alone(ctx.pool, v))
+    if answer.retry_after is not None:
+        raise limit_refusal(limit, "PIN verifications", answer.retry_after)
+    return answer.match
 
 
 async def search(

@@ -9,6 +9,7 @@ import asyncpg
 
 from idservice.clock import Clock, SystemClock
 from idservice.persons.coalesce import IssueCoalescer
+from idservice.persons.verification import VerifyCoalescer
 from idservice.pin.allocator import AllocatorConfig
 from idservice.pin.provinces import ProvinceTable, default_table
 
@@ -25,3 +26,5 @@ class PersonsContext:
     max_hidden_days: int = 365  # IDSERVICE_MAX_HIDDEN_DAYS (persons/covert.py)
     # Single issuances grouped into one statement (persons/coalesce.py); None: each alone.
     coalescer: IssueCoalescer | None = None
+    # Verifications grouped likewise (persons/verification.py); None: each alone.
+    verifier: VerifyCoalescer | None = None

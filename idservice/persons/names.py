@@ -7,9 +7,10 @@ runs of white space collapsed. Pure: used by the API models, the repository and 
 
 from __future__ import annotations
 
+import hmac
 import unicodedata
 
-__all__ = ["MAX_NAME_LENGTH", "check_text", "fold_name", "normalize_text"]
+__all__ = ["MAX_NAME_LENGTH", "check_text", "fold_name", "normalize_text", "same_name"]
 
 MAX_NAME_LENGTH = 200
 _EXTRA_FOLDS = str.maketrans({"đ": "d", "Đ": "d", "ð": "d", "Ð": "d"})
@@ -66,3 +67,13 @@ def _quick_folds() -> dict[int, str]:
 
 
 _QUICK_FOLDS = _quick_folds()
+
+
+def _verification_form(value: str) -> bytes:
+    """Verification compares names with case and spacing ignored, diacritics significant."""
+    return " ".join(unicodedata.normalize("NFC", value).casefold().split()).encode()
+
+
+def same_name(recorded: str, given: str) -> bool:
+    """Name equality as verification sees it (constant time over the normalised bytes)."""
+    return hmac.compare_digest(_verification_form(recorded), _verification_form(given))

@@ -63,6 +63,30 @@ SELECT h.n, h.retry_after, p.full_name, p.date_of_birth
   LEFT JOIN person p ON p.pin = $1 AND p.status <> 'reserved'
 """
 
+# VERIFY_COUNTED for a group of verifications (persons/verification.py): $1 PINs, $2 their
+# callers' keys, in arrival order; $3 the limit. Each caller's window rises once by its
+# members in the group (callers in key order: two groups lock their rows in one order), and
+# member i sees the count it would have seen alone in that order.
+VERIFY_COUNTED_EACH = """
+WITH m AS (
+  SELECT u.pin, u.key, u.i::int AS i
+    FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(pin, key, i)),
+c AS (SELECT key, count(*)::int AS k FROM m GROUP BY key),
+hit AS (
+  INSERT INTO auth_rate_limit AS r (scope, key, window_start, n)
+  SELECT 'verify', c.key, date_trunc('minute', now()), c.k FROM c WHERE $3::int > 0
+   ORDER BY c.key
+  ON CONFLICT (scope, key, window_start) DO UPDATE SET n = r.n + excluded.n
+  RETURNING r.key, r.n, greatest(1, ceil(extract(epoch FROM
+      r.window_start + interval '1 minute' - clock_timestamp())))::int AS retry_after)
+SELECT m.i, h.n - c.k + row_number() OVER (PARTITION BY m.key ORDER BY m.i) AS n,
+       h.retry_after, p.full_name, p.date_of_birth
+  FROM m
+  JOIN c ON c.key = m.key
+  LEFT JOIN hit h ON h.key = m.key
+  LEFT JOIN person p ON p.pin = m.pin AND p.status <> 'reserved'
+"""
+
 # $1 folded name, $2 dob or null, $3 PIN prefix (3 digits) or null, $4 limit.
 SEARCH_FOLDED = """
 SELECT pin, status, replaced_by, record, issued_at, updated_at, death FROM person

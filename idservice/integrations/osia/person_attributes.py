@@ -4,7 +4,7 @@
 (the view `persons.views.person_view` returns) and how a given value compares with it. Values
 are JSON strings (so they satisfy the spec's `Attributes`). Names follow the Vietnamese order:
 `lastName` is the first word of the full name, `firstName` the last, `middleName` the rest.
-Name comparisons are those of our own verification (`persons.access.same_name`: case and
+Name comparisons are those of our own verification (`persons.names.same_name`: case and
 spacing ignored, diacritics significant): match and verify reveal nothing more than it does.
 Pure: no I/O.
 """
@@ -19,7 +19,7 @@ from datetime import date
 from typing import Any, Literal
 
 from idservice.integrations.osia.codes import OsiaCode, OsiaError
-from idservice.persons.access import same_name
+from idservice.persons.names import same_name
 
 __all__ = [
     "ATTRIBUTE_NAMES",

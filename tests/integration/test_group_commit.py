@@ -1,11 +1,14 @@
-"""Single issuances coalesced into one statement (issue 16 goal 1; persons/coalesce.py,
-migration 0059): the same answers as one request at a time, on real PostgreSQL.
+"""Group commit (issue 16; db/group_commit.py): single issuances coalesced into one statement
+(persons/coalesce.py, migration 0059) and PIN verifications into one count-and-read statement
+and one events statement (persons/verification.py): the same answers as one request at a time,
+on real PostgreSQL.
 
-The requests are sent as the API sends them (`issuance.issue`, which the route calls), from
-one event loop like one worker's, with a coalescer that sends one group at a time: requests
-started together then form one group (the coalescer starts a group at the end of the loop's
-turn). Each test first checks that its requests really were one group: their events share one
-transaction id (audit_event.txid), which a request alone never does.
+The requests are sent as the API sends them (`issuance.issue`, `access.verify`, which the
+routes call), from one event loop like one worker's, with a coalescer that sends one group at
+a time: requests started together then form one group (the coalescer starts a group at the end
+of the loop's turn). Each test first checks that its requests really were one group: their
+events share one transaction id (audit_event.txid), which a request alone never does, or the
+coalescer's counters say so.
 """
 
 from __future__ import annotations
@@ -30,12 +33,13 @@ from idservice.db.embedded import EmbeddedPostgres
 from idservice.db.migrate import migrate
 from idservice.db.pool import connect, create_pool
 from idservice.db.roles import ensure_database, url_for
-from idservice.errors import PossibleDuplicate, RegistrationConflict
+from idservice.errors import PossibleDuplicate, RateLimited, RegistrationConflict
 from idservice.integrations import claims
-from idservice.persons import issuance
+from idservice.persons import access, issuance
 from idservice.persons.coalesce import IssueCoalescer
 from idservice.persons.context import PersonsContext
-from idservice.persons.models import IssueRequest
+from idservice.persons.models import IssueRequest, VerifyRequest
+from idservice.persons.verification import VerifyCoalescer
 from idservice.runtime import DatabaseTarget
 from tests.support.bodies import issue_body
 
@@ -292,6 +296,34 @@ async def _fetch(url: str, sql: str, *args: object) -> list[asyncpg.Record]:
         await conn.close()
 
 
+async def _kill_the_waiting(holder: asyncpg.Connection, statement_part: str) -> None:
+    """SIGKILL the one backend waiting for the test's advisory lock (it runs a statement
+    containing `statement_part`)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        waiting = await holder.fetch(
+            "SELECT pid, query FROM pg_stat_activity WHERE wait_event = 'advisory'")
+        if waiting:
+            [(pid, query)] = waiting
+            assert statement_part in query, query
+            os.kill(pid, signal.SIGKILL)
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the group never reached the held row")
+
+
+def _after_recovery(cluster: Cluster, sql: str, *args: object) -> list[asyncpg.Record]:
+    """`sql` once PostgreSQL has recovered from the kill."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return asyncio.run(_fetch(cluster.target.service_url, sql, *args))
+        except (OSError, asyncpg.PostgresError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 @pytest.mark.embedded_only
 @pytest.mark.timeout(120)
 def test_database_killed_during_a_group_every_member_unavailable_none_committed(
@@ -318,22 +350,10 @@ def test_database_killed_during_a_group_every_member_unavailable_none_committed(
         holder = await connect(url_for(cluster.superuser, database="idservice"))
         await holder.execute("SELECT pg_advisory_lock(7716)")
 
-        async def kill_the_group() -> None:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                waiting = await holder.fetch(
-                    "SELECT pid, query FROM pg_stat_activity WHERE wait_event = 'advisory'")
-                if waiting:
-                    [(pid, query)] = waiting
-                    assert "issue_pins" in query  # the group, not a request alone
-                    os.kill(pid, signal.SIGKILL)
-                    return
-                await asyncio.sleep(0.02)
-            raise AssertionError("the group never reached the held row")
-
         async def run(ctx: PersonsContext, coalescer: IssueCoalescer) -> list[Any]:
             issuing = asyncio.ensure_future(_issue_together(ctx, bodies, rids))
-            killing = asyncio.ensure_future(kill_the_group())
+            # The group, not a request alone.
+            killing = asyncio.ensure_future(_kill_the_waiting(holder, "issue_pins"))
             await asyncio.wait([issuing, killing], return_when=asyncio.FIRST_EXCEPTION)
             assert killing.done() and not killing.exception(), issuing.result()
             results = await issuing
@@ -348,19 +368,211 @@ def test_database_killed_during_a_group_every_member_unavailable_none_committed(
     results = asyncio.run(main())
     for result in results:
         assert isinstance(result, DB_UNAVAILABLE), results
-    deadline = time.monotonic() + 60
-    while True:  # crash recovery
+    assert _after_recovery(
+        cluster, "SELECT registration_number FROM person WHERE registration_number = ANY($1)",
+        numbers) == []
+    assert _after_recovery(cluster, "SELECT 1 FROM audit_event WHERE request_id = ANY($1)",
+                           rids) == []
+
+
+# -- PIN verifications (persons/verification.py) ----------------------------------------------
+
+def _verifier(tag: str) -> Principal:
+    """A caller of its own: its per-minute count starts at zero."""
+    return Principal(kind="client", id=f"group-verifier-{tag}",
+                     roles=frozenset({"registrar"}), jurisdiction="*", token_id="group-test",
+                     expires_at=2**31 - 1)
+
+
+async def _persons(ctx: PersonsContext, count: int, tag: str) -> list[dict[str, str]]:
+    """`count` people issued one by one: their PIN, name and birth date."""
+    people = []
+    for i in range(count):
+        body = _body(f"VG-{tag}-{i}")
+        outcome = await issuance.issue(ctx, REGISTRAR, RequestContext(REGISTRAR.actor,
+                                                                      f"vg-{tag}-{i}", None),
+                                       IssueRequest.model_validate(body))
+        people.append({"pin": outcome.pin, "full_name": body["child"]["full_name"],
+                       "date_of_birth": body["child"]["date_of_birth"]})
+    return people
+
+
+async def _verify_together(ctx: PersonsContext, asks: list[tuple[Principal, dict[str, str]]],
+                           request_ids: list[str], limit: int) -> list[bool | BaseException]:
+    """Every (caller, question) verified at once, in list order, as the route does."""
+    return await asyncio.gather(*(
+        access.verify(ctx, who, RequestContext(who.actor, rid, "127.0.0.1"),
+                      VerifyRequest.model_validate(ask), limit=limit)
+        for (who, ask), rid in zip(asks, request_ids, strict=True)), return_exceptions=True)
+
+
+async def _with_verifier(url: str, run: Callable[[PersonsContext, VerifyCoalescer], Any]) -> Any:
+    pool = await create_pool(url, min_size=1, max_size=12)
+    verifier = VerifyCoalescer(pool, max_group=64, in_flight=1)
+    try:
+        return await run(PersonsContext(pool=pool, verifier=verifier), verifier)
+    finally:
+        await verifier.close()
+        await pool.close()
+
+
+def _verify_events(db: DbFn, request_ids: list[str]) -> list[asyncpg.Record]:
+    return db("SELECT request_id, actor_id, pin, outcome, txid::text::bigint AS t "
+              "FROM audit_event WHERE request_id = ANY($1) AND action = 'pin.verify' "
+              "ORDER BY request_id", request_ids)
+
+
+def test_verifications_in_one_group_answer_as_alone_with_one_commit(
+    database: DatabaseTarget, service_db: DbFn,
+) -> None:
+    """Match, wrong name, name in other case and spacing, wrong birth date, a PIN nobody has:
+    the group's answers are those of the same questions asked one at a time (no coalescer),
+    each with its own event (its request id, its caller), all in one transaction."""
+    tag = _tag()
+    caller = _verifier(tag)
+
+    async def run(ctx: PersonsContext, verifier: VerifyCoalescer) -> tuple[Any, Any]:
+        a, b = await _persons(PersonsContext(pool=ctx.pool), 2, tag)
+        asks = [a, {**a, "full_name": _name()}, {**b, "full_name": "  " + b["full_name"].upper()},
+                {**b, "date_of_birth": "2001-01-01"}, {**a, "pin": "052324999999"}, b]
+        together = await _verify_together(
+            ctx, [(caller, ask) for ask in asks], [f"vg-one-{tag}-{i}" for i in range(6)], 0)
+        assert (verifier.groups, verifier.members, verifier.retried) == (1, 6, 0)
+        alone = await _verify_together(
+            PersonsContext(pool=ctx.pool), [(caller, ask) for ask in asks],
+            [f"vg-alone-{tag}-{i}" for i in range(6)], 0)
+        return together, alone
+
+    together, alone = asyncio.run(_with_verifier(database.service_url, run))
+    assert together == [True, False, True, False, False, True]
+    assert together == alone
+    rids = [f"vg-one-{tag}-{i}" for i in range(6)]
+    events = _verify_events(service_db, rids)
+    assert [(e["request_id"], e["actor_id"], e["outcome"]) for e in events] == [
+        (rid, caller.id, "match" if answer else "no_match")
+        for rid, answer in zip(rids, together, strict=True)]
+    assert len({e["t"] for e in events}) == 1  # one transaction for the group's events
+    alone_events = _verify_events(service_db, [f"vg-alone-{tag}-{i}" for i in range(6)])
+    assert len({e["t"] for e in alone_events}) == 6
+
+
+def test_the_per_minute_limit_counts_each_member_in_arrival_order(
+    database: DatabaseTarget, service_db: DbFn,
+) -> None:
+    """Limit 3: a caller's 5 questions in one group -> its first 3 answered, the last 2
+    refused 429 with Retry-After and no event; another caller's 2 in the same group are not
+    touched by the first one's count."""
+    tag = _tag()
+    busy, other = _verifier(f"{tag}-busy"), _verifier(f"{tag}-other")
+
+    async def run(ctx: PersonsContext, verifier: VerifyCoalescer) -> list[Any]:
+        [a] = await _persons(PersonsContext(pool=ctx.pool), 1, tag)
+        callers = [busy, other, busy, busy, other, busy, busy]
+        results = await _verify_together(ctx, [(who, a) for who in callers],
+                                         [f"vg-limit-{tag}-{i}" for i in range(7)], 3)
+        assert (verifier.groups, verifier.members, verifier.retried) == (1, 7, 0)
+        return results
+
+    results = asyncio.run(_with_verifier(database.service_url, run))
+    assert results[:5] == [True] * 5
+    for refused in results[5:]:
+        assert isinstance(refused, RateLimited), results
+        assert 1 <= refused.retry_after <= 60
+    events = _verify_events(service_db, [f"vg-limit-{tag}-{i}" for i in range(7)])
+    assert [e["request_id"] for e in events] == [f"vg-limit-{tag}-{i}" for i in range(5)]
+    counts = service_db("SELECT key, n FROM auth_rate_limit WHERE scope = 'verify' "
+                        "AND key = ANY($1) ORDER BY key",
+                        [f"client:{busy.id}", f"client:{other.id}"])
+    assert [(c["key"], c["n"]) for c in counts] == [(f"client:{busy.id}", 5),
+                                                    (f"client:{other.id}", 2)]
+
+
+@pytest.fixture
+def failing_request_id(owner_ddl: Callable[[str], None]) -> Iterator[str]:
+    """A request id whose `pin.verify` event PostgreSQL refuses (a trigger of this test)."""
+    rid = f"vg-boom-{_tag()}"
+    owner_ddl(f"""
+        CREATE FUNCTION group_test_boom() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF NEW.request_id = '{rid}' THEN
+            RAISE EXCEPTION 'group test: this event fails';
+          END IF;
+          RETURN NEW;
+        END $$""")
+    owner_ddl("CREATE TRIGGER group_test_boom BEFORE INSERT ON audit_event "
+              "FOR EACH ROW EXECUTE FUNCTION group_test_boom()")
+    try:
+        yield rid
+    finally:
+        owner_ddl("DROP TRIGGER group_test_boom ON audit_event")
+        owner_ddl("DROP FUNCTION group_test_boom()")
+
+
+def test_one_verification_whose_event_fails_is_not_answered_the_others_are(
+    database: DatabaseTarget, service_db: DbFn, failing_request_id: str,
+) -> None:
+    tag = _tag()
+    caller = _verifier(tag)
+    rids = [f"vg-ok-{tag}-{i}" for i in range(5)]
+    rids.insert(2, failing_request_id)
+
+    async def run(ctx: PersonsContext, verifier: VerifyCoalescer) -> list[Any]:
+        [a] = await _persons(PersonsContext(pool=ctx.pool), 1, tag)
+        results = await _verify_together(ctx, [(caller, a)] * len(rids), rids, 0)
+        # One group, whose events statement failed as a whole; then each member ran alone.
+        assert (verifier.groups, verifier.members, verifier.retried) == (1, 6, 6)
+        return results
+
+    results = asyncio.run(_with_verifier(database.service_url, run))
+    failed = results.pop(2)
+    assert isinstance(failed, asyncpg.RaiseError) and "this event fails" in str(failed)
+    assert results == [True] * 5
+    events = _verify_events(service_db, rids)
+    assert [e["request_id"] for e in events] == sorted(rids[:2] + rids[3:])
+
+
+@pytest.mark.embedded_only
+@pytest.mark.timeout(120)
+def test_database_killed_during_a_verification_group_none_answered_none_recorded(
+    cluster: Cluster,
+) -> None:
+    """The group's backend is SIGKILLed while its events statement is half done (3 written,
+    the 4th waiting): every member gets the error the API answers 503, no event committed."""
+    tag = _tag()
+    rids = [f"vg-kill-{tag}-{i}" for i in range(3)] + [f"vg-hold-{tag}"]
+    asyncio.run(_execute(cluster.target.owner_url or "", """
+        CREATE FUNCTION group_test_hold() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF NEW.request_id LIKE 'vg-hold-%' THEN PERFORM pg_advisory_xact_lock(7717); END IF;
+          RETURN NEW;
+        END $$;
+        CREATE TRIGGER group_test_hold BEFORE INSERT ON audit_event
+          FOR EACH ROW EXECUTE FUNCTION group_test_hold();"""))
+    caller = _verifier(tag)
+
+    async def main() -> list[Any]:
+        holder = await connect(url_for(cluster.superuser, database="idservice"))
+        await holder.execute("SELECT pg_advisory_lock(7717)")
+
+        async def run(ctx: PersonsContext, verifier: VerifyCoalescer) -> list[Any]:
+            [a] = await _persons(PersonsContext(pool=ctx.pool), 1, tag)
+            verifying = asyncio.ensure_future(
+                _verify_together(ctx, [(caller, a)] * len(rids), rids, 0))
+            # The group's events statement.
+            killing = asyncio.ensure_future(_kill_the_waiting(holder, "audit_write"))
+            await asyncio.wait([verifying, killing], return_when=asyncio.FIRST_EXCEPTION)
+            assert killing.done() and not killing.exception(), verifying.result()
+            results = await verifying
+            assert (verifier.groups, verifier.members, verifier.retried) == (1, 4, 0)
+            return results
+
         try:
-            persons = asyncio.run(_fetch(
-                cluster.target.service_url,
-                "SELECT registration_number FROM person WHERE registration_number = ANY($1)",
-                numbers))
-            break
-        except (OSError, asyncpg.PostgresError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-    assert persons == []
-    events = asyncio.run(_fetch(cluster.target.service_url,
-                                "SELECT 1 FROM audit_event WHERE request_id = ANY($1)", rids))
-    assert events == []
+            return list(await _with_verifier(cluster.target.service_url, run))
+        finally:
+            holder.terminate()
+
+    results = asyncio.run(main())
+    for result in results:
+        assert isinstance(result, DB_UNAVAILABLE), results
+    assert _after_recovery(cluster, "SELECT 1 FROM audit_event WHERE request_id = ANY($1)",
+                           rids) == []
