@@ -37,7 +37,7 @@ def test_a_worker_app_is_built_on_a_settled_heap() -> None:
 def test_objects_of_requests_in_flight_trigger_no_collection_and_cycles_are_still_freed() -> None:
     result = _run("""
         import gc, json, weakref
-        from idservice.heap import settle_heap
+        from idservice.heap import YOUNG_THRESHOLD, settle_heap
         settle_heap()
         before = gc.get_stats()[0]["collections"]
         for _ in range(200):  # 32 requests in flight, ~100 containers each, then freed
@@ -52,8 +52,8 @@ def test_objects_of_requests_in_flight_trigger_no_collection_and_cycles_are_stil
         node.self = node  # a cycle: reference counting alone never frees it
         weakref.finalize(node, freed.append, True)
         del node
-        keep = [[] for _ in range(%d)]  # enough net allocations for a young collection
+        keep = [[] for _ in range(YOUNG_THRESHOLD + 100)]  # enough for a young collection
         print(json.dumps({"quiet": quiet, "freed": freed == [True], "kept": len(keep)}))
-    """ % (YOUNG_THRESHOLD + 100))
+    """)
     assert result["quiet"] == 0
     assert result["freed"] is True
