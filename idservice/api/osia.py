@@ -24,7 +24,14 @@ from idservice.api.problems import scope_errors
 from idservice.auth.policy import Action, authorize
 from idservice.errors import MalformedRequest, ProblemError, Unauthenticated
 from idservice.http.bodies import check_media_type, error_message, read_body, validate_model
-from idservice.http.deps import Caller, Svc, request_context
+from idservice.http.deps import (
+    BEARER_REQUIRED,
+    Caller,
+    Svc,
+    caller_of,
+    request_context,
+    services_of,
+)
 from idservice.integrations.osia import dataaccess, uin
 from idservice.integrations.osia.codes import (
     BODYLESS,
@@ -150,13 +157,16 @@ Purpose = Annotated[str | None, Query(
 
 
 @router.post("/v1/uin", operation_id="generateUIN", response_class=JSONResponse,
-             openapi_extra={**_json_body(_UIN_BODY, _UIN_EXAMPLE),
+             openapi_extra={**_json_body(_UIN_BODY, _UIN_EXAMPLE), **BEARER_REQUIRED,
                             "parameters": [_TRANSACTION_ID_PARAMETER]},
              responses={200: {"description": "UIN is generated (or was, for this "
                                              "transaction)",
                               "content": {"application/json": {"schema": {"type": "string"}}}},
                         **_error_responses(401, 403)})
-async def generate_uin(request: Request, svc: Svc, caller: Caller) -> JSONResponse:
+async def generate_uin(request: Request) -> JSONResponse:
+    # The caller and services read here, not by FastAPI's dependencies (http/deps.py).
+    caller = caller_of(request)
+    svc = services_of(request)
     transaction_id = request.query_params.get("transactionId")
     if transaction_id is None:  # as (and where) FastAPI's check of a required parameter was
         raise MalformedRequest(error_message({"type": "missing", "loc": ("transactionId",)}),

@@ -23,7 +23,14 @@ from idservice.api.openapi import (
 from idservice.auth.policy import Action, authorize
 from idservice.errors import ProblemError
 from idservice.http.bodies import check_media_type, json_body, parse_model
-from idservice.http.deps import Caller, Svc, request_context
+from idservice.http.deps import (
+    BEARER_REQUIRED,
+    Caller,
+    Svc,
+    caller_of,
+    request_context,
+    services_of,
+)
 from idservice.logging import get_logger
 from idservice.metrics import ISSUANCES
 from idservice.persons import batch, issuance
@@ -38,12 +45,16 @@ router = APIRouter(tags=["pins"])
 _log = get_logger(__name__)
 
 
-@router.post("/v1/pins", status_code=201, openapi_extra=json_body_doc(IssueRequest, ISSUE_EXAMPLE),
+# The two hottest routes read their caller themselves (http/deps.py: `caller_of`).
+@router.post("/v1/pins", status_code=201,
+             openapi_extra={**json_body_doc(IssueRequest, ISSUE_EXAMPLE), **BEARER_REQUIRED},
              responses={201: {"model": IssuedDoc, "description": "issued"},
                         200: {"model": IssuedDoc,
                               "description": "replay of an earlier identical registration"},
                         **problem_doc(409)})
-async def issue_pin(request: Request, svc: Svc, caller: Caller) -> JSONResponse:
+async def issue_pin(request: Request) -> JSONResponse:
+    caller = caller_of(request)
+    svc = services_of(request)
     authorize(caller, Action.PIN_ISSUE)
     req = await json_body(request, IssueRequest, svc.settings.max_body_bytes)
     outcome = await issuance.issue(svc.persons, caller, request_context(request, caller), req)
@@ -52,14 +63,18 @@ async def issue_pin(request: Request, svc: Svc, caller: Caller) -> JSONResponse:
     return JSONResponse(outcome.body(), status_code=201 if outcome.created else 200)
 
 
-@router.post("/v1/pins/verify", openapi_extra=json_body_doc(VerifyRequest, {
-    "pin": "052324000001", "full_name": "Nguyễn Thị Minh Anh", "date_of_birth": "2024-03-02"}),
+@router.post("/v1/pins/verify", response_class=JSONResponse, openapi_extra={**json_body_doc(
+    VerifyRequest, {"pin": "052324000001", "full_name": "Nguyễn Thị Minh Anh",
+                    "date_of_birth": "2024-03-02"}), **BEARER_REQUIRED},
              responses={200: {"model": VerifyResultDoc}, **problem_doc(429)})
-async def verify_pin(request: Request, svc: Svc, caller: Caller) -> dict[str, bool]:
+async def verify_pin(request: Request) -> JSONResponse:
+    caller = caller_of(request)
+    svc = services_of(request)
     authorize(caller, Action.PIN_VERIFY)
     req = await json_body(request, VerifyRequest, svc.settings.max_body_bytes)
-    return {"match": await verify(svc.persons, caller, request_context(request, caller), req,
-                                  limit=svc.auth_limits.verify_limit)}
+    return JSONResponse({"match": await verify(svc.persons, caller,
+                                               request_context(request, caller), req,
+                                               limit=svc.auth_limits.verify_limit)})
 
 
 # `json.dumps(answer, ensure_ascii=False)` without building its encoder for every line.
