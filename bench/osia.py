@@ -1,7 +1,7 @@
 """OSIA UIN Generation against our own issuance, in the same run (issue 12: `POST
 /osia/v1/uin` within 10% of `POST /v1/pins`).
 
-    .venv/bin/python bench/osia.py [--seconds 15] [--rounds 2] [--workers 2]
+    .venv/bin/python bench/osia.py [--seconds 15] [--rounds 4] [--workers 2]
 
 One stack (bench/_harness.py: fresh data dir, embedded PostgreSQL, `idservice serve`), one
 registrar token, wrk with bench/lua/issue.lua: the same generated birth registrations (a new
@@ -124,7 +124,8 @@ def render(report: dict[str, Any]) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=15, help="each measured run (15)")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds of both (2)")
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="rounds of both (4: one minute of each; see bench/README.md)")
     parser.add_argument("--warmup", type=int, default=10,
                         help="warm-up of each interface before the rounds (10 s: the new "
                              "cluster's first checkpoint and table growth settle)")
