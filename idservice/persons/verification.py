@@ -86,19 +86,22 @@ class VerifyCoalescer(GroupCommit[Verification, Verified]):
         return await verify_alone(self._pool, member)
 
     async def run_group(self, members: list[Verification]) -> list[Verified]:
-        limits = {v.limit for v in members}
-        if len(limits) != 1:
-            raise ValueError("one group, one limit (the worker's setting)")
+        answers: dict[int, Verified] = {}
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(q.VERIFY_COUNTED_EACH, [v.pin for v in members],
-                                    [v.counter for v in members], limits.pop())
-            by_position = {int(row["i"]): row for row in rows}
-            answers = [_judge(v, by_position[i]) for i, v in enumerate(members, start=1)]
-            recorded = [(v, a) for v, a in zip(members, answers, strict=True)
+            # One count-and-read statement per limit: one worker has one setting, so one.
+            for limit in sorted({v.limit for v in members}):
+                part = [(i, v) for i, v in enumerate(members) if v.limit == limit]
+                rows = await conn.fetch(q.VERIFY_COUNTED_EACH, [v.pin for _, v in part],
+                                        [v.counter for _, v in part], limit)
+                by_position = {int(row["i"]): row for row in rows}
+                for position, (i, v) in enumerate(part, start=1):
+                    answers[i] = _judge(v, by_position[position])
+            ordered = [answers[i] for i in range(len(members))]
+            recorded = [(v, a) for v, a in zip(members, ordered, strict=True)
                         if a.retry_after is None]
             if recorded:
                 await conn.execute(WRITE_EVENT_EACH, *_event_columns(recorded))
-        return answers
+        return ordered
 
 
 def _event_columns(recorded: list[tuple[Verification, Verified]]) -> list[list[Any]]:

@@ -487,6 +487,32 @@ def test_the_per_minute_limit_counts_each_member_in_arrival_order(
                                                     (f"client:{other.id}", 2)]
 
 
+def test_members_with_other_limits_in_one_group_are_each_counted_by_their_own(
+    database: DatabaseTarget, service_db: DbFn,
+) -> None:
+    """One worker has one setting, but a group must not depend on it: limit 1 for one caller
+    (its second question refused), 0 (not counted) for another, in one group."""
+    tag = _tag()
+    one, free = _verifier(f"{tag}-one"), _verifier(f"{tag}-free")
+
+    async def run(ctx: PersonsContext, verifier: VerifyCoalescer) -> list[Any]:
+        [a] = await _persons(PersonsContext(pool=ctx.pool), 1, tag)
+        asks = [(one, 1), (free, 0), (one, 1), (free, 0)]
+        results = await asyncio.gather(*(
+            access.verify(ctx, who, RequestContext(who.actor, f"vg-mixed-{tag}-{i}", None),
+                          VerifyRequest.model_validate(a), limit=limit)
+            for i, (who, limit) in enumerate(asks)), return_exceptions=True)
+        assert (verifier.groups, verifier.members, verifier.retried) == (1, 4, 0)
+        return list(results)
+
+    first, free1, refused, free2 = asyncio.run(_with_verifier(database.service_url, run))
+    assert (first, free1, free2) == (True, True, True)
+    assert isinstance(refused, RateLimited), refused
+    counts = service_db("SELECT key, n FROM auth_rate_limit WHERE scope = 'verify' "
+                        "AND key = ANY($1)", [f"client:{one.id}", f"client:{free.id}"])
+    assert [(c["key"], c["n"]) for c in counts] == [(f"client:{one.id}", 2)]
+
+
 @pytest.fixture
 def failing_request_id(owner_ddl: Callable[[str], None]) -> Iterator[str]:
     """A request id whose `pin.verify` event PostgreSQL refuses (a trigger of this test)."""
