@@ -139,8 +139,12 @@ def test_a_spoofed_header_cannot_evade_the_rate_limit(
         served: Served, service_db: Callable[..., list]) -> None:
     """A direct client sending a new X-Forwarded-For each time is still one address."""
     _fresh_window()
-    service_db("DELETE FROM auth_source_window WHERE source = $1", DIRECT)
     spoofed = [_test_net() for _ in range(LIMIT + 1)]
+    # The addresses are drawn from 508: an earlier test of this minute (behind the trusted
+    # proxy, where a forwarded address does count) may have counted one of them (a CI run
+    # failed so). Only what this test's requests count is its concern.
+    service_db("DELETE FROM auth_source_window WHERE source = ANY($1::text[])",
+               [DIRECT, *spoofed])
     with served.client(DIRECT) as client:
         for address in spoofed[:LIMIT]:
             response = client.post("/v1/auth/challenge", headers={"X-Forwarded-For": address})
