@@ -20,7 +20,7 @@ import asyncpg
 from idservice.db.group_commit import GroupCommit
 from idservice.queries import persons as q
 
-__all__ = ["IssueCoalescer"]
+__all__ = ["IssueCoalescer", "issue_alone"]
 
 Args = tuple[Any, ...]  # the parameters of queries.persons.ISSUE_PIN, in order
 # An external idempotency key claimed with the issuance (issuance.ExternalKey: source, scope,
@@ -47,12 +47,17 @@ class IssueCoalescer(GroupCommit[_Member, asyncpg.Record]):
         return [by_position[i] for i in range(1, len(members) + 1)]
 
     async def run_alone(self, member: _Member) -> asyncpg.Record:
-        args, key = member
-        query = (q.ISSUE_PIN, *args) if key is None else (q.ISSUE_PIN_CLAIMED, *args, *key)
-        row = await self._pool.fetchrow(*query)
-        if row is None:
-            raise RuntimeError("issue_pin() returned no row")
-        return row
+        return await issue_alone(self._pool, *member)
+
+
+async def issue_alone(pool: asyncpg.Pool, args: Args, key: Key | None = None) -> asyncpg.Record:
+    """One issuance on its own: `ISSUE_PIN`, or `ISSUE_PIN_CLAIMED` with a key (the path
+    without a coalescer, and a group of one)."""
+    query = (q.ISSUE_PIN, *args) if key is None else (q.ISSUE_PIN_CLAIMED, *args, *key)
+    row = await pool.fetchrow(*query)
+    if row is None:
+        raise RuntimeError("issue_pin() returned no row")
+    return row
 
 
 def _columns(group: Sequence[_Member]) -> tuple[Any, ...]:

@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-
 from idservice.audit.events import AuditEvent, RequestContext
 from idservice.audit.recorder import event_columns, record
 from idservice.auth.policy import Action, authorize, covers, require_jurisdiction
@@ -37,6 +35,7 @@ from idservice.errors import (
     RegistrationConflict,
 )
 from idservice.persons.allocation import Claim, claim_pins, fast_path_candidates
+from idservice.persons.coalesce import issue_alone
 from idservice.persons.context import PersonsContext
 from idservice.persons.models import IssueRequest
 from idservice.persons.refusals import record_refusal, refusal
@@ -260,15 +259,9 @@ async def issue(
             ctx.allocator.block_size, columns.actor_type, columns.actor_id, columns.request_id,
             columns.source_ip, columns.details[0],
             columns.details[1] if len(columns.details) > 1 else None)
-    row: asyncpg.Record | None
     key_columns = None if key is None else (key.source, key.scope, key.external_id)
-    if ctx.coalescer is not None:  # with other requests of this worker
-        row = await ctx.coalescer.issue(args, key_columns)
-    elif key_columns is None:
-        row = await ctx.pool.fetchrow(q.ISSUE_PIN, *args)
-    else:
-        row = await ctx.pool.fetchrow(q.ISSUE_PIN_CLAIMED, *args, *key_columns)
-    assert row is not None
+    row = await (ctx.coalescer.issue(args, key_columns) if ctx.coalescer is not None
+                 else issue_alone(ctx.pool, args, key_columns))
     outcome = row["outcome"]
     if outcome == "external_key_held":
         raise ExternalKeyHeld(key)
