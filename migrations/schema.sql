@@ -134,14 +134,24 @@ $$;
 CREATE FUNCTION public.audit_log_contiguous() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
-DECLARE expected bigint;
+DECLARE
+  first_new bigint;
+  last_new  bigint;
+  n         bigint;
+  last_old  bigint;
 BEGIN
-  SELECT coalesce(max(index) + 1, 0) INTO expected FROM audit_log;
-  IF NEW.index <> expected THEN
-    RAISE EXCEPTION 'audit_log index % is not the next one (%)', NEW.index, expected
+  SELECT min(e.index), max(e.index), count(*) INTO first_new, last_new, n FROM new_entries e;
+  IF n = 0 THEN
+    RETURN NULL;
+  END IF;
+  SELECT coalesce(max(l.index), -1) INTO last_old FROM audit_log l WHERE l.index < first_new;
+  IF first_new <> last_old + 1 OR last_new - first_new + 1 <> n
+     OR EXISTS (SELECT 1 FROM audit_log l WHERE l.index > last_new) THEN
+    RAISE EXCEPTION 'audit_log indexes % to % (% rows) do not continue the log after %',
+      first_new, last_new, n, last_old
       USING ERRCODE = 'integrity_constraint_violation';
   END IF;
-  RETURN NEW;
+  RETURN NULL;
 END
 $$;
 
@@ -1814,7 +1824,7 @@ ALTER TABLE public.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
 -- Name: audit_log audit_log_contiguous; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER audit_log_contiguous BEFORE INSERT ON public.audit_log FOR EACH ROW EXECUTE FUNCTION public.audit_log_contiguous();
+CREATE TRIGGER audit_log_contiguous AFTER INSERT ON public.audit_log REFERENCING NEW TABLE AS new_entries FOR EACH STATEMENT EXECUTE FUNCTION public.audit_log_contiguous();
 
 ALTER TABLE public.audit_log ENABLE ALWAYS TRIGGER audit_log_contiguous;
 

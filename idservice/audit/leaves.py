@@ -33,10 +33,14 @@ __all__ = ["CHUNK", "LeafChunk", "make_chunk", "prepare", "read_chunk", "worker_
 CHUNK = 1 << 16
 MIN_INDEX, MAX_INDEX = -(1 << 63), (1 << 63) - 1  # bigint bounds of the first and last chunk
 
-# Chunk queries walk audit_log's primary key and look each event up: a hash join would read all
-# of audit_event for every chunk, and parallel query workers only compete with ours.
+# Chunk queries walk audit_log's primary key and look each event up by its own: a hash join
+# would read all of audit_event for every chunk, and parallel query workers only compete with
+# ours. Sequential scans are off too: a plan made while the log was small (the integrator's
+# prepared statement keeps its generic plan) otherwise scans the event partition once per leaf
+# after a bulk load (bench/scale.py: 5-16 s per batch of 5,000; tests/integration/
+# test_bulk_plans.py). With these settings the walk is the only plan, whatever the statistics.
 PLAN = ("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; "
-        "SET LOCAL max_parallel_workers_per_gather = 0")
+        "SET LOCAL enable_seqscan = off; SET LOCAL max_parallel_workers_per_gather = 0")
 
 
 @dataclass(frozen=True, slots=True)

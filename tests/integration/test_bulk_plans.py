@@ -1,0 +1,106 @@
+"""The audit log's background work keeps its speed after a bulk load.
+
+What bench/scale.py met (2026-12-07): the integrator's batch statement, planned at the
+service's start while the log was nearly empty, kept a plan made for that size (the plan cache
+chooses the generic plan after five cheap executions); after 100,000 persons were loaded by SQL
+it took 5-16 s per batch of 5,000 leaves (a sequential scan of the event partition per leaf).
+Reproducing it found the same in the sequencer: the contiguity trigger's parameterless
+`max(index)` (always its generic plan) scanned the log once per row.
+
+Here, in a database of its own: the tables are vacuumed while small (their statistics then say
+"a page or so"), autovacuum is kept off them (its ANALYZE would invalidate the plans and hide
+the fault), the workers' connection is held to generic plans (`plan_cache_mode =
+force_generic_plan` for the session: what the plan cache chooses by itself) and runs a round on
+the small log, then 60,000 events arrive by SQL; sequencing them and integrating three batches
+of 5,000 must take well under a statement timeout's worth. Shown to fail: with migration 0062
+left out (the row trigger's `max(index)`, a sequential scan per row), sequencing hits the 10 s
+statement timeout in its second round of 10,000; without `enable_seqscan = off` in
+`audit/leaves.PLAN`, the integrator's batches took 0.85, 2.8 and 6.3 s (growing with each).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+
+from idservice.audit.integrator import integrate_once
+from idservice.audit.sequencer import sequence_once
+from idservice.runtime import DatabaseTarget
+
+ROWS = 60_000
+ROUND_LIMIT_S = 2.0  # an integration batch takes ~0.05-0.3 s here
+
+# Autovacuum off for the tables the workers read (every audit_event partition too): its
+# ANALYZE would invalidate the cached plans and hide the fault this test is about.
+NO_AUTOVACUUM = """
+DO $$
+DECLARE t regclass;
+BEGIN
+  FOR t IN SELECT i.inhrelid::regclass FROM pg_inherits i
+            WHERE i.inhparent = 'audit_event'::regclass
+           UNION ALL SELECT 'audit_log'::regclass
+  LOOP
+    EXECUTE format('ALTER TABLE %s SET (autovacuum_enabled = false)', t);
+  END LOOP;
+END $$
+"""
+
+EVENTS = """
+INSERT INTO audit_event (actor_type, actor_id, action, pin, outcome, request_id, source_ip,
+                         details)
+SELECT 'client', 'bulk-test', 'pin.issue', lpad(g::text, 12, '0'), 'issued', 'r' || g,
+       '127.0.0.1', '{}'::jsonb
+  FROM generate_series(1, $1::int) AS g
+"""
+
+
+@asynccontextmanager
+async def _generic_pool(url: str) -> AsyncIterator[asyncpg.Pool]:
+    """One connection held to generic plans, as the plan cache would choose by itself."""
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=1, server_settings={
+        "plan_cache_mode": "force_generic_plan", "statement_timeout": "10s"})
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def _small_tables(owner_url: str) -> asyncpg.Connection:
+    owner = await asyncpg.connect(owner_url)
+    await owner.execute(NO_AUTOVACUUM)
+    await owner.execute(EVENTS, 20)
+    for table in ("audit_event", "audit_log"):
+        await owner.execute(f"VACUUM ANALYZE {table}")
+    return owner
+
+
+def test_sequencing_and_integration_keep_their_speed_after_a_bulk_load(
+        own_database: DatabaseTarget) -> None:
+    owner_url = own_database.owner_url
+    assert owner_url is not None
+
+    async def run() -> list[float]:
+        owner = await _small_tables(owner_url)
+        try:
+            async with _generic_pool(own_database.service_url) as pool:
+                await sequence_once(pool)
+                assert await integrate_once(pool, wait=True) == 20  # plans made on small tables
+                await owner.execute(EVENTS, ROWS)
+                t0 = time.perf_counter()
+                assert await sequence_once(pool) == ROWS
+                rounds = [time.perf_counter() - t0]
+                for _ in range(3):
+                    t0 = time.perf_counter()
+                    assert await integrate_once(pool, batch=5000, wait=True) == 5000
+                    rounds.append(time.perf_counter() - t0)
+                return rounds
+        finally:
+            await owner.close()
+
+    rounds = asyncio.run(run())
+    assert rounds[0] < 3 * ROUND_LIMIT_S, rounds  # sequencing 60,000 (six rounds)
+    assert max(rounds[1:]) < ROUND_LIMIT_S, rounds  # integrating three batches of 5,000
