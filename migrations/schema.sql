@@ -502,6 +502,37 @@ $$;
 
 
 --
+-- Name: notify_sequence_batch(integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.notify_sequence_batch(max_rows integer) RETURNS bigint
+    LANGUAGE plpgsql
+    SET enable_seqscan TO 'off'
+    SET enable_bitmapscan TO 'off'
+    SET enable_sort TO 'off'
+    AS $$
+DECLARE
+  horizon  xid8 := pg_snapshot_xmin(pg_current_snapshot());
+  last_seq bigint;
+  n        bigint := 0;
+  todo CURSOR FOR SELECT e.xid FROM notify_event e WHERE e.seq IS NULL ORDER BY e.id
+    FOR UPDATE;
+BEGIN
+  SELECT s.last INTO last_seq FROM notify_sequence s FOR UPDATE;
+  FOR r IN todo LOOP
+    EXIT WHEN n >= max_rows OR r.xid >= horizon;
+    n := n + 1;
+    UPDATE notify_event SET seq = last_seq + n WHERE CURRENT OF todo;
+  END LOOP;
+  IF n > 0 THEN
+    UPDATE notify_sequence SET last = last_seq + n;
+  END IF;
+  RETURN n;
+END
+$$;
+
+
+--
 -- Name: officer_login(text, timestamp with time zone, text, text, text, integer, text, text, text, text, bytea, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -2133,6 +2164,14 @@ GRANT ALL ON FUNCTION public.issue_pin_claimed(p_source text, p_scope text, p_ex
 
 REVOKE ALL ON FUNCTION public.make_pin(prefix text, serial integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.make_pin(prefix text, serial integer) TO idservice_service;
+
+
+--
+-- Name: FUNCTION notify_sequence_batch(max_rows integer); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.notify_sequence_batch(max_rows integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.notify_sequence_batch(max_rows integer) TO idservice_service;
 
 
 --

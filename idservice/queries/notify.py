@@ -17,24 +17,9 @@ INSERT INTO notify_event (topic, uin, uin1, uin2, previous_uin)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
 """
 
-# Give `seq` (in `id` order) to at most $1 final rows: see the migration's header.
-# `stop` is MATERIALIZED: computed once. Inlined, a generic plan made while notify_event was
-# small ran it once per candidate row (a nested loop: measured 818 runs, 307,000 blocks and
-# 0.97 s for one call under bench/osia.py's load).
-SEQUENCE = """
-WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
-stop AS MATERIALIZED (SELECT min(e.id) AS id FROM notify_event e, horizon h
-          WHERE e.seq IS NULL AND e.xid >= h.xmin),
-todo AS (SELECT e.id, row_number() OVER (ORDER BY e.id) AS n
-           FROM notify_event e, horizon h, stop s
-          WHERE e.seq IS NULL AND e.xid < h.xmin AND (s.id IS NULL OR e.id < s.id)
-          ORDER BY e.id LIMIT $1),
-base AS (SELECT last FROM notify_sequence FOR UPDATE),
-numbered AS (UPDATE notify_event e SET seq = base.last + todo.n
-               FROM todo, base WHERE e.id = todo.id RETURNING e.seq)
-UPDATE notify_sequence SET last = last + (SELECT count(*) FROM numbered)
-RETURNING (SELECT count(*) FROM numbered) AS n
-"""
+# Give `seq` (in `id` order) to at most $1 final rows: migrations 0044 (the rule) and 0063 (a
+# walk in id order, whose plan cannot depend on the statistics).
+SEQUENCE = "SELECT notify_sequence_batch($1)"
 
 # $1 topic, $2 after this seq, $3 limit.
 EVENTS_AFTER = """
