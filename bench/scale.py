@@ -21,8 +21,11 @@ PostgreSQL and `idservice serve --workers N`; everything is removed at the end):
    audit event (`client` demo-registrar-052, outcome `issued`, details = the registration key).
    Then `pin_block` is recounted from `person` (what the allocator reads), the events are
    sequenced with the service's own `audit_sequence()` (the server's sequencer runs too), the
-   server's integrator hashes them into the Merkle tree and checkpoints them (waited for), and
-   `VACUUM ANALYZE` runs on the tables (autovacuum would do it later on a live system).
+   server's integrator hashes them into the Merkle tree and checkpoints them (waited for), the
+   delivery worker sequences the `liveBirth` outbox rows and prunes them, nobody being
+   subscribed (waited for: a 9M backlog takes minutes and would share the cores with the
+   measurement), and `VACUUM ANALYZE` runs on the tables (autovacuum would do it later on a
+   live system). `notify_event`'s size is therefore what is left of the outbox after pruning.
    The API-issued persons (template, the issuance measurement of each size) are counted apart.
 3. Measure at each size, over HTTP, a fixed small load: `--concurrency` keep-alive connections
    (httpx, one event loop), `--requests` requests per operation after 20 warm-up requests,
@@ -332,7 +335,8 @@ async def template(stack: Stack, registrar: str) -> tuple[str, dict[str, Any]]:
 
 async def load(stack: Stack, first: int, last: int, chunk: int, record: str,
                deadline: float | None = None) -> dict[str, Any]:
-    """Persons g = first..last by SQL (LOAD), then blocks, sequencing, integration, vacuum.
+    """Persons g = first..last by SQL (LOAD), then blocks, sequencing, integration, the
+    outbox's sequencing and pruning, vacuum.
     No chunk is started after `deadline` (time.time()): the size is then what was reached."""
     male, female = names("M"), names("F")
     args = (record, male, [fold_name(n) for n in male], female, [fold_name(n) for n in female],
@@ -387,6 +391,23 @@ async def load(stack: Stack, first: int, last: int, chunk: int, record: str,
                 last_log = time.perf_counter()
             await asyncio.sleep(2)
         t["integrate_s"] = time.perf_counter() - t0
+        # The births' liveBirth events: the delivery worker sequences them and, nobody being
+        # subscribed, prunes them (contract 9). Waited for like the log's integration, so that
+        # the measurement does not share the cores with that backlog (both indexed probes).
+        t0 = time.perf_counter()
+        last_log = 0.0
+        while True:
+            unsequenced, unpruned = await conn.fetchrow(
+                "SELECT EXISTS (SELECT 1 FROM notify_event WHERE seq IS NULL), "
+                "EXISTS (SELECT 1 FROM notify_event WHERE topic = 'liveBirth' "
+                "AND seq IS NOT NULL)")
+            if not unsequenced and not unpruned:
+                break
+            if time.perf_counter() - last_log > 30:
+                log(f"  outbox: unsequenced rows {unsequenced}, unpruned rows {unpruned}")
+                last_log = time.perf_counter()
+            await asyncio.sleep(2)
+        t["outbox_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         for table in ("person", "registration", "audit_event", "audit_log", "audit_node",
                       "notify_event", "pin_block"):
