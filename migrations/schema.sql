@@ -502,6 +502,42 @@ $$;
 
 
 --
+-- Name: notify_prune_batch(integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.notify_prune_batch(max_rows integer) RETURNS bigint
+    LANGUAGE plpgsql
+    SET enable_seqscan TO 'off'
+    SET enable_bitmapscan TO 'off'
+    SET enable_sort TO 'off'
+    AS $$
+DECLARE
+  topic_name text;
+  upto       bigint;
+  k          bigint;
+  n          bigint := 0;
+  passed CURSOR (p_topic text, p_upto bigint) FOR
+    SELECT e.seq FROM notify_event e
+     WHERE e.topic = p_topic AND e.seq IS NOT NULL AND e.seq <= p_upto
+     ORDER BY e.topic, e.seq FOR UPDATE;
+BEGIN
+  FOR topic_name IN SELECT t.name FROM notify_topic t ORDER BY t.name LOOP
+    SELECT coalesce(min(s.cursor), (SELECT q.last FROM notify_sequence q)) INTO upto
+      FROM notify_subscription s WHERE s.topic = topic_name;
+    k := 0;
+    FOR r IN passed(topic_name, upto) LOOP
+      EXIT WHEN k >= max_rows;
+      DELETE FROM notify_event WHERE CURRENT OF passed;
+      k := k + 1;
+    END LOOP;
+    n := n + k;
+  END LOOP;
+  RETURN n;
+END
+$$;
+
+
+--
 -- Name: notify_sequence_batch(integer); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -2164,6 +2200,14 @@ GRANT ALL ON FUNCTION public.issue_pin_claimed(p_source text, p_scope text, p_ex
 
 REVOKE ALL ON FUNCTION public.make_pin(prefix text, serial integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.make_pin(prefix text, serial integer) TO idservice_service;
+
+
+--
+-- Name: FUNCTION notify_prune_batch(max_rows integer); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.notify_prune_batch(max_rows integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.notify_prune_batch(max_rows integer) TO idservice_service;
 
 
 --

@@ -30,17 +30,9 @@ SELECT seq, message_id::text AS message_id, topic, uin, uin1, uin2, previous_uin
 LAST_SEQ = "SELECT last FROM notify_sequence"
 
 # Events every subscription of their topic has passed (or of a topic nobody subscribes to), at
-# most $1 per topic: per topic a range scan of notify_event_topic_seq from its low end, so a
-# large backlog of undelivered events is never read by it.
-PRUNE = """
-DELETE FROM notify_event WHERE id IN (
-  SELECT e.id FROM notify_topic t
-   CROSS JOIN LATERAL (SELECT coalesce(min(s.cursor), (SELECT last FROM notify_sequence)) AS upto
-                         FROM notify_subscription s WHERE s.topic = t.name) c
-   CROSS JOIN LATERAL (SELECT e.id FROM notify_event e
-                        WHERE e.topic = t.name AND e.seq IS NOT NULL AND e.seq <= c.upto
-                        ORDER BY e.seq LIMIT $1) e)
-"""
+# most $1 per topic: per topic a walk of notify_event_topic_seq from its low end (migration
+# 0064), so a large backlog of undelivered events is never read by it.
+PRUNE = "SELECT notify_prune_batch($1)"
 
 # ---- subscriptions ----
 

@@ -127,7 +127,9 @@ def test_outbox_sequencing_keeps_its_speed_after_a_bulk_load(
     """The delivery worker's housekeeping (sequencing the outbox, pruning what nobody awaits)
     with plans made on an empty outbox, then 60,000 births' events: three rounds of 20,000.
     Shown to fail with 0044's sequencing statement (before migration 0063): its plan re-ran the
-    numbering subquery for every outbox row and hit the 10 s statement timeout."""
+    numbering subquery for every outbox row and hit the 10 s statement timeout; and, on
+    PostgreSQL 15 (Debian's server, the suite's second run in CI), with the pruning DELETE of
+    queries/notify.py before migration 0064: the same timeout."""
     owner_url = own_database.owner_url
     assert owner_url is not None
     config = DeliveryConfig(origin="https://id.example.gov.vn", key_label="unused", kid="unused",
