@@ -60,6 +60,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -334,6 +335,16 @@ async def template(stack: Stack, registrar: str) -> tuple[str, dict[str, Any]]:
     return record, dict(event)
 
 
+async def _wait_until_done(left: Callable[[], Awaitable[str | None]]) -> None:
+    """Poll `left` every 2 s until it says nothing is left; log what is, every 30 s."""
+    last_log = 0.0
+    while (progress := await left()) is not None:
+        if time.perf_counter() - last_log > 30:
+            log(f"  {progress}")
+            last_log = time.perf_counter()
+        await asyncio.sleep(2)
+
+
 async def load(stack: Stack, first: int, last: int, chunk: int, record: str,
                deadline: float | None = None) -> dict[str, Any]:
     """Persons g = first..last by SQL (LOAD), then blocks, sequencing, integration, the
@@ -380,34 +391,32 @@ async def load(stack: Stack, first: int, last: int, chunk: int, record: str,
         t0 = time.perf_counter()
         sequenced = int(await conn.fetchval(
             "SELECT coalesce(max(index) + 1, 0) FROM audit_log"))
-        last_log = 0.0
-        while True:
+
+        async def integration_left() -> str | None:
             integrated, checkpointed = await conn.fetchrow(
                 "SELECT (SELECT coalesce(max(size), 0) FROM audit_tree), "
                 "(SELECT coalesce(max(tree_size), 0) FROM audit_checkpoint)")
             if integrated >= sequenced and checkpointed >= sequenced:
-                break
-            if time.perf_counter() - last_log > 30:
-                log(f"  integrated {integrated:,}/{sequenced:,}, checkpointed {checkpointed:,}")
-                last_log = time.perf_counter()
-            await asyncio.sleep(2)
+                return None
+            return f"integrated {integrated:,}/{sequenced:,}, checkpointed {checkpointed:,}"
+
+        await _wait_until_done(integration_left)
         t["integrate_s"] = time.perf_counter() - t0
         # The births' liveBirth events: the delivery worker sequences them and, nobody being
         # subscribed, prunes them (contract 9). Waited for like the log's integration, so that
         # the measurement does not share the cores with that backlog (both indexed probes).
         t0 = time.perf_counter()
-        last_log = 0.0
-        while True:
+
+        async def outbox_left() -> str | None:
             unsequenced, unpruned = await conn.fetchrow(
                 "SELECT EXISTS (SELECT 1 FROM notify_event WHERE seq IS NULL), "
                 "EXISTS (SELECT 1 FROM notify_event WHERE topic = 'liveBirth' "
                 "AND seq IS NOT NULL)")
             if not unsequenced and not unpruned:
-                break
-            if time.perf_counter() - last_log > 30:
-                log(f"  outbox: unsequenced rows {unsequenced}, unpruned rows {unpruned}")
-                last_log = time.perf_counter()
-            await asyncio.sleep(2)
+                return None
+            return f"outbox: unsequenced rows {unsequenced}, unpruned rows {unpruned}"
+
+        await _wait_until_done(outbox_left)
         t["outbox_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         for table in ("person", "registration", "audit_event", "audit_log", "audit_node",
