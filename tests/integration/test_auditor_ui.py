@@ -210,11 +210,11 @@ def test_auditor_logs_in_searches_and_verifies(seeded: UiEnv, page: Page,
 
     # Every read was audited like the API's, by this auditor.
     auditor_id = env.operators["auditor"]
-    reads = env.fetch("SELECT pin, details->>'what' AS what FROM audit_entry "
+    reads = env.fetch("SELECT pin, details->>'what' AS what FROM audit_event "
                       "WHERE action = 'audit.read' AND actor_id = $1", auditor_id)
     assert {"events", "checkpoint_status", "export", "person_summary"} <= {r["what"]
                                                                           for r in reads}
-    verified = env.fetch("SELECT * FROM audit_entry WHERE action = 'audit.verify' AND "
+    verified = env.fetch("SELECT * FROM audit_event WHERE action = 'audit.verify' AND "
                          "actor_id = $1", auditor_id)
     assert len(verified) == 1 and verified[0]["outcome"] == "ok"
 
@@ -356,7 +356,7 @@ def test_headers_redirects_and_csrf(seeded: UiEnv) -> None:
         assert checkpoint.status_code == 200
         csrf = re.search(r'name="csrf" value="([^"]+)"', checkpoint.text)
         assert csrf is not None
-        before = len(env.fetch("SELECT 1 FROM audit_entry WHERE action = 'audit.verify'"))
+        before = len(env.fetch("SELECT 1 FROM audit_event WHERE action = 'audit.verify'"))
         no_csrf = client.post("/ui/checkpoint/verify", data={}, headers={"Origin": origin})
         wrong_origin = client.post("/ui/checkpoint/verify", data={"csrf": csrf.group(1)},
                                    headers={"Origin": "http://evil.example"})
@@ -365,5 +365,5 @@ def test_headers_redirects_and_csrf(seeded: UiEnv) -> None:
         logout_no_csrf = client.post("/ui/logout", data={}, headers={"Origin": origin})
         assert logout_no_csrf.status_code == 403
         assert client.get("/ui/events").status_code == 200  # still logged in
-        assert len(env.fetch("SELECT 1 FROM audit_entry WHERE action = 'audit.verify'")) \
+        assert len(env.fetch("SELECT 1 FROM audit_event WHERE action = 'audit.verify'")) \
             == before

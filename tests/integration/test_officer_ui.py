@@ -117,7 +117,7 @@ def test_officer_finds_reads_corrects_and_prints(ui_env: UiEnv, browser: Browser
         "href", f"/ui/persons/{people['father']}")
     expect(page.locator("#parent-mother a.pin")).to_have_count(0)
     expect(page.locator("#accesses")).to_have_count(0)  # not an auditor
-    reads = ui_env.fetch("SELECT purpose FROM audit_entry WHERE action = 'person.read' "
+    reads = ui_env.fetch("SELECT purpose FROM audit_event WHERE action = 'person.read' "
                          "AND pin = $1", people["child"])
     assert reads and all(PURPOSE_DETAIL in r["purpose"] for r in reads)
 
@@ -152,8 +152,8 @@ def test_officer_finds_reads_corrects_and_prints(ui_env: UiEnv, browser: Browser
     page.goto(f"{origin}/ui/persons/{people['sex']}")
     expect(page.locator("#replaced-by a.pin")).to_have_attribute(
         "href", f"/ui/persons/{new_pin}")
-    corrected = ui_env.fetch("SELECT outcome FROM audit_entry WHERE action = 'person.correct' "
-                             "AND pin = ANY($1::text[]) ORDER BY index",
+    corrected = ui_env.fetch("SELECT outcome FROM audit_event WHERE action = 'person.correct' "
+                             "AND pin = ANY($1::text[]) ORDER BY id",
                              [people["child"], people["sex"]])
     assert [r["outcome"] for r in corrected] == ["corrected", "reissued"]
 
@@ -174,7 +174,7 @@ def test_officer_finds_reads_corrects_and_prints(ui_env: UiEnv, browser: Browser
     claims = verify_notice(decoded[0], jwks, issuer=origin)
     assert claims["pin"] == people["father"] and claims["name"] == "Nguyễn Văn Hùng"
     assert claims["dob"] == "1990-05-01"
-    signed = ui_env.fetch("SELECT details FROM audit_entry WHERE action = 'pin.notice' "
+    signed = ui_env.fetch("SELECT details FROM audit_event WHERE action = 'pin.notice' "
                           "AND pin = $1", people["father"])
     assert len(signed) == 1
     page.emulate_media(media="print")
@@ -197,7 +197,7 @@ def test_other_province_by_url_and_markup_in_every_field(ui_env: UiEnv, browser:
     assert response is not None and response.status == 403
     expect(page.locator("#error-message")).to_contain_text("ngoài địa bàn của bạn")
     expect(page.locator("body")).not_to_contain_text("Hoàng Văn Hà Nội")
-    refused = ui_env.fetch("SELECT outcome, details->>'code' AS code FROM audit_entry "
+    refused = ui_env.fetch("SELECT outcome, details->>'code' AS code FROM audit_event "
                            "WHERE action = 'person.read' AND pin = $1", people["hanoi"])
     assert [(r["outcome"], r["code"]) for r in refused] == [("refused", "forbidden")]
     # Markup in every text field renders as text: no element, no script run.
@@ -406,7 +406,7 @@ def test_deceased_record_shows_the_death_and_an_officer_undoes_it(
         expect(page.locator("#death")).to_have_count(0)
         expect(page.locator("table.history")).to_contain_text("công văn 12/UBND")
         context.close()
-    undone = ui_env.fetch("SELECT pin, outcome, details->>'reason' AS reason FROM audit_entry "
+    undone = ui_env.fetch("SELECT pin, outcome, details->>'reason' AS reason FROM audit_event "
                           "WHERE action = 'person.correct' AND pin = ANY($1::text[])",
                           list(pins.values()))
     assert sorted((r["pin"], r["outcome"], r["reason"]) for r in undone) == sorted(
@@ -467,7 +467,7 @@ def test_province_admin_sees_reservations_and_releases_one(ui_env: UiEnv,
         expect(page.locator(f"#res-{rid} .status.cancelled")).to_be_visible()
         expect(page.locator(f"#release-{rid}")).to_have_count(0)
         context.close()
-    released = ui_env.fetch("SELECT outcome, details->>'reservation_id' AS rid FROM audit_entry "
+    released = ui_env.fetch("SELECT outcome, details->>'reservation_id' AS rid FROM audit_event "
                             "WHERE action = 'pin.release'")
     assert sorted((r["outcome"], r["rid"]) for r in released) == sorted(
         ("released", made[lang]["reservation_id"]) for lang in ("vi", "en"))
