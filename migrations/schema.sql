@@ -133,6 +133,8 @@ $$;
 
 CREATE FUNCTION public.audit_log_contiguous() RETURNS trigger
     LANGUAGE plpgsql
+    SET enable_seqscan TO 'off'
+    SET enable_bitmapscan TO 'off'
     AS $$
 DECLARE
   first_new bigint;
@@ -163,6 +165,8 @@ $$;
 CREATE FUNCTION public.audit_sequence(max_rows integer DEFAULT 10000) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public'
+    SET enable_seqscan TO 'off'
+    SET enable_bitmapscan TO 'off'
     AS $$
 DECLARE
   horizon   xid8;
