@@ -164,8 +164,8 @@ async def search(
     folded = fold_name(full_name)
     async with ctx.pool.acquire() as conn, conn.transaction():
         if match == "exact":
-            rows = await conn.fetch(q.SEARCH_EXACT, full_name, date_of_birth, province_code,
-                                    SEARCH_LIMIT, folded)
+            rows = await conn.fetch(q.SEARCH_EXACT, folded, date_of_birth, province_code,
+                                    SEARCH_LIMIT, full_name)
         else:
             rows = await conn.fetch(q.SEARCH_FOLDED, folded, date_of_birth, province_code,
                                     SEARCH_LIMIT)
