@@ -133,7 +133,8 @@ def create_app(
             deliverer.start()
             metrics = MetricsRefresher(pool, officer_pki.crls, clock,
                                        interval=settings.metrics_refresh_seconds,
-                                       top_buckets=settings.metrics_top_buckets)
+                                       top_buckets=settings.metrics_top_buckets,
+                                       bucket_interval=settings.metrics_bucket_refresh_seconds)
             metrics.start()
             coalescer = None if settings.issue_group_max == 1 else IssueCoalescer(
                 pool, max_group=settings.issue_group_max,

@@ -11,7 +11,9 @@ Three kinds of values:
   live workers (`livesum`), CRL age the worst live worker (`livemax` / `livemin`).
 - Facts of the shared database (the fullest PIN buckets, the audit integration lag): the same
   for every worker, so each worker refreshes a snapshot every `IDSERVICE_METRICS_REFRESH_SECONDS`
-  and the worker that answers a scrape reports its own (`DatabaseFacts`, a custom collector).
+  (the fullest buckets, a sum over the whole `pin_block` table, every
+  `IDSERVICE_METRICS_BUCKET_REFRESH_SECONDS`) and the worker that answers a scrape reports its
+  own (`DatabaseFacts`, a custom collector).
   A gauge with a changing top-N label set cannot be kept in multiprocess files (labels cannot
   be removed there); a snapshot can.
 """
@@ -190,11 +192,18 @@ class MetricsRefresher:
     _crls: dict[int, CrlCache] = {}  # noqa: RUF012
 
     def __init__(self, pool: asyncpg.Pool, crls: CrlCache | None, clock: Clock, *,
-                 interval: float, top_buckets: int) -> None:
+                 interval: float, top_buckets: int, bucket_interval: float) -> None:
         self._pool = pool
         self._crl_cache = crls
         self._clock = clock
         self._top = top_buckets
+        # The fullest buckets are a sum over every `pin_block` row (up to 1,000 per bucket:
+        # 1,152,000 rows and 200-700 ms at 10M persons, ~10x that for the country), for a
+        # figure that moves by one per birth in a space of 10^6: read on a slower beat of its
+        # own, not on every refresh (bench/README, "Session of 2026-12-07 05:20 UTC").
+        self._bucket_interval = bucket_interval
+        self._buckets: list[tuple[str, int]] = []
+        self._buckets_read: float | None = None  # time.monotonic() of the last read
         self._loop = PeriodicTask("metrics-refresh", interval, self.refresh)
 
     def start(self) -> None:
@@ -213,21 +222,27 @@ class MetricsRefresher:
         if _MULTIPROC_DIR:
             multiprocess.mark_process_dead(os.getpid(), _MULTIPROC_DIR)  # type: ignore[no-untyped-call]
 
-    async def refresh(self) -> None:
+    async def refresh(self) -> _Facts:
+        """Read the database facts into this process's snapshot; returns it."""
         self.refresh_process_gauges()
         async with self._pool.acquire() as conn:
-            buckets = await conn.fetch(_BUCKETS_SQL, self._top)
+            now = time.monotonic()
+            if self._buckets_read is None or now - self._buckets_read >= self._bucket_interval:
+                self._buckets = [(row["prefix"], int(row["used"]))
+                                 for row in await conn.fetch(_BUCKETS_SQL, self._top)]
+                self._buckets_read = now
             audit = await conn.fetchrow(_AUDIT_SQL)
             backlog = await conn.fetchrow(NOTIFY_BACKLOG)
         assert audit is not None and backlog is not None
-        DATABASE_FACTS.facts = _Facts(
-            buckets=[(row["prefix"], int(row["used"])) for row in buckets],
+        facts = DATABASE_FACTS.facts = _Facts(
+            buckets=self._buckets,
             sequenced=int(audit["sequenced"]),
             integrated=int(audit["integrated"]) if audit["integrated"] is not None else None,
             checkpoint_at=audit["checkpoint_at"],
             partitioned_until=audit["partitioned_until"],
             notify_backlog=int(backlog["n"]), notify_oldest=float(backlog["age"]),
             refreshed_at=time.time())
+        return facts
 
     def refresh_process_gauges(self) -> None:
         pools = list(MetricsRefresher._pools.values())

@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     # /metrics: how often each process re-reads the database facts (fullest PIN buckets, audit
     # lag) and its pool/CRL gauges; how many of the fullest buckets are reported.
     metrics_refresh_seconds: float = Field(default=10.0, gt=0, le=300)
+    # ... except the fullest PIN buckets: a sum over every `pin_block` row (seconds of work for
+    # the country), for a fill ratio that moves slowly.
+    metrics_bucket_refresh_seconds: float = Field(default=300.0, gt=0, le=3600)
     metrics_top_buckets: int = Field(default=10, ge=1, le=1000)
     # `serve` refuses the zero-setup parts (embedded PostgreSQL, a SoftHSM token) unless this
     # says they are meant (a trial or staging install); `dev` always uses them.

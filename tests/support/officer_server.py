@@ -123,6 +123,7 @@ def officer_env_fixture(settings: Settings, database: DatabaseTarget, softhsm_di
         settings, database, softhsm_dir, softhsm_token_factory,
         tmp_path_factory.mktemp("officer-pki"),
         officer_token=f"officer-usb-{secrets.token_hex(3)}", service_token="officer-login-svc",
-        key_label="officer-login-es256", clock_skew_seconds=30, metrics_refresh_seconds=0.2)
+        key_label="officer-login-es256", clock_skew_seconds=30, metrics_refresh_seconds=0.2,
+        metrics_bucket_refresh_seconds=0.2)
     yield env
     env.server.stop()
