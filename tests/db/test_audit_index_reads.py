@@ -27,6 +27,7 @@ from idservice.audit import leaves
 from idservice.db.migrate import migrate
 from idservice.db.roles import DatabaseUrls
 from idservice.queries import audit as q
+from tests.support.horizon import wait_for_older_transactions
 
 EVENTS = 20_000
 BATCH = 500
@@ -106,6 +107,7 @@ async def log_db(fresh_database: DatabaseUrls) -> DatabaseUrls:
     try:
         await owner.execute("SELECT audit_event_add_partitions(now() - interval '13 months')")
         await owner.execute(GENERATE, EVENTS)
+        await wait_for_older_transactions(owner)
         assert await owner.fetchval("SELECT audit_sequence($1)", EVENTS) == EVENTS
         await owner.execute("ANALYZE audit_event; ANALYZE audit_log")
         assert await owner.fetchval(

@@ -9,6 +9,7 @@ import pytest
 
 from idservice.db.migrate import migrate
 from idservice.db.roles import DatabaseUrls
+from tests.support.horizon import wait_for_older_transactions
 
 EVENTS = ("INSERT INTO audit_event (actor_type, actor_id, action, outcome) "
           "SELECT 'client', 'contiguous-test', 'pin.issue', 'issued' FROM generate_series(1, 6)")
@@ -46,6 +47,7 @@ async def test_entries_only_continue_the_log(fresh_database: DatabaseUrls) -> No
             "SELECT index FROM audit_log ORDER BY index")] == [0, 1, 2, 3, 4]
         # and sequencing, the log's one writer, carries on after rows written this way
         await owner.execute(EVENTS)
+        await wait_for_older_transactions(owner)
         assert await owner.fetchval("SELECT audit_sequence(100)") == 7
         assert await owner.fetchval("SELECT max(index) FROM audit_log") == 11
     finally:

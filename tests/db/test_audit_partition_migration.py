@@ -10,6 +10,7 @@ import asyncpg
 
 from idservice.db.migrate import default_migrations_dir, migrate
 from idservice.db.roles import DatabaseUrls
+from tests.support.horizon import wait_for_older_transactions
 
 INSERT = ("INSERT INTO audit_event (actor_type, actor_id, action, pin, outcome, details) "
           "VALUES ('client', $1, 'pin.issue', '052240000001', 'issued', $2::jsonb)")
@@ -30,6 +31,7 @@ async def test_existing_log_is_carried_over(fresh_database: DatabaseUrls,
     try:
         for i in range(5):
             await service.execute(INSERT, f"before-{i}", f'{{"i": {i}, "é": "đ"}}')
+        await wait_for_older_transactions(service)
         assert await service.fetchval("SELECT audit_sequence(100)") == 5
         before = [dict(r) for r in await service.fetch(ENTRIES)]
         max_id = await service.fetchval("SELECT max(id) FROM audit_event")
@@ -45,6 +47,7 @@ async def test_existing_log_is_carried_over(fresh_database: DatabaseUrls,
         assert await service.fetchval(
             "SELECT relkind::text FROM pg_class WHERE relname = 'audit_event'") == "p"
         await service.execute(INSERT, "after", "{}")
+        await wait_for_older_transactions(service)
         assert await service.fetchval("SELECT audit_sequence(100)") == 1
         row = await service.fetchrow(
             "SELECT l.index, e.id, e.tableoid::regclass::text AS part FROM audit_log l "

@@ -19,6 +19,7 @@ from idservice.datatracker.usage import action_outcomes, visible_on
 from idservice.db.migrate import migrate
 from idservice.db.roles import DatabaseUrls
 from idservice.queries import datatracker as q
+from tests.support.horizon import wait_for_older_transactions
 
 PIN = "001200000042"
 # As the owner may (the service cannot name `at`): events spread evenly over 12 months.
@@ -70,6 +71,7 @@ async def test_find_usage_reads_the_pin_at_index_not_the_table(
     try:
         await owner.execute("SELECT audit_event_add_partitions(now() - interval '14 months')")
         await owner.execute(GENERATE)
+        await wait_for_older_transactions(owner)
         await owner.execute("SELECT audit_sequence(100000)")
         await owner.execute("ANALYZE audit_event; ANALYZE audit_log")
         partitions = await owner.fetch(

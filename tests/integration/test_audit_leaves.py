@@ -24,6 +24,7 @@ from idservice.db.migrate import migrate
 from idservice.db.pool import connect, create_pool
 from idservice.db.roles import DatabaseUrls, url_for
 from idservice.queries import audit as q
+from tests.support.horizon import wait_for_older_transactions
 
 ODD_DETAILS: list[dict[str, Any]] = [
     {},
@@ -68,6 +69,7 @@ async def odd_log(fresh_database: DatabaseUrls, pg_superuser_url: str
                 "'anonymous', 'a', 'auth.login_failed', 'refused', '{\"n\": 1}')")
         finally:
             await conn.close()
+        await wait_for_older_transactions(pool)
         await sequence_once(pool)
         while await integrate_once(pool, batch=3, wait=True):
             pass

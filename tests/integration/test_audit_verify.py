@@ -255,7 +255,7 @@ async def test_truncated_tail_is_named(log: Log) -> None:
 
 async def test_rows_cut_after_the_last_checkpoint_are_named(log: Log) -> None:
     await _write(log.pool, 9)
-    await sequence_once(log.pool)
+    await _sequence_all(log.pool, PER_BATCH)
     await integrate_once(log.pool, wait=True)  # integrated to 35, last checkpoint still 30
     await log.sql("DELETE FROM audit_log WHERE index >= 33")
     error = await log.failure()

@@ -34,6 +34,7 @@ from idservice.audit.sequencer import sequence_once
 from idservice.notify.delivery import Deliverer, DeliveryConfig
 from idservice.queries.audit import SEQUENCE
 from idservice.runtime import DatabaseTarget
+from tests.support.horizon import wait_for_older_transactions
 
 ROWS = 60_000
 ROUND_LIMIT_S = 2.0  # an integration batch takes ~0.05-0.3 s here
@@ -84,6 +85,7 @@ async def _small_tables(owner_url: str) -> asyncpg.Connection:
     await owner.execute(EVENTS, 20)
     for table in ("audit_event", "audit_log", "notify_event"):  # the outbox empty
         await owner.execute(f"VACUUM ANALYZE {table}")
+    await wait_for_older_transactions(owner)
     return owner
 
 
@@ -99,6 +101,7 @@ def test_sequencing_and_integration_keep_their_speed_after_a_bulk_load(
                 await sequence_once(pool)
                 assert await integrate_once(pool, wait=True) == 20  # plans made on small tables
                 await owner.execute(EVENTS, ROWS)
+                await wait_for_older_transactions(owner)
                 t0 = time.perf_counter()
                 assert await sequence_once(pool) == ROWS
                 rounds = [time.perf_counter() - t0]
@@ -145,6 +148,7 @@ def test_outbox_sequencing_keeps_its_speed_after_a_bulk_load(
                 try:
                     await worker.run_once()  # plans made on the empty outbox
                     await owner.execute(OUTBOX, ROWS)
+                    await wait_for_older_transactions(owner)
                     rounds = []
                     for _ in range(3):
                         t0 = time.perf_counter()
@@ -179,6 +183,7 @@ def test_sequencing_reads_the_log_by_its_index_only(own_database: DatabaseTarget
                 await sequence_once(pool)  # plans made on the small log
                 for _ in range(3):
                     await owner.execute(EVENTS, 100)
+                await wait_for_older_transactions(owner)
                 async with pool.acquire() as conn, conn.transaction():  # its own counts
                     for _ in range(3):
                         assert await conn.fetchval(SEQUENCE, 100) == 100
