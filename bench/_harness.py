@@ -783,3 +783,52 @@ def _short(frame: str) -> str:
             path = path.split(marker, 1)[1]
             break
     return f"{match.group('func')} ({path})"
+
+
+class WorkerBalancer:
+    """Opens connections so that concurrent clients spread evenly over the uvicorn workers.
+
+    uvicorn's workers accept from one shared socket, so connections opened close together
+    often land on the same worker, which then does all the work on one core while the other
+    idles (seen: batches at 3,050/s on one worker vs ~5,600/s spread; logins with every one of
+    16 connections on one worker). A load balancer in front of the workers would spread them;
+    here the benchmark plays that part: it looks up (in /proc) which worker accepted a fresh
+    connection and, before anything is sent on it, closes and reopens it unless that worker
+    holds no more connections than the least loaded one. Disabled: connections stay where the
+    kernel put them.
+    """
+
+    def __init__(self, stack: Stack, enabled: bool) -> None:
+        self.stack = stack
+        self.enabled = enabled and stack.workers > 1
+        self.busy: Counter[int] = Counter()
+        self.lock = asyncio.Lock()
+
+    async def open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int | None]:
+        host, port = "127.0.0.1", self.stack.port
+        async with self.lock:
+            for _ in range(40):
+                reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
+                owner = await self._owner(writer)
+                least = 0 if len(self.busy) < self.stack.workers else min(self.busy.values())
+                if not self.enabled or owner is None or self.busy[owner] <= least:
+                    if owner is not None:
+                        self.busy[owner] += 1
+                    return reader, writer, owner
+                writer.close()
+                with contextlib.suppress(ConnectionError, OSError):
+                    await writer.wait_closed()
+                await asyncio.sleep(0.05)
+            if owner is not None:
+                self.busy[owner] += 1
+            return reader, writer, owner
+
+    async def _owner(self, writer: asyncio.StreamWriter) -> int | None:
+        client_port = writer.get_extra_info("sockname")[1]
+        pids = self.stack.server_pids()
+        for _ in range(100):
+            owner = await asyncio.to_thread(connection_owner, self.stack.port, client_port, pids)
+            if owner is not None:
+                return owner
+            await asyncio.sleep(0.02)
+        return None

@@ -60,7 +60,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -76,8 +75,8 @@ from bench._harness import (
     BENCH_DIR,
     REPO,
     Stack,
+    WorkerBalancer,
     asyncpg_insert_rate,
-    connection_owner,
     ensure_wrk,
     log,
     pgbench_insert_rate,
@@ -201,54 +200,6 @@ class _ChunkedReader:
         if self._remaining > 0:
             self._remaining -= len(data)
         return data
-
-
-class WorkerBalancer:
-    """Opens connections so that concurrent streams land on different uvicorn workers.
-
-    uvicorn's workers accept from one shared socket, so connections opened close together
-    often land on the same worker, which then does all the batch work on one core while the
-    other idles (seen: 3,050/s on one worker vs ~5,600/s spread). A load balancer in front of
-    the workers would spread them; here the benchmark plays that part: it looks up (in /proc)
-    which worker accepted a fresh connection and, before anything is sent on it, closes and
-    reopens it while a worker without a stream is left. Disable with --no-batch-balance.
-    """
-
-    def __init__(self, stack: Stack, enabled: bool) -> None:
-        self.stack = stack
-        self.enabled = enabled and stack.workers > 1
-        self.busy: Counter[int] = Counter()
-        self.lock = asyncio.Lock()
-
-    async def open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int | None]:
-        host, port = "127.0.0.1", self.stack.port
-        async with self.lock:
-            for _ in range(40):
-                reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
-                owner = await self._owner(writer)
-                idle_left = self.stack.workers - len(self.busy)
-                if not self.enabled or owner is None or owner not in self.busy \
-                        or idle_left <= 0:
-                    if owner is not None:
-                        self.busy[owner] += 1
-                    return reader, writer, owner
-                writer.close()
-                with contextlib.suppress(ConnectionError, OSError):
-                    await writer.wait_closed()
-                await asyncio.sleep(0.05)
-            if owner is not None:
-                self.busy[owner] += 1
-            return reader, writer, owner
-
-    async def _owner(self, writer: asyncio.StreamWriter) -> int | None:
-        client_port = writer.get_extra_info("sockname")[1]
-        pids = self.stack.server_pids()
-        for _ in range(100):
-            owner = await asyncio.to_thread(connection_owner, self.stack.port, client_port, pids)
-            if owner is not None:
-                return owner
-            await asyncio.sleep(0.02)
-        return None
 
 
 async def batch_stream(

@@ -18,7 +18,10 @@ Method (one run, everything started and removed by the script, see bench/_harnes
    `cryptography` (the same 64-byte `H(origin) || H(nonce)` message the server verifies), one
    process (= one core), and one process per core in parallel (the whole machine).
 3. Logins: `--clients` concurrent clients (asyncio, one keep-alive HTTP/1.1 connection each,
-   a minimal hand-written client so the load generator costs little CPU). Each login is
+   a minimal hand-written client so the load generator costs little CPU), spread evenly over
+   the workers as a load balancer would (uvicorn's shared socket can give one worker all 16
+   connections opened at once: `WorkerBalancer` of bench/_harness.py reconnects until the
+   spread is even; `--no-balance` leaves them where they land). Each login is
    `POST /v1/auth/challenge`, an ES256 signature by the client's software key over the
    challenge (the client side; not what is measured), and `POST /v1/auth/token`, which the
    server answers after the full check list of contract 3.1 (nonce consumed in PostgreSQL,
@@ -67,6 +70,7 @@ from bench._harness import (
     REPO,
     VENV_BIN,
     Stack,
+    WorkerBalancer,
     _percentiles_ms,
     log,
     py_spy_start,
@@ -173,14 +177,15 @@ def verify_rates(seconds: float) -> dict[str, Any]:
 class HttpConnection:
     """Keep-alive HTTP/1.1 POST of JSON over asyncio streams (cheap on the client side)."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, balancer: WorkerBalancer) -> None:
         self.host, self.port = host, port
+        self.balancer = balancer
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
     async def post(self, path: str, body: dict[str, Any] | None) -> tuple[int, bytes]:
         if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            self.reader, self.writer, _ = await self.balancer.open()
         assert self.reader is not None
         payload = json.dumps(body).encode() if body is not None else b""
         self.writer.write(
@@ -215,10 +220,10 @@ class LoadResult:
     sample_token: str | None = None
 
 
-async def _client(officer: Officer, origin: str, port: int, stop_at: float,
+async def _client(officer: Officer, origin: str, balancer: WorkerBalancer, stop_at: float,
                   measure_from: float, result: LoadResult) -> None:
     assert result.failures is not None and result.latencies is not None
-    conn = HttpConnection("127.0.0.1", port)
+    conn = HttpConnection("127.0.0.1", balancer.stack.port, balancer)
     loop = asyncio.get_running_loop()
     try:
         while (start := loop.time()) < stop_at:
@@ -249,13 +254,15 @@ async def _client(officer: Officer, origin: str, port: int, stop_at: float,
         await conn.close()
 
 
-async def login_load(stack: Stack, officers: list[Officer], seconds: float,
-                     warmup: float) -> tuple[LoadResult, dict[str, Any]]:
+async def login_load(stack: Stack, officers: list[Officer], seconds: float, warmup: float,
+                     balance: bool = True) -> tuple[LoadResult, dict[str, Any]]:
+    """The logins; `cpu` also tells how many connections each worker held (`spread`)."""
     result = LoadResult(failures=Counter(), latencies=[])
+    balancer = WorkerBalancer(stack, balance)
     loop = asyncio.get_running_loop()
     measure_from = loop.time() + warmup
     stop_at = measure_from + seconds
-    clients = [asyncio.create_task(_client(o, stack.origin, stack.port, stop_at,
+    clients = [asyncio.create_task(_client(o, stack.origin, balancer, stop_at,
                                            measure_from, result)) for o in officers]
     await asyncio.sleep(warmup)
     meter = stack.cpu_meter().start()
@@ -263,6 +270,8 @@ async def login_load(stack: Stack, officers: list[Officer], seconds: float,
     cpu = meter.stop()
     cpu["cpu_s"]["load generator (benchmark process)"] = cpu["cpu_s"].pop("benchmark process")
     cpu["cores"]["load generator (benchmark process)"] = cpu["cores"].pop("benchmark process")
+    cpu["spread"] = {"balanced": balancer.enabled,
+                     "connections_per_worker": sorted(balancer.busy.values(), reverse=True)}
     return result, cpu
 
 
@@ -309,6 +318,8 @@ def render(report: dict[str, Any]) -> str:
         f"; {report['ratio_all_cores']:.4f} of all-cores verify/s",
         f"  access token         : {report['access_token_header']}",
         f"  cores used           : {cores}; machine busy {report['cpu']['machine_busy_pct']}%",
+        f"  connections/worker   : {report['cpu']['spread']['connections_per_worker']} "
+        f"({'spread by the client' if report['cpu']['spread']['balanced'] else 'as accepted'})",
         f"  load average 1/5/15  : before {report['loadavg_1_5_15']['before']}, "
         f"after {report['loadavg_1_5_15']['after']} ({os.cpu_count()} cores)",
     ])
@@ -327,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-seconds", type=int, default=0,
                         help="after the measured run, sample the server with py-spy while "
                              "the same load runs this long (0 = off)")
+    parser.add_argument("--no-balance", dest="balance", action="store_false",
+                        help="leave each connection on the worker that accepted it (uvicorn's "
+                             "shared socket may give one worker all of them)")
     parser.add_argument("--keep", action="store_true", help="keep the data dir")
     args = parser.parse_args(argv)
 
@@ -342,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
         verify = verify_rates(args.verify_seconds)
         log(f"logins: {args.clients} clients, {args.warmup} s warm-up, {args.seconds} s")
         load_before = os.getloadavg()
-        result, cpu = asyncio.run(login_load(stack, officers, args.seconds, args.warmup))
+        result, cpu = asyncio.run(login_load(stack, officers, args.seconds, args.warmup,
+                                             args.balance))
         load_after = os.getloadavg()
         assert result.latencies is not None and result.failures is not None
         per_s = result.ok / args.seconds
