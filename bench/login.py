@@ -177,8 +177,8 @@ def verify_rates(seconds: float) -> dict[str, Any]:
 class HttpConnection:
     """Keep-alive HTTP/1.1 POST of JSON over asyncio streams (cheap on the client side)."""
 
-    def __init__(self, host: str, port: int, balancer: WorkerBalancer) -> None:
-        self.host, self.port = host, port
+    def __init__(self, balancer: WorkerBalancer) -> None:
+        self.host, self.port = "127.0.0.1", balancer.stack.port
         self.balancer = balancer
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
@@ -223,7 +223,7 @@ class LoadResult:
 async def _client(officer: Officer, origin: str, balancer: WorkerBalancer, stop_at: float,
                   measure_from: float, result: LoadResult) -> None:
     assert result.failures is not None and result.latencies is not None
-    conn = HttpConnection("127.0.0.1", balancer.stack.port, balancer)
+    conn = HttpConnection(balancer)
     loop = asyncio.get_running_loop()
     try:
         while (start := loop.time()) < stop_at:

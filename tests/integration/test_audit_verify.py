@@ -8,7 +8,6 @@ altered as the superuser with the append-only triggers disabled.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from idservice.settings import Settings
 from tests.integration.test_audit_log_api import flush
 from tests.support.bodies import issue_body
 from tests.support.fixtures_db import cli_env
+from tests.support.horizon import wait_for_older_transactions
 from tests.support.server import ServerThread
 
 IDSERVICE = [sys.executable, "-m", "idservice.cli"]
@@ -166,16 +166,11 @@ async def _write(pool: asyncpg.Pool, batch: int) -> None:
 
 
 async def _sequence_all(pool: asyncpg.Pool, expected: int) -> None:
-    """Sequence the events just written. The sequencer's horizon is the cluster's oldest
-    running transaction (any database of the shared test cluster), so under load one call may
-    sequence nothing yet; a full run lost a test to that."""
-    done = 0
-    for _ in range(600):
-        done += await sequence_once(pool)
-        if done >= expected:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"only {done} of {expected} events sequenced in 30 s")
+    """Sequence the events just written, once the sequencer's horizon (the cluster's oldest
+    running transaction, any database of the shared test cluster) has passed them."""
+    await wait_for_older_transactions(pool)
+    done = await sequence_once(pool)
+    assert done >= expected, f"only {done} of {expected} events sequenced"
 
 
 @pytest_asyncio.fixture(loop_scope="session", params=["rows", "chunks", "workers"])
