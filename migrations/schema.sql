@@ -327,6 +327,8 @@ $$;
 
 CREATE FUNCTION public.issue_pin(p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text) RETURNS TABLE(outcome text, pin text, status text, issued_at timestamp with time zone, registration jsonb, duplicates text[])
     LANGUAGE plpgsql
+    SET enable_seqscan TO 'off'
+    SET enable_bitmapscan TO 'off'
     AS $$
 #variable_conflict use_column
 DECLARE
@@ -400,6 +402,8 @@ $$;
 
 CREATE FUNCTION public.issue_pins(p_rows public.person_row[], p_digests bytea[], p_prefixes text[], p_candidates integer[], p_tries integer, p_block_size integer, p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_details text[], p_override_details text[], p_sources text[], p_scopes text[], p_external_ids text[]) RETURNS TABLE(i integer, outcome text, pin text, status text, issued_at timestamp with time zone, registration jsonb, duplicates text[], claimed boolean)
     LANGUAGE plpgsql
+    SET enable_seqscan TO 'off'
+    SET enable_bitmapscan TO 'off'
     AS $$
 #variable_conflict use_column
 DECLARE
@@ -494,6 +498,10 @@ CREATE FUNCTION public.make_pin(prefix text, serial integer) RETURNS text
 
 CREATE FUNCTION public.notify_live_birth() RETURNS trigger
     LANGUAGE plpgsql
+    SET enable_seqscan TO 'off'
+    SET enable_bitmapscan TO 'off'
+    SET enable_hashjoin TO 'off'
+    SET enable_mergejoin TO 'off'
     AS $$
 BEGIN
   INSERT INTO notify_event (topic, uin, uin1, uin2)
@@ -702,6 +710,23 @@ $$;
 
 
 --
+-- Name: person_duplicates_of(public.person_row[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.person_duplicates_of(p_rows public.person_row[]) RETURNS TABLE(i integer, pins text[])
+    LANGUAGE sql STABLE
+    SET enable_seqscan TO 'off'
+    SET enable_bitmapscan TO 'off'
+    AS $$
+  SELECT u.i, d.pins
+    FROM (SELECT unnest(p_rows) AS r, generate_subscripts(p_rows, 1) AS i) u
+   CROSS JOIN LATERAL (SELECT array_agg(x.pin ORDER BY x.pin) AS pins
+                         FROM person_duplicates(u.r) x) d
+   WHERE d.pins IS NOT NULL
+$$;
+
+
+--
 -- Name: person_insert(text[], integer[], public.person_row[], integer); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -770,6 +795,19 @@ $$;
 
 
 --
+-- Name: person_taken(text[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.person_taken(p_pins text[]) RETURNS TABLE(pin text)
+    LANGUAGE sql STABLE
+    SET enable_seqscan TO 'off'
+    SET enable_bitmapscan TO 'off'
+    AS $$
+  SELECT p.pin::text FROM person p WHERE p.pin = ANY(p_pins)
+$$;
+
+
+--
 -- Name: person_update(text, public.person_row); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -811,6 +849,25 @@ BEGIN
   RAISE EXCEPTION 'table % is append-only: % refused', TG_TABLE_NAME, TG_OP
     USING ERRCODE = 'insufficient_privilege';
 END
+$$;
+
+
+--
+-- Name: registration_find(text[], text[], text[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.registration_find(p_province text[], p_authority text[], p_number text[]) RETURNS TABLE(province_code text, authority text, number text, body_sha256 bytea, pin text, status text, issued_at timestamp with time zone, registration jsonb)
+    LANGUAGE sql STABLE
+    SET enable_seqscan TO 'off'
+    SET enable_bitmapscan TO 'off'
+    SET enable_hashjoin TO 'off'
+    SET enable_mergejoin TO 'off'
+    AS $$
+  SELECT r.province_code, r.authority, r.number, r.body_sha256, p.pin::text, p.status,
+         p.issued_at, p.record->'registration'
+    FROM unnest(p_province, p_authority, p_number) AS u(p, a, n)
+    JOIN registration r ON r.province_code = u.p AND r.authority = u.a AND r.number = u.n
+    JOIN person p ON p.pin = r.pin
 $$;
 
 
@@ -2255,6 +2312,14 @@ GRANT ALL ON FUNCTION public.person_duplicates(p_row public.person_row) TO idser
 
 
 --
+-- Name: FUNCTION person_duplicates_of(p_rows public.person_row[]); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.person_duplicates_of(p_rows public.person_row[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.person_duplicates_of(p_rows public.person_row[]) TO idservice_service;
+
+
+--
 -- Name: FUNCTION person_insert(p_prefix text[], p_serial integer[], p_row public.person_row[], p_block_size integer); Type: ACL; Schema: public; Owner: -
 --
 
@@ -2271,11 +2336,27 @@ GRANT ALL ON FUNCTION public.person_take_reserved(p_pins text[], p_rows public.p
 
 
 --
+-- Name: FUNCTION person_taken(p_pins text[]); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.person_taken(p_pins text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.person_taken(p_pins text[]) TO idservice_service;
+
+
+--
 -- Name: FUNCTION person_update(p_pin text, p_row public.person_row); Type: ACL; Schema: public; Owner: -
 --
 
 REVOKE ALL ON FUNCTION public.person_update(p_pin text, p_row public.person_row) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.person_update(p_pin text, p_row public.person_row) TO idservice_service;
+
+
+--
+-- Name: FUNCTION registration_find(p_province text[], p_authority text[], p_number text[]); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.registration_find(p_province text[], p_authority text[], p_number text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.registration_find(p_province text[], p_authority text[], p_number text[]) TO idservice_service;
 
 
 --

@@ -139,15 +139,14 @@ SELECT count(pg_advisory_xact_lock(h)) FROM (
     FROM unnest($1::text[], $2::text[], $3::text[]) AS u(p, a, n) ORDER BY 1) s
 """
 
+# The functions of migrations/0066_issuance_reads_by_index.sql: an index probe per row is the
+# only plan they can have, whatever the statistics said when the connection planned them.
 FIND_REGISTRATIONS = """
-SELECT r.province_code, r.authority, r.number, r.body_sha256, p.pin, p.status, p.issued_at,
-       p.record->'registration' AS registration
-  FROM unnest($1::text[], $2::text[], $3::text[]) AS u(p, a, n)
-  JOIN registration r ON r.province_code = u.p AND r.authority = u.a AND r.number = u.n
-  JOIN person p ON p.pin = r.pin
+SELECT province_code, authority, number, body_sha256, pin, status, issued_at, registration
+  FROM registration_find($1::text[], $2::text[], $3::text[])
 """
 
-TAKEN_PINS = "SELECT pin FROM person WHERE pin = ANY($1::text[])"
+TAKEN_PINS = "SELECT pin FROM person_taken($1::text[])"
 
 INSERT_REGISTRATIONS = """
 INSERT INTO registration (province_code, authority, number, body_sha256, pin)
@@ -203,19 +202,8 @@ SELECT count(pg_advisory_xact_lock(h)) FROM (
 """
 
 # $1 person rows -> (i, pins): for each row (1-based) with matches, the active persons it
-# matches. Each row is one lookup on person_name_dob (person_duplicates() is inlined). The rows
-# come from unnest() in the select list (whole rows; in FROM it would split them into columns),
-# numbered by generate_subscripts() beside it: two set-returning functions of one select list
-# run in lockstep. Not `($1)[i]`: finding the i-th element of an array of variable-length rows
-# walks the i-1 before it: 125,000 steps for a chunk of 500 rows, which made the statement take
-# 2x as long at 500 rows and 4-6x at 2,000.
-FIND_DUPLICATES = """
-SELECT u.i, d.pins
-  FROM (SELECT unnest($1::person_row[]) AS r, generate_subscripts($1::person_row[], 1) AS i) u
- CROSS JOIN LATERAL (SELECT array_agg(x.pin ORDER BY x.pin) AS pins
-                       FROM person_duplicates(u.r) x) d
- WHERE d.pins IS NOT NULL
-"""
+# matches, each row one lookup on person_name_dob (migrations/0066: person_duplicates_of()).
+FIND_DUPLICATES = "SELECT i, pins FROM person_duplicates_of($1::person_row[])"
 
 # The plan of one row's check (the test that shows it is an index lookup).
 EXPLAIN_DUPLICATES = "EXPLAIN SELECT pin FROM person_duplicates($1::person_row)"
