@@ -18,6 +18,8 @@
 --   chunk's registrations (hash joins over both tables: 55 ms).
 -- * a single issuance's look-up of its registration in issue_pin() (0014), planned on an empty
 --   `registration`: a sequential scan of the table per issuance.
+-- * an offline office's sync: person_take_reserved() (0030) joins its PINs to `person`, a hash
+--   join over the whole table when planned on a small one.
 -- The plan cache picks such a generic plan by itself when it is no dearer by estimate than the
 -- custom ones, which on small tables it is not; an autoanalyze replaces it, until the next
 -- bulk load.
@@ -50,6 +52,13 @@ ALTER FUNCTION notify_live_birth() SET enable_seqscan = off;
 ALTER FUNCTION notify_live_birth() SET enable_bitmapscan = off;
 ALTER FUNCTION notify_live_birth() SET enable_hashjoin = off;
 ALTER FUNCTION notify_live_birth() SET enable_mergejoin = off;
+
+-- An office's offline issuances take their reserved rows (contract 8, 0030): one probe per
+-- PIN, not a hash join over every person.
+ALTER FUNCTION person_take_reserved(text[], person_row[]) SET enable_seqscan = off;
+ALTER FUNCTION person_take_reserved(text[], person_row[]) SET enable_bitmapscan = off;
+ALTER FUNCTION person_take_reserved(text[], person_row[]) SET enable_hashjoin = off;
+ALTER FUNCTION person_take_reserved(text[], person_row[]) SET enable_mergejoin = off;
 
 -- The PINs of `p_pins` already used (any status: a reserved number is taken too).
 CREATE FUNCTION person_taken(p_pins text[]) RETURNS TABLE (pin text)

@@ -766,6 +766,10 @@ $$;
 
 CREATE FUNCTION public.person_take_reserved(p_pins text[], p_rows public.person_row[]) RETURNS TABLE(pin text, issued_at timestamp with time zone)
     LANGUAGE plpgsql
+    SET enable_seqscan TO 'off'
+    SET enable_bitmapscan TO 'off'
+    SET enable_hashjoin TO 'off'
+    SET enable_mergejoin TO 'off'
     AS $$
 #variable_conflict use_column
 BEGIN
