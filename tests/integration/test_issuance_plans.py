@@ -18,7 +18,7 @@ office's reserved numbers taken after that must not scan either table. Shown to 
 0066 (the migration taken out, the queries as before): 206 sequential scans of `person` (200 for
 the chunk's duplicate check, one for its candidate PINs, one per registration statement by the
 trigger: the chunk's and the four single issuances') and 5 of `registration` (the chunk's
-up, and issue_pin()'s per single issuance); with only person_take_reserved()'s settings left
+look-up, and issue_pin()'s per single issuance); with only person_take_reserved()'s settings left
 out, the one scan of `person` by an office's offline issuances taking their reserved numbers. At
 200,000 persons such a chunk took ~18 s instead of ~0.2 s, and each single issuance ~60 ms more.
 """
