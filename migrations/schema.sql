@@ -1185,7 +1185,8 @@ CREATE TABLE public.notify_event (
     uin1 text,
     uin2 text,
     previous_uin text,
-    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL
+    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    CONSTRAINT notify_event_topic_check CHECK ((topic = ANY (ARRAY['liveBirth'::text, 'death'::text, 'changeOfName'::text, 'updatePerson'::text, 'birthCancellation'::text, 'changeOfGender'::text])))
 );
 
 
@@ -1595,14 +1596,6 @@ ALTER TABLE ONLY public.notify_event
 
 
 --
--- Name: notify_event notify_event_seq_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.notify_event
-    ADD CONSTRAINT notify_event_seq_key UNIQUE (seq);
-
-
---
 -- Name: notify_sequence notify_sequence_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1814,6 +1807,13 @@ CREATE INDEX client_assertion_jti_expiry ON public.client_assertion_jti USING bt
 --
 
 CREATE INDEX death_registration_pin ON public.death_registration USING btree (pin);
+
+
+--
+-- Name: notify_event_seq; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX notify_event_seq ON public.notify_event USING btree (seq) WHERE (seq IS NOT NULL);
 
 
 --
@@ -2077,14 +2077,6 @@ ALTER TABLE ONLY public.audit_checkpoint
 
 ALTER TABLE ONLY public.death_registration
     ADD CONSTRAINT death_registration_pin_fkey FOREIGN KEY (pin) REFERENCES public.person(pin);
-
-
---
--- Name: notify_event notify_event_topic_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.notify_event
-    ADD CONSTRAINT notify_event_topic_fkey FOREIGN KEY (topic) REFERENCES public.notify_topic(name);
 
 
 --
