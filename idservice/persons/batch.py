@@ -62,21 +62,22 @@ async def issue_many(
 ) -> list[Result]:
     """Issue or replay every item inside the caller's transaction; results in input order."""
     results: list[Result | None] = [None] * len(items)
+    key_of = [p.row.registration_key for p in items]  # built once: a line uses it four times
     first_of: dict[RegistrationKey, int] = {}
     repeats: list[tuple[int, int]] = []
-    for i, p in enumerate(items):
-        j = first_of.setdefault(p.row.registration_key, i)
+    for i, key in enumerate(key_of):
+        j = first_of.setdefault(key, i)
         if j != i:
             repeats.append((i, j))
     unique = sorted(first_of.values())
-    keys = key_arrays([items[i].row.registration_key for i in unique])
+    keys = key_arrays([key_of[i] for i in unique])
     await conn.execute(q.LOCK_REGISTRATIONS, *keys)
     known = {RegistrationKey(r["province_code"], r["authority"], r["number"]): r
              for r in await conn.fetch(q.FIND_REGISTRATIONS, *keys)}
 
     new: list[int] = []
     for i in unique:
-        row = known.get(items[i].row.registration_key)
+        row = known.get(key_of[i])
         if row is None:
             new.append(i)
         else:
@@ -97,7 +98,7 @@ async def issue_many(
     issued = {i: c for i, c in claims.items() if isinstance(c, Claim)}
     if issued:
         await conn.execute(q.INSERT_REGISTRATIONS,
-                           *key_arrays([items[i].row.registration_key for i in issued]),
+                           *key_arrays([key_of[i] for i in issued]),
                            [items[i].digest for i in issued], [c.pin for c in issued.values()])
     for i in new:
         candidates = found[i] + sorted(c.pin for j in earlier[i]
