@@ -10,10 +10,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
-from idservice.db.pool import connect
 from idservice.persons.duplicates import same_person
 from idservice.persons.issuance import duplicates_in_transaction
 from idservice.persons.models import IssueRequest
@@ -23,6 +23,7 @@ from idservice.queries import persons as q
 from idservice.runtime import DatabaseTarget
 from tests.support.bad_input import assert_problem, request_id
 from tests.support.bodies import issue_body
+from tests.support.rolled_back import rolled_back
 from tests.support.server import ServerThread
 
 DbFn = Callable[..., list]
@@ -208,30 +209,21 @@ def test_duplicate_check_is_an_index_lookup(database: DatabaseTarget) -> None:
     req = IssueRequest.model_validate(body)
     row = PersonRow.of(req, canonical_json(req.record()))
 
-    async def main() -> str:
-        assert database.owner_url is not None
-        conn = await connect(database.owner_url)
-        try:
-            tx = conn.transaction()
-            await tx.start()
-            try:
-                await conn.execute("""
-                    INSERT INTO person (pin, registration_authority, registration_number,
-                                        registered_on, province_code, full_name, name_folded,
-                                        sex, date_of_birth, record, mother_name_folded)
-                    SELECT '999' || lpad(i::text, 9, '0'), 'bench', i::text, '2024-01-01',
-                           '052', 'n' || i, 'n' || (i % 20000), 'F',
-                           date '2000-01-01' + (i % 3000), '{}', 'm'
-                      FROM generate_series(1, 50000) i""")
-                await conn.execute("ANALYZE person")
-                rows = await conn.fetch(q.EXPLAIN_DUPLICATES, row.composite())
-                return "\n".join(r[0] for r in rows)
-            finally:
-                await tx.rollback()
-        finally:
-            await conn.close()
+    async def main(conn: asyncpg.Connection) -> str:
+        await conn.execute("""
+            INSERT INTO person (pin, registration_authority, registration_number,
+                                registered_on, province_code, full_name, name_folded,
+                                sex, date_of_birth, record, mother_name_folded)
+            SELECT '999' || lpad(i::text, 9, '0'), 'bench', i::text, '2024-01-01',
+                   '052', 'n' || i, 'n' || (i % 20000), 'F',
+                   date '2000-01-01' + (i % 3000), '{}', 'm'
+              FROM generate_series(1, 50000) i""")
+        await conn.execute("ANALYZE person")
+        rows = await conn.fetch(q.EXPLAIN_DUPLICATES, row.composite())
+        return "\n".join(r[0] for r in rows)
 
-    plan = asyncio.run(main())
+    assert database.owner_url is not None
+    plan = asyncio.run(rolled_back(database.owner_url, main))
     assert "person_name_dob" in plan, plan
     assert "Seq Scan" not in plan, plan
 
@@ -245,33 +237,24 @@ def test_chunk_check_answers_each_row_and_reads_rows_without_subscripts(
     rows = [PersonRow.of(r, canonical_json(r.record())) for r in (
         IssueRequest.model_validate(_body(_name())) for _ in range(6))]
 
-    async def main() -> tuple[list[list[str]], str]:
-        assert database.owner_url is not None
-        conn = await connect(database.owner_url)
-        try:
-            tx = conn.transaction()
-            await tx.start()
-            try:
-                for pin, row in (("999000000002", rows[1]), ("999000000005", rows[4]),
-                                 ("999000000006", rows[4])):
-                    await conn.execute("""
-                        INSERT INTO person (pin, registration_authority, registration_number,
-                                            registered_on, province_code, full_name,
-                                            name_folded, sex, date_of_birth, record,
-                                            mother_pin, mother_name_folded)
-                        VALUES ($1, 'test', $1, '2024-01-01', '052', $2, $3, $4, $5, '{}', $6,
-                                $7)""", pin, row.full_name, row.name_folded, row.sex,
-                                       row.date_of_birth, row.mother_pin, row.mother_name_folded)
-                found = await duplicates_in_transaction(conn, rows)
-                body = await conn.fetchval(
-                    "SELECT prosrc FROM pg_proc WHERE proname = 'person_duplicates_of'")
-                return found, body
-            finally:
-                await tx.rollback()
-        finally:
-            await conn.close()
+    async def main(conn: asyncpg.Connection) -> tuple[list[list[str]], str]:
+        for pin, row in (("999000000002", rows[1]), ("999000000005", rows[4]),
+                         ("999000000006", rows[4])):
+            await conn.execute("""
+                INSERT INTO person (pin, registration_authority, registration_number,
+                                    registered_on, province_code, full_name,
+                                    name_folded, sex, date_of_birth, record,
+                                    mother_pin, mother_name_folded)
+                VALUES ($1, 'test', $1, '2024-01-01', '052', $2, $3, $4, $5, '{}', $6,
+                        $7)""", pin, row.full_name, row.name_folded, row.sex,
+                               row.date_of_birth, row.mother_pin, row.mother_name_folded)
+        found = await duplicates_in_transaction(conn, rows)
+        body = await conn.fetchval(
+            "SELECT prosrc FROM pg_proc WHERE proname = 'person_duplicates_of'")
+        return found, body
 
-    found, body = asyncio.run(main())
+    assert database.owner_url is not None
+    found, body = asyncio.run(rolled_back(database.owner_url, main))
     assert found == [[], ["999000000002"], [], [], ["999000000005", "999000000006"], []]
     # The chunk's statement is person_duplicates_of() (migrations/0066): its rows come from
     # unnest(), never by subscript (test_duplicate_check_is_an_index_lookup shows the lookup

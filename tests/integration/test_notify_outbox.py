@@ -16,9 +16,9 @@ from typing import TypeVar
 
 import asyncpg
 
-from idservice.db.pool import connect
 from idservice.notify.events import Topic
 from idservice.runtime import DatabaseTarget
+from tests.support.rolled_back import rolled_back
 
 T = TypeVar("T")
 WRITE = "INSERT INTO notify_event (topic, uin) VALUES ($1, '052000000001') RETURNING id"
@@ -26,19 +26,8 @@ WRITE = "INSERT INTO notify_event (topic, uin) VALUES ($1, '052000000001') RETUR
 
 def _in_rolled_back_transaction(database: DatabaseTarget,
                                 body: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-    async def main() -> T:
-        assert database.owner_url is not None
-        conn = await connect(database.owner_url)
-        try:
-            tx = conn.transaction()
-            await tx.start()
-            try:
-                return await body(conn)
-            finally:
-                await tx.rollback()
-        finally:
-            await conn.close()
-    return asyncio.run(main())
+    assert database.owner_url is not None
+    return asyncio.run(rolled_back(database.owner_url, body))
 
 
 def test_every_topic_and_only_the_topics_can_be_written(database: DatabaseTarget) -> None:

@@ -18,11 +18,12 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 
-from idservice.db.pool import connect
 from idservice.queries import persons as q
 from idservice.runtime import DatabaseTarget
+from tests.support.rolled_back import rolled_back
 
 PERSONS = """
 INSERT INTO person (pin, registration_authority, registration_number, registered_on,
@@ -48,28 +49,19 @@ def test_search_reads_the_name_indexes_not_the_birth_date(database: DatabaseTarg
     sql, args = {"folded": (q.SEARCH_FOLDED, ("n42", BORN, None, 50)),
                  "exact": (q.SEARCH_EXACT, ("n42", BORN, None, 50, "N42"))}[statement]
 
-    async def main() -> tuple[list[tuple[str, str]], list[str]]:
-        assert database.owner_url is not None
-        conn = await connect(database.owner_url)
-        try:
-            tx = conn.transaction()
-            await tx.start()
-            try:
-                await conn.execute(PERSONS)
-                await conn.execute("ANALYZE person")
-                plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + sql, *args)
-                if isinstance(plan, str):  # without the pool's json codec
-                    plan = json.loads(plan)
-                found = [r["pin"] for r in await conn.fetch(sql, *args)]
-                return [(n["Node Type"], n.get("Index Name", "")) for n in
-                        _nodes(plan[0]["Plan"]) if n.get("Relation Name", "person") == "person"
-                        and ("Scan" in n["Node Type"])], found
-            finally:
-                await tx.rollback()
-        finally:
-            await conn.close()
+    async def main(conn: asyncpg.Connection) -> tuple[list[tuple[str, str]], list[str]]:
+        await conn.execute(PERSONS)
+        await conn.execute("ANALYZE person")
+        plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + sql, *args)
+        if isinstance(plan, str):  # without the pool's json codec
+            plan = json.loads(plan)
+        found = [r["pin"] for r in await conn.fetch(sql, *args)]
+        return [(n["Node Type"], n.get("Index Name", "")) for n in
+                _nodes(plan[0]["Plan"]) if n.get("Relation Name", "person") == "person"
+                and ("Scan" in n["Node Type"])], found
 
-    scans, found = asyncio.run(main())
+    assert database.owner_url is not None
+    scans, found = asyncio.run(rolled_back(database.owner_url, main))
     indexes = {index for _, index in scans}
     assert "person_dob" not in indexes, scans
     assert {"person_name_dob", "person_other_names"} <= indexes, scans
