@@ -17,8 +17,6 @@ through the same SQL (`person_claim()` -> `person_insert()`, migrations/0012_per
 
 from __future__ import annotations
 
-import random
-import secrets
 from collections.abc import Sequence
 
 from idservice.db.types import Conn
@@ -26,23 +24,15 @@ from idservice.errors import PinSpaceExhausted, Unavailable
 from idservice.persons.bucket_store import Claim, PgBucketStore
 from idservice.persons.context import PersonsContext
 from idservice.persons.rows import PersonRow
-from idservice.pin.allocator import AllocationContention, BucketFull, allocate
+from idservice.pin.allocator import AllocationContention, BucketFull, allocate, draw_candidates
 from idservice.pin.format import make_pins
 from idservice.queries import persons as q
 
 __all__ = ["Claim", "claim_pins", "fast_path_candidates"]
 
-_CSPRNG = secrets.SystemRandom()
-
-
-def _rng(ctx: PersonsContext) -> random.Random:
-    return ctx.rng or _CSPRNG
-
-
 def fast_path_candidates(ctx: PersonsContext) -> list[int]:
     """The candidate serials `issue_pin()` tries, in draw order."""
-    rng = _rng(ctx)
-    return [rng.randrange(ctx.allocator.space) for _ in range(ctx.allocator.random_tries)]
+    return draw_candidates(ctx.rng, ctx.allocator.space, ctx.allocator.random_tries)
 
 
 async def claim_pins(
@@ -52,10 +42,10 @@ async def claim_pins(
 
     A full bucket is that row's `PinSpaceExhausted` (the other rows go on); lost races beyond
     the allocator's bound raise `Unavailable` for the whole call (retry later)."""
-    config, rng = ctx.allocator, _rng(ctx)
+    config, tries = ctx.allocator, ctx.allocator.chunk_random_tries
     prefixes = [row.prefix for row in rows]
-    serials = [[rng.randrange(config.space) for _ in range(config.chunk_random_tries)]
-               for _ in rows]
+    drawn = draw_candidates(ctx.rng, config.space, tries * len(rows))
+    serials = [drawn[i * tries:(i + 1) * tries] for i in range(len(rows))]
     pins = [make_pins(prefix, s) for prefix, s in zip(prefixes, serials, strict=True)]
     everything = [pin for row_pins in pins for pin in row_pins]
     taken = {r["pin"] for r in await conn.fetch(q.TAKEN_PINS, everything)} if everything else set()
