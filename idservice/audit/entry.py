@@ -73,20 +73,29 @@ def _json_equals_jcs(value: Any) -> bool:
     They agree on strings (same escapes: \\b \\t \\n \\f \\r short, other controls as
     lowercase \\u00xx, nothing else escaped), on true/false/null and on integers that are
     exact doubles; they can differ on floats, on integers beyond 2^53 and on key order when a
-    key has characters outside the BMP (JCS sorts UTF-16 code units). Audit events are strings,
-    small integers and ASCII keys, so the C-speed encoder almost always applies; anything else
-    goes to the `rfc8785` library.
+    key has characters outside the BMP (JCS sorts UTF-16 code units, json code points: the two
+    orders differ only there, `_in_bmp`). Audit events are strings, small integers and keys
+    of the BMP, so the C-speed encoder almost always applies; anything else goes to the
+    `rfc8785` library.
     """
     if isinstance(value, str | bool) or value is None:
         return True
     if isinstance(value, int):
         return -_MAX_SAFE_INT < value < _MAX_SAFE_INT
     if isinstance(value, dict):
-        return all(isinstance(k, str) and k.isascii() and _json_equals_jcs(v)
+        return all(isinstance(k, str) and _in_bmp(k) and _json_equals_jcs(v)
                    for k, v in value.items())
     if isinstance(value, list):
         return all(_json_equals_jcs(v) for v in value)
     return False
+
+
+def _in_bmp(text: str) -> bool:
+    """No character beyond U+FFFF: keys made of such characters sort alike by code point (json's
+    `sort_keys`) and by UTF-16 code unit (RFC 8785), since each is one code unit of its own
+    value. A character beyond it is two code units from 0xD800-0xDFFF, which sort below
+    U+E000-U+FFFF although its code point is above them."""
+    return text.isascii() or max(text) < "\U00010000"
 
 
 _encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
@@ -123,10 +132,12 @@ _LONG_DIGITS = re.compile(r"[0-9]{16}")
 
 def _plain_details(text: str) -> dict[str, Any] | None:
     """`details` parsed from its JSON text, or None unless `_json_equals_jcs` surely holds:
-    ASCII only with no \\u escape (so every key is ASCII), no float or NaN (refused while
-    parsing), no run of 16 digits (so every integer is below 10**15 < 2**53). Cheaper than
-    walking the parsed value; anything else takes the general path."""
-    if not text.isascii() or "\\u" in text or _LONG_DIGITS.search(text):
+    no character beyond U+FFFF and no \\u escape (so every key is of the BMP, `_in_bmp`:
+    Vietnamese text is, and the batch's events name the registration's authority), no float
+    or NaN (refused while parsing), no run of 16 digits (so every integer is below
+    10**15 < 2**53). Cheaper than walking the parsed value; anything else takes the general
+    path."""
+    if not _in_bmp(text) or "\\u" in text or _LONG_DIGITS.search(text):
         return None
     try:
         value = _loads_plain(text)

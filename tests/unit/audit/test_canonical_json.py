@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 import rfc8785
@@ -48,6 +49,14 @@ def test_fast_path_bytes_equal_rfc8785_library(seed: int) -> None:
                          ids=["float", "astral-key", "float-in-list"])
 def test_values_json_gets_wrong_go_to_the_library(value: object) -> None:
     assert not _json_equals_jcs(value)
+    assert canonical_json(value) == rfc8785.dumps(value)
+
+
+def test_keys_of_the_bmp_take_the_fast_path() -> None:
+    """Outside ASCII but inside the BMP, code point and UTF-16 order agree: json's encoder
+    sorts such keys as RFC 8785 does."""
+    value: dict[str, Any] = {"ä": 1, "\ue000": 2, "B": 3, "Đức": {"é": None, "e": "Bình Định"}}
+    assert _json_equals_jcs(value)
     assert canonical_json(value) == rfc8785.dumps(value)
 
 

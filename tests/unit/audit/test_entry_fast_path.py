@@ -99,3 +99,26 @@ def test_a_field_renamed_in_the_event_but_not_in_the_fast_path_is_caught(
         "source_address" if f == "source_ip" else f for f in entry.EVENT_FIELDS))
     monkeypatch.setattr(entry, "render_row", renamed)
     assert _drift(_usual_row(), monkeypatch)
+
+
+def test_a_batch_event_with_vietnamese_details_takes_the_hand_written_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch line's `pin.issue` event names its registration's authority, Vietnamese text:
+    such details are of the BMP and take the hand-written path (`_fast_leaf` refuses
+    `render_row`), with the leaf derived from the definition."""
+    row = list(_usual_row())
+    row[entry.ROW_COLUMNS.index("details")] = json.dumps(
+        {"registration": {"province_code": "052", "authority": "UBND xã Cát Tân, Bình Định",
+                          "number": "12/2026"}, "line": 17}, ensure_ascii=False,
+        separators=(", ", ": "))
+    assert not _drift(tuple(row), monkeypatch)
+
+
+def test_details_with_a_character_beyond_the_bmp_leave_the_hand_written_path() -> None:
+    """Such a key may sort differently by code point and by UTF-16 code unit: the general path
+    (`render_row` and `canonical_json`) handles it, and gives the derived leaf."""
+    row = list(_usual_row())
+    row[entry.ROW_COLUMNS.index("details")] = '{"😀": 1, "\ue000": 2}'
+    assert entry._plain_details(row[-1]) is None
+    assert entry.row_leaf_hashes([tuple(row)])[1] == [_derived_leaf(tuple(row))]
