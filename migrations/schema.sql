@@ -710,6 +710,21 @@ $$;
 
 
 --
+-- Name: person_duplicates_locked(public.person_row[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.person_duplicates_locked(p_rows public.person_row[]) RETURNS TABLE(i integer, pins text[])
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  PERFORM count(pg_advisory_xact_lock(s.h)) FROM (
+    SELECT DISTINCT person_duplicate_lock_key(r) AS h FROM unnest(p_rows) AS r ORDER BY 1) s;
+  RETURN QUERY SELECT d.i, d.pins FROM person_duplicates_of(p_rows) d;
+END
+$$;
+
+
+--
 -- Name: person_duplicates_of(public.person_row[]); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -2305,6 +2320,14 @@ GRANT ALL ON FUNCTION public.person_duplicate_lock_key(p_row public.person_row) 
 
 REVOKE ALL ON FUNCTION public.person_duplicates(p_row public.person_row) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.person_duplicates(p_row public.person_row) TO idservice_service;
+
+
+--
+-- Name: FUNCTION person_duplicates_locked(p_rows public.person_row[]); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.person_duplicates_locked(p_rows public.person_row[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.person_duplicates_locked(p_rows public.person_row[]) TO idservice_service;
 
 
 --

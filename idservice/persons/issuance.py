@@ -155,12 +155,11 @@ async def duplicates_in_transaction(
     conn: Conn, rows: list[PersonRow]
 ) -> list[list[str]]:
     """The active persons each row matches, inside the caller's transaction, after taking the
-    rows' duplicate locks (sorted: two transactions cannot deadlock on them)."""
+    rows' duplicate locks (sorted: two transactions cannot deadlock on them): one statement."""
     if not rows:
         return []
-    composites = [row.composite() for row in rows]
-    await conn.execute(q.LOCK_DUPLICATES, composites)
-    found = {r["i"]: list(r["pins"]) for r in await conn.fetch(q.FIND_DUPLICATES, composites)}
+    found = {r["i"]: list(r["pins"]) for r in await conn.fetch(
+        q.FIND_DUPLICATES_LOCKED, [row.composite() for row in rows])}
     return [found.get(i + 1, []) for i in range(len(rows))]
 
 

@@ -194,16 +194,11 @@ SELECT outcome, pin, status, issued_at, registration, duplicates, claimed
 
 # ---- duplicate check (contract 9; migrations/0042_deaths_duplicates.sql) ----
 
-# $1 person rows: their duplicate locks, sorted and de-duplicated (no deadlock between batches).
-LOCK_DUPLICATES = """
-SELECT count(pg_advisory_xact_lock(h)) FROM (
-  SELECT DISTINCT person_duplicate_lock_key(r) AS h
-    FROM unnest($1::person_row[]) AS r ORDER BY 1) s
-"""
-
-# $1 person rows -> (i, pins): for each row (1-based) with matches, the active persons it
-# matches, each row one lookup on person_name_dob (migrations/0066: person_duplicates_of()).
-FIND_DUPLICATES = "SELECT i, pins FROM person_duplicates_of($1::person_row[])"
+# $1 person rows -> (i, pins): their duplicate locks taken (sorted and de-duplicated: no
+# deadlock between batches), then for each row (1-based) with matches the active persons it
+# matches, each row one lookup on person_name_dob (migrations/0068: person_duplicates_locked(),
+# over 0066's person_duplicates_of()).
+FIND_DUPLICATES_LOCKED = "SELECT i, pins FROM person_duplicates_locked($1::person_row[])"
 
 # The plan of one row's check (the test that shows it is an index lookup).
 EXPLAIN_DUPLICATES = "EXPLAIN SELECT pin FROM person_duplicates($1::person_row)"

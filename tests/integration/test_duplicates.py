@@ -14,6 +14,7 @@ import asyncpg
 import httpx
 import pytest
 
+from idservice.db.pool import connect
 from idservice.persons.duplicates import same_person
 from idservice.persons.issuance import duplicates_in_transaction
 from idservice.persons.models import IssueRequest
@@ -260,3 +261,46 @@ def test_chunk_check_answers_each_row_and_reads_rows_without_subscripts(
     # unnest(), never by subscript (test_duplicate_check_is_an_index_lookup shows the lookup
     # itself on a registry-sized table)
     assert "unnest(p_rows)" in body and "p_rows[" not in body, body
+
+
+def test_a_chunk_waits_for_the_locks_then_finds_what_their_holder_committed(
+        database: DatabaseTarget) -> None:
+    """Two transactions issuing the same child (`duplicates_in_transaction`, as two batch
+    chunks do): the second waits on the duplicate lock the first holds, and once the first
+    commits its person, finds it. Its look-up must read after the wait: the lock and the
+    look-up are one call (migrations/0068, one statement sent), and a look-up in the same SQL
+    statement as the locks would read with a snapshot from before the wait and find nothing.
+    The person committed here stays (persons are never deleted); its name is this test's own."""
+    req = IssueRequest.model_validate(_body(_name()))
+    row = PersonRow.of(req, canonical_json(req.record()))
+
+    async def main() -> tuple[list[list[str]], list[list[str]], str, str]:
+        first = await connect(database.service_url)
+        second = await connect(database.service_url)
+        try:
+            tx1 = first.transaction()
+            await tx1.start()
+            before = await duplicates_in_transaction(first, [row])
+            [inserted] = await first.fetch(q.PERSON_INSERT, [row.prefix],
+                                           [uuid.uuid4().int % 1_000_000], [row.composite()],
+                                           1000)
+            tx2 = second.transaction()
+            await tx2.start()
+            waiting = asyncio.create_task(duplicates_in_transaction(second, [row]))
+            await asyncio.sleep(0.5)
+            assert not waiting.done(), "the second chunk did not wait for the first's lock"
+            state = await first.fetchval(
+                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1",
+                second.get_server_pid())
+            await tx1.commit()
+            after = await asyncio.wait_for(waiting, 10)
+            await tx2.rollback()
+            return before, after, state, inserted["pin"]
+        finally:
+            await first.close()
+            await second.close()
+
+    before, after, state, pin = asyncio.run(main())
+    assert before == [[]]
+    assert state == "Lock"
+    assert after == [[pin]]
