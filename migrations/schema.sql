@@ -528,20 +528,15 @@ DECLARE
   upto       bigint;
   k          bigint;
   n          bigint := 0;
-  passed CURSOR (p_topic text, p_upto bigint) FOR
-    SELECT e.seq FROM notify_event e
-     WHERE e.topic = p_topic AND e.seq IS NOT NULL AND e.seq <= p_upto
-     ORDER BY e.topic, e.seq FOR UPDATE;
 BEGIN
   FOR topic_name IN SELECT t.name FROM notify_topic t ORDER BY t.name LOOP
     SELECT coalesce(min(s.cursor), (SELECT q.last FROM notify_sequence q)) INTO upto
       FROM notify_subscription s WHERE s.topic = topic_name;
-    k := 0;
-    FOR r IN passed(topic_name, upto) LOOP
-      EXIT WHEN k >= max_rows;
-      DELETE FROM notify_event WHERE CURRENT OF passed;
-      k := k + 1;
-    END LOOP;
+    DELETE FROM notify_event e WHERE e.id = ANY(ARRAY(
+      SELECT d.id FROM notify_event d
+       WHERE d.topic = topic_name AND d.seq IS NOT NULL AND d.seq <= upto
+       ORDER BY d.topic, d.seq LIMIT max_rows));
+    GET DIAGNOSTICS k = ROW_COUNT;
     n := n + k;
   END LOOP;
   RETURN n;
@@ -562,19 +557,26 @@ CREATE FUNCTION public.notify_sequence_batch(max_rows integer) RETURNS bigint
 DECLARE
   horizon  xid8 := pg_snapshot_xmin(pg_current_snapshot());
   last_seq bigint;
-  n        bigint := 0;
-  todo CURSOR FOR SELECT e.xid FROM notify_event e WHERE e.seq IS NULL ORDER BY e.id
-    FOR UPDATE;
+  ids      bigint[];
+  n        integer;
+  k        bigint;
 BEGIN
   SELECT s.last INTO last_seq FROM notify_sequence s FOR UPDATE;
-  FOR r IN todo LOOP
-    EXIT WHEN n >= max_rows OR r.xid >= horizon;
-    n := n + 1;
-    UPDATE notify_event SET seq = last_seq + n WHERE CURRENT OF todo;
-  END LOOP;
-  IF n > 0 THEN
-    UPDATE notify_sequence SET last = last_seq + n;
+  SELECT array_agg(w.id ORDER BY w.id) INTO ids FROM (
+    SELECT f.id, bool_or(f.xid >= horizon) OVER (ORDER BY f.id ROWS UNBOUNDED PRECEDING) AS stop
+      FROM (SELECT e.id, e.xid FROM notify_event e WHERE e.seq IS NULL
+             ORDER BY e.id LIMIT max_rows) f) w
+   WHERE NOT w.stop;
+  n := coalesce(cardinality(ids), 0);
+  IF n = 0 THEN
+    RETURN 0;
   END IF;
+  UPDATE notify_event e SET seq = last_seq + width_bucket(e.id, ids) WHERE e.id = ANY(ids);
+  GET DIAGNOSTICS k = ROW_COUNT;
+  IF k <> n THEN
+    RAISE EXCEPTION 'notify_sequence_batch: % of % rows numbered', k, n;
+  END IF;
+  UPDATE notify_sequence SET last = last_seq + n;
   RETURN n;
 END
 $$;

@@ -17,8 +17,8 @@ INSERT INTO notify_event (topic, uin, uin1, uin2, previous_uin)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
 """
 
-# Give `seq` (in `id` order) to at most $1 final rows: migrations 0044 (the rule) and 0063 (a
-# walk in id order, whose plan cannot depend on the statistics).
+# Give `seq` (in `id` order) to at most $1 final rows: migrations 0044 (the rule), 0063 (read
+# in id order, a plan that cannot depend on the statistics) and 0069 (one UPDATE for them all).
 SEQUENCE = "SELECT notify_sequence_batch($1)"
 
 # $1 topic, $2 after this seq, $3 limit.
@@ -30,8 +30,8 @@ SELECT seq, message_id::text AS message_id, topic, uin, uin1, uin2, previous_uin
 LAST_SEQ = "SELECT last FROM notify_sequence"
 
 # Events every subscription of their topic has passed (or of a topic nobody subscribes to), at
-# most $1 per topic: per topic a walk of notify_event_topic_seq from its low end (migration
-# 0064), so a large backlog of undelivered events is never read by it.
+# most $1 per topic: per topic a range of notify_event_topic_seq from its low end (migrations
+# 0064, 0069: one DELETE), so a large backlog of undelivered events is never read by it.
 PRUNE = "SELECT notify_prune_batch($1)"
 
 # ---- subscriptions ----

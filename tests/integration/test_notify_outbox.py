@@ -6,6 +6,10 @@ Each test runs in a transaction that is rolled back. Shown to fail: before 0067,
 (the topic row's xmax was the writing transaction's id: `825 != 825`) and the other two (the
 foreign key refused the unknown topic, the old unique constraint refused the second `seq`);
 with 'changeOfGender' left out of the CHECK, the topic test.
+
+The sequencing test (the rule of 0044/0063 that migration 0069's one-UPDATE numbering keeps)
+runs in a database of its own. Shown to fail with 0069 numbering by id difference instead of
+rank (`{5: 5} != {5: 4}`: the gap), and with the horizon's stop left out (`4 == 0`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import asyncpg
 
 from idservice.notify.events import Topic
 from idservice.runtime import DatabaseTarget
+from tests.support.horizon import wait_for_older_transactions
 from tests.support.rolled_back import rolled_back
 
 T = TypeVar("T")
@@ -76,3 +81,49 @@ def test_writing_an_event_locks_no_topic_row(database: DatabaseTarget) -> None:
 
     xmax, xid = _in_rolled_back_transaction(database, body)
     assert xmax != xid  # the foreign key's check left the writer's id on the row: a lock
+
+
+SEQUENCE_ROUND = "SELECT notify_sequence_batch($1)"
+SEQS = "SELECT id, seq FROM notify_event WHERE id = ANY($1::bigint[]) ORDER BY id"
+
+
+def test_sequencing_numbers_in_id_order_after_every_earlier_transaction(
+        own_database: DatabaseTarget) -> None:
+    """The rule of migrations 0044/0063, kept by 0069's one-UPDATE sequencing: rows are numbered
+    in `id` order, one after the other from the last number given, never past a row whose
+    transaction may still commit (an event of an open transaction holds back the events
+    committed after it), at most `max_rows` per call. The ids have a gap (a rolled-back write)
+    so a rank is not confused with an id difference."""
+    assert own_database.owner_url is not None
+    url = own_database.owner_url
+
+    async def main() -> None:
+        owner, open_tx, other = [await asyncpg.connect(url) for _ in range(3)]
+        try:
+            last = await owner.fetchval("SELECT last FROM notify_sequence")
+            tx = open_tx.transaction()
+            await tx.start()
+            early = await open_tx.fetchval(WRITE, "liveBirth")
+            between = await other.fetchval(WRITE, "liveBirth")
+            later = [await other.fetchval(WRITE, "liveBirth")]
+            gap = other.transaction()
+            await gap.start()
+            await other.fetchval(WRITE, "liveBirth")
+            await gap.rollback()
+            later += [await other.fetchval(WRITE, "liveBirth") for _ in range(2)]
+            assert await owner.fetchval(SEQUENCE_ROUND, 1000) == 0  # held back by `early`
+            assert {r["seq"] for r in await owner.fetch(SEQS, [between, *later])} == {None}
+            await tx.commit()
+            await wait_for_older_transactions(owner)
+            assert await owner.fetchval(SEQUENCE_ROUND, 2) == 2  # at most max_rows
+            assert await owner.fetchval(SEQUENCE_ROUND, 1000) == 3
+            ids = [early, between, *later]
+            assert ids == sorted(ids) and later[1] - later[0] == 2  # the gap
+            numbered = {r["id"]: r["seq"] for r in await owner.fetch(SEQS, ids)}
+            assert numbered == {i: last + rank for rank, i in enumerate(ids, start=1)}
+            assert await owner.fetchval("SELECT last FROM notify_sequence") == last + 5
+        finally:
+            for conn in (owner, open_tx, other):
+                await conn.close()
+
+    asyncio.run(main())
