@@ -893,6 +893,24 @@ $$;
 
 
 --
+-- Name: registration_find_locked(text[], text[], text[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.registration_find_locked(p_province text[], p_authority text[], p_number text[]) RETURNS TABLE(province_code text, authority text, number text, body_sha256 bytea, pin text, status text, issued_at timestamp with time zone, registration jsonb)
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  PERFORM count(pg_advisory_xact_lock(s.h)) FROM (
+    SELECT DISTINCT registration_lock_key(u.p, u.a, u.n) AS h
+      FROM unnest(p_province, p_authority, p_number) AS u(p, a, n) ORDER BY 1) s;
+  RETURN QUERY SELECT f.province_code, f.authority, f.number, f.body_sha256, f.pin, f.status,
+                      f.issued_at, f.registration
+                 FROM registration_find(p_province, p_authority, p_number) f;
+END
+$$;
+
+
+--
 -- Name: registration_lock_key(text, text, text); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -2378,6 +2396,14 @@ GRANT ALL ON FUNCTION public.person_update(p_pin text, p_row public.person_row) 
 
 REVOKE ALL ON FUNCTION public.registration_find(p_province text[], p_authority text[], p_number text[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.registration_find(p_province text[], p_authority text[], p_number text[]) TO idservice_service;
+
+
+--
+-- Name: FUNCTION registration_find_locked(p_province text[], p_authority text[], p_number text[]); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.registration_find_locked(p_province text[], p_authority text[], p_number text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.registration_find_locked(p_province text[], p_authority text[], p_number text[]) TO idservice_service;
 
 
 --

@@ -1,9 +1,10 @@
 """Batch issuance: a chunk of lines in one transaction with a handful of statements.
 
 Per line, the single-request path costs four round trips; here a chunk costs about five in all:
-lock all registration keys (sorted, so concurrent batches cannot deadlock), look them all up,
-claim numbers for all new persons at once (`allocation.claim_pins`: one lookup of the random
-candidates, one insert that also counts the blocks) and insert the registrations. A full bucket
+lock and look up all registration keys in one statement (sorted locks, so concurrent batches
+cannot deadlock), claim numbers for all new persons at once (`allocation.claim_pins`: one
+lookup of the random candidates, one insert that also counts the blocks) and insert the
+registrations. A full bucket
 ends in `pin_space_exhausted` for its line exactly as for single requests. The duplicate
 check (contract 9) is one statement for the chunk (`issuance.duplicates_in_transaction`), and
 two lines of one chunk for the same child under different keys meet too: the later one is
@@ -71,9 +72,8 @@ async def issue_many(
             repeats.append((i, j))
     unique = sorted(first_of.values())
     keys = key_arrays([key_of[i] for i in unique])
-    await conn.execute(q.LOCK_REGISTRATIONS, *keys)
     known = {RegistrationKey(r["province_code"], r["authority"], r["number"]): r
-             for r in await conn.fetch(q.FIND_REGISTRATIONS, *keys)}
+             for r in await conn.fetch(q.FIND_REGISTRATIONS_LOCKED, *keys)}
 
     new: list[int] = []
     for i in unique:

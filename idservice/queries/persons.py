@@ -132,20 +132,17 @@ VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb, $7)
 
 # ---- bulk forms used by the batch path: one statement per chunk instead of per line ----
 
-# Sorted, de-duplicated lock order, so two batches can never deadlock on registration locks.
-LOCK_REGISTRATIONS = """
-SELECT count(pg_advisory_xact_lock(h)) FROM (
-  SELECT DISTINCT registration_lock_key(p, a, n) AS h
-    FROM unnest($1::text[], $2::text[], $3::text[]) AS u(p, a, n) ORDER BY 1) s
-"""
-
-# The functions of migrations/0066_issuance_reads_by_index.sql: an index probe per row is the
-# only plan they can have, whatever the statistics said when the connection planned them.
-FIND_REGISTRATIONS = """
+# The registrations of the keys ($1 provinces, $2 authorities, $3 numbers) that exist, with
+# their persons, read after taking the keys' locks (sorted and de-duplicated, so two batches can
+# never deadlock on them): migrations 0066 (registration_find(): an index probe per row is its
+# only plan, whatever the statistics said when the connection planned it) and 0070 (one
+# statement for the locks and the look-up).
+FIND_REGISTRATIONS_LOCKED = """
 SELECT province_code, authority, number, body_sha256, pin, status, issued_at, registration
-  FROM registration_find($1::text[], $2::text[], $3::text[])
+  FROM registration_find_locked($1::text[], $2::text[], $3::text[])
 """
 
+# The function of migration 0066 whose plan cannot depend on the statistics.
 TAKEN_PINS = "SELECT pin FROM person_taken($1::text[])"
 
 INSERT_REGISTRATIONS = """
