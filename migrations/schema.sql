@@ -493,6 +493,19 @@ CREATE FUNCTION public.make_pin(prefix text, serial integer) RETURNS text
 
 
 --
+-- Name: notify_has_events_after(text, bigint); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.notify_has_events_after(p_topic text, p_after bigint) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET enable_seqscan TO 'off'
+    SET enable_bitmapscan TO 'off'
+    AS $$
+  SELECT EXISTS (SELECT 1 FROM notify_event e WHERE e.topic = p_topic AND e.seq > p_after)
+$$;
+
+
+--
 -- Name: notify_live_birth(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -2292,6 +2305,14 @@ GRANT ALL ON FUNCTION public.issue_pin_claimed(p_source text, p_scope text, p_ex
 
 REVOKE ALL ON FUNCTION public.make_pin(prefix text, serial integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.make_pin(prefix text, serial integer) TO idservice_service;
+
+
+--
+-- Name: FUNCTION notify_has_events_after(p_topic text, p_after bigint); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.notify_has_events_after(p_topic text, p_after bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.notify_has_events_after(p_topic text, p_after bigint) TO idservice_service;
 
 
 --

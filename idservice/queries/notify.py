@@ -106,11 +106,11 @@ SELECT count(*) FROM pg_locks
 SUBSCRIPTION_TRY_LOCK = "SELECT pg_try_advisory_lock(7314, hashtext($1))"
 SUBSCRIPTION_UNLOCK = "SELECT pg_advisory_unlock(7314, hashtext($1))"
 
-# Confirmed subscriptions whose retry time has come and that have events after their cursor.
+# Confirmed subscriptions whose retry time has come and that have events after their cursor
+# (one index probe of the outbox each: notify_has_events_after(), migration 0071).
 DUE_SUBSCRIPTION_IDS = """
 SELECT id::text AS id FROM notify_subscription s
- WHERE s.active AND s.next_at <= clock_timestamp()
-   AND EXISTS (SELECT 1 FROM notify_event e WHERE e.topic = s.topic AND e.seq > s.cursor)
+ WHERE s.active AND s.next_at <= clock_timestamp() AND notify_has_events_after(s.topic, s.cursor)
  ORDER BY s.next_at LIMIT $1
 """
 
@@ -120,7 +120,7 @@ DUE_SUBSCRIPTIONS = """
 SELECT id::text AS id, client_id, jurisdiction, topic, protocol, address,
        countdown, max_retries, active, cursor, attempts FROM notify_subscription s
  WHERE s.id = ANY($1::uuid[]) AND s.active AND s.next_at <= clock_timestamp()
-   AND EXISTS (SELECT 1 FROM notify_event e WHERE e.topic = s.topic AND e.seq > s.cursor)
+   AND notify_has_events_after(s.topic, s.cursor)
 """
 
 DUE_CONFIRMATIONS = """

@@ -21,6 +21,7 @@ from typing import TypeVar
 import asyncpg
 
 from idservice.notify.events import Topic
+from idservice.queries import notify as qn
 from idservice.runtime import DatabaseTarget
 from tests.support.horizon import wait_for_older_transactions
 from tests.support.rolled_back import rolled_back
@@ -127,3 +128,62 @@ def test_sequencing_numbers_in_id_order_after_every_earlier_transaction(
                 await conn.close()
 
     asyncio.run(main())
+
+
+SUBSCRIBE = """
+INSERT INTO notify_subscription (client_id, jurisdiction, topic, protocol, address, countdown,
+                                 max_retries, active, cursor, next_at)
+VALUES ('test-due', '052', 'liveBirth', 'http', 'https://due.example.gov.vn/' || $1, 1, 3, true,
+        $2, clock_timestamp() - interval '1 minute')
+RETURNING id::text
+"""
+EVENTS = """
+INSERT INTO notify_event (topic, uin) SELECT 'liveBirth', lpad(g::text, 12, '0')
+  FROM generate_series(1, $1::int) AS g
+"""
+OUTBOX_SEQ_SCANS = "SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'notify_event'"
+
+
+def test_the_due_subscriptions_probe_the_outbox_by_its_index(
+        own_database: DatabaseTarget) -> None:
+    """The delivery worker's two due-checks (`DUE_SUBSCRIPTION_IDS`, `DUE_SUBSCRIPTIONS`) on a
+    connection held to generic plans (what the plan cache picks by itself), with a few thousand
+    events in the outbox: a subscription with events after its cursor is due, one at the end
+    is not, and the outbox is never read by a sequential scan. Shown to fail before migration
+    0071: the join's plan was a hash semi join over a sequential scan of the outbox, one per
+    call (20 counted here)."""
+    assert own_database.owner_url is not None
+    owner_url = own_database.owner_url
+
+    async def main() -> tuple[list[str], list[str], int, str, str]:
+        owner = await asyncpg.connect(owner_url)
+        service = await asyncpg.connect(own_database.service_url, server_settings={
+            "plan_cache_mode": "force_generic_plan"})
+        try:
+            await owner.execute(EVENTS, 3000)
+            await wait_for_older_transactions(owner)
+            assert await owner.fetchval("SELECT notify_sequence_batch(20000)") == 3000
+            last = await owner.fetchval("SELECT last FROM notify_sequence")
+            behind = await owner.fetchval(SUBSCRIBE, "behind", last - 10)
+            caught_up = await owner.fetchval(SUBSCRIBE, "caught-up", last)
+            await owner.execute("ANALYZE notify_event")
+
+            async def seq_scans() -> int:
+                await service.execute("SELECT pg_stat_force_next_flush()")
+                await owner.execute("SELECT pg_stat_clear_snapshot()")
+                return int(await owner.fetchval(OUTBOX_SEQ_SCANS))
+
+            before = await seq_scans()
+            for _ in range(10):
+                due = [r["id"] for r in await service.fetch(qn.DUE_SUBSCRIPTION_IDS, 10)]
+                again = [r["id"] for r in await service.fetch(
+                    qn.DUE_SUBSCRIPTIONS, [behind, caught_up])]
+            scans = await seq_scans() - before
+            return due, again, scans, behind, caught_up
+        finally:
+            await service.close()
+            await owner.close()
+
+    due, again, scans, behind, caught_up = asyncio.run(main())
+    assert due == [behind] and again == [behind], (due, again, caught_up)
+    assert scans == 0
