@@ -4,9 +4,9 @@ Per line, the single-request path costs four round trips; here a chunk costs abo
 lock and look up all registration keys in one statement (sorted locks, so concurrent batches
 cannot deadlock), claim numbers for all new persons at once (`allocation.claim_pins`: one
 lookup of the random candidates, one insert that also counts the blocks) and insert the
-registrations. A full bucket
-ends in `pin_space_exhausted` for its line exactly as for single requests. The duplicate
-check (contract 9) is one statement for the chunk (`issuance.duplicates_in_transaction`), and
+registrations. A full bucket ends in `pin_space_exhausted` for its line exactly as for single
+requests. The duplicate check (contract 9) is one statement for the chunk
+(`issuance.duplicates_in_transaction`, its locks and look-up together), and
 two lines of one chunk for the same child under different keys meet too: the later one is
 checked against the earlier one (`persons.duplicates.earlier_matches`, the rule of the SQL).
 """
