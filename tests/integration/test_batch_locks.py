@@ -18,6 +18,7 @@ from idservice.persons.views import body_digest, canonical_json
 from idservice.queries import persons as q
 from idservice.runtime import DatabaseTarget
 from tests.support.bodies import issue_body
+from tests.support.lock_wait import waits_then_runs
 
 
 def test_a_chunk_waits_for_the_registration_lock_then_finds_the_registration(
@@ -40,17 +41,8 @@ def test_a_chunk_waits_for_the_registration_lock_then_finds_the_registration(
                                          [uuid.uuid4().int % 1_000_000], [row.composite()], 1000)
             await first.execute(q.INSERT_REGISTRATIONS, *keys, [body_digest(record)],
                                 [person["pin"]])
-            tx2 = second.transaction()
-            await tx2.start()
-            waiting = asyncio.create_task(second.fetch(q.FIND_REGISTRATIONS_LOCKED, *keys))
-            await asyncio.sleep(0.5)
-            assert not waiting.done(), "the second chunk did not wait for the first's lock"
-            state = await first.fetchval(
-                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1",
-                second.get_server_pid())
-            await tx1.commit()
-            found = await asyncio.wait_for(waiting, 10)
-            await tx2.rollback()
+            state, found = await waits_then_runs(
+                first, tx1, second, lambda: second.fetch(q.FIND_REGISTRATIONS_LOCKED, *keys))
             return len(before), state, [r["pin"] for r in found], person["pin"]
         finally:
             await first.close()

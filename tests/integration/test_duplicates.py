@@ -24,6 +24,7 @@ from idservice.queries import persons as q
 from idservice.runtime import DatabaseTarget
 from tests.support.bad_input import assert_problem, request_id
 from tests.support.bodies import issue_body
+from tests.support.lock_wait import waits_then_runs
 from tests.support.rolled_back import rolled_back
 from tests.support.server import ServerThread
 
@@ -284,17 +285,8 @@ def test_a_chunk_waits_for_the_locks_then_finds_what_their_holder_committed(
             [inserted] = await first.fetch(q.PERSON_INSERT, [row.prefix],
                                            [uuid.uuid4().int % 1_000_000], [row.composite()],
                                            1000)
-            tx2 = second.transaction()
-            await tx2.start()
-            waiting = asyncio.create_task(duplicates_in_transaction(second, [row]))
-            await asyncio.sleep(0.5)
-            assert not waiting.done(), "the second chunk did not wait for the first's lock"
-            state = await first.fetchval(
-                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1",
-                second.get_server_pid())
-            await tx1.commit()
-            after = await asyncio.wait_for(waiting, 10)
-            await tx2.rollback()
+            state, after = await waits_then_runs(
+                first, tx1, second, lambda: duplicates_in_transaction(second, [row]))
             return before, after, state, inserted["pin"]
         finally:
             await first.close()
