@@ -60,7 +60,8 @@ def _args(rows: list[tuple[tuple[Any, ...], str]]) -> list[Any]:
     return [[r for r, _ in rows], [b"x" * 32] * n, [p for _, p in rows],
             [random.randrange(1_000_000) for _ in range(n * TRIES)], TRIES, BLOCK,
             ["client"] * n, ["bench"] * n, [None] * n, [None] * n,
-            ['{"registration": {}}'] * n, [None] * n]
+            ['{"registration": {}}'] * n, [None] * n,
+            [None] * n, [None] * n, [None] * n]  # no external (OSIA) claims: migration 0060
 
 
 async def _groups(conn: asyncpg.Connection, tag: str, total: int, size: int) -> float:

@@ -1,0 +1,201 @@
+"""The stack's floor for single issuance (issue 16 goal 1): how close can any `POST /v1/pins`
+on FastAPI + uvicorn + asyncpg come to pgbench on this machine?
+
+Reproduce (from the repo root, as root for the embedded PostgreSQL user)::
+
+    .venv/bin/python bench/floor.py                 # ~2-3 min
+    .venv/bin/python bench/floor.py --seconds 20 --rounds 2
+
+One embedded cluster (fsync and synchronous_commit on, bench/_harness.py), then in one run:
+
+1. Baseline: pgbench, 32 connections, one durable single-row INSERT per transaction (the
+   baseline of bench/issuance.py).
+2. For each mode of bench/floor_app.py (`echo`, `insert`, `group`; see there), a fresh
+   `uvicorn bench.floor_app:app --workers N` (uvloop, httptools, no access log) and
+   `wrk -t2 -c32` with bench/lua/issue.lua's bodies (the very requests of issuance.py):
+   answers/s, p99, CPU of the app and of PostgreSQL per request.
+3. idservice itself on the same cluster (`idservice serve --workers N`, the same wrk run).
+
+Each mode's rate is reported as a ratio to the baseline, like issuance.py's. `insert` and
+`group` are the most any single issuance could reach with this stack on this machine: they
+parse the body and write one row, and idservice must also authenticate the caller, validate
+the registration, check idempotency and duplicates, allocate the PIN and commit an audit event.
+If `group` stays below 0.25x, goal 1 is out of reach of the stack here, whatever idservice does.
+
+`--rounds R` repeats steps 2-3 R times (alternated), since the machine drifts between runs.
+Report on stdout and in bench/results/floor-<UTC time>.json. Never part of the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as `python bench/floor.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._harness import (
+    BENCH_DIR,
+    REPO,
+    Stack,
+    log,
+    pgbench_insert_rate,
+    prepare_scratch,
+    run_wrk,
+)
+
+RESULTS_DIR = BENCH_DIR / "results"
+MODES = ("echo", "insert", "group")
+TARGET_RATIO = 0.25
+
+
+def start_floor(stack: Stack, mode: str, workers: int, dsn: str, timeout: float = 60) -> None:
+    """uvicorn with bench/floor_app.py in `mode`, as the stack's server (CPU accounting and
+    stop_server() follow it)."""
+    log(f"starting floor app ({mode}, {workers} workers)")
+    env = {**os.environ, "FLOOR_MODE": mode, "FLOOR_DSN": dsn}
+    out = stack.server_log.open("ab")
+    stack.server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "uvicorn"), "bench.floor_app:app", "--workers",
+         str(workers), "--host", "127.0.0.1", "--port", str(stack.port), "--no-access-log"],
+        env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+        start_new_session=True)
+    out.close()
+    deadline = time.monotonic() + timeout
+    while True:
+        if stack.server.poll() is not None:
+            raise RuntimeError("floor app exited:\n" + stack.log_tail())
+        try:
+            with urllib.request.urlopen(f"{stack.origin}/readyz", timeout=2):
+                break
+        except (urllib.error.URLError, OSError):
+            if time.monotonic() > deadline:
+                raise RuntimeError("floor app not ready:\n" + stack.log_tail()) from None
+            time.sleep(0.2)
+    time.sleep(1.0)  # every worker up (the first answers before the others have started)
+
+
+def measure(stack: Stack, name: str, token: str, seconds: int, warmup: int,
+            baseline: float) -> dict[str, Any]:
+    run = f"{name}{os.getpid()}{time.monotonic_ns()}"
+    if warmup:
+        run_wrk(stack, token=token, script=BENCH_DIR / "lua" / "issue.lua", seconds=warmup,
+                connections=32, threads=2, run_id=f"w{run}", measure_cpu=False)
+    wrk = run_wrk(stack, token=token, script=BENCH_DIR / "lua" / "issue.lua", seconds=seconds,
+                  connections=32, threads=2, run_id=run)
+    per_s = wrk["status"]["201"] / (wrk["duration_us"] / 1e6)
+    cores = wrk["cpu"]["cores"]
+    result = {
+        "mode": name, "per_s": round(per_s, 1), "ratio": round(per_s / baseline, 4),
+        "status": wrk["status"], "errors": wrk["errors"],
+        "p50_ms": round(wrk["latency_us"]["p50"] / 1000, 2),
+        "p99_ms": round(wrk["latency_us"]["p99"] / 1000, 2),
+        "cores": cores, "machine_busy_pct": wrk["cpu"]["machine_busy_pct"],
+        "app_cpu_ms": round(1000 * cores.get("idservice", 0.0) / per_s, 3) if per_s else None,
+        "pg_cpu_ms": round(1000 * cores.get("postgresql", 0.0) / per_s, 3) if per_s else None,
+        "error_sample": wrk["error_sample"],
+    }
+    log(f"{name}: {per_s:,.0f}/s ({result['ratio']:.3f}x), p99 {result['p99_ms']} ms, "
+        f"CPU per request app {result['app_cpu_ms']} ms, PostgreSQL {result['pg_cpu_ms']} ms")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--modes", default=",".join(MODES),
+                        help="comma-separated floor modes (default: all)")
+    parser.add_argument("--skip-idservice", action="store_true")
+    args = parser.parse_args(argv)
+    modes = [m for m in args.modes.split(",") if m]
+    if unknown := set(modes) - set(MODES):
+        parser.error(f"unknown modes: {sorted(unknown)}")
+    results: list[dict[str, Any]] = []
+    load_before = os.getloadavg()
+    with Stack() as stack:
+        stack.start_cluster()
+        baseline = pgbench_insert_rate(stack, args.seconds)
+        base = float(baseline["commits_per_s"])
+        log(f"pgbench: {base:,.0f} commits/s")
+        dsn = asyncio.run(prepare_scratch(stack))
+        token = ""
+        for _ in range(args.rounds):
+            for mode in modes:
+                start_floor(stack, mode, args.workers, dsn)
+                try:
+                    results.append(measure(stack, mode, "floor-no-auth", args.seconds,
+                                           args.warmup, base))
+                finally:
+                    stack.stop_server()
+            if not args.skip_idservice:
+                stack.start_server(args.workers)
+                token = token or stack.token()
+                try:
+                    results.append(measure(stack, "idservice", token, args.seconds,
+                                           args.warmup, base))
+                finally:
+                    stack.stop_server()
+    report = {"at": datetime.now(UTC).isoformat(), "workers": args.workers,
+              "seconds": args.seconds, "pgbench_commits_per_s": base,
+              "pgbench_cores": baseline["cpu"]["cores"],
+              "loadavg_before": [round(x, 2) for x in load_before],
+              "loadavg_after": [round(x, 2) for x in os.getloadavg()], "runs": results}
+    lines = [f"Single-issuance floor of the stack ({args.workers} workers, wrk -c32, "
+             f"{args.seconds} s, {args.rounds} round(s)); pgbench {base:,.0f} commits/s; "
+             f"load before {report['loadavg_before']}",
+             f"  {'mode':<10} {'per s':>8} {'ratio':>7} {'p99 ms':>7} {'app ms':>7} "
+             f"{'PG ms':>6}  (CPU per request; median over rounds)"]
+    for name in [*modes, *([] if args.skip_idservice else ["idservice"])]:
+        mine = [r for r in results if r["mode"] == name]
+        if not mine:
+            continue
+
+        def med(key: str, runs: list[dict[str, Any]] = mine) -> float:
+            return statistics.median(float(r[key] or 0) for r in runs)
+
+        lines.append(f"  {name:<10} {med('per_s'):>8,.0f} {med('ratio'):>7.3f} "
+                     f"{med('p99_ms'):>7.1f} {med('app_cpu_ms'):>7.3f} {med('pg_cpu_ms'):>6.3f}")
+    # Goal 1's CPU budget: the cores the load generator leaves, spread over 0.25x of pgbench.
+    groups = [r for r in results if r["mode"] == "group"] or [
+        r for r in results if r["mode"] == "insert"]
+    if groups:
+        cores = os.cpu_count() or 1
+        wrk_cores = statistics.median(r["cores"].get("wrk + benchmark process", 0.0)
+                                      for r in groups)
+        budget = 1000 * (cores - wrk_cores) / (TARGET_RATIO * base)
+        floor = statistics.median(r["app_cpu_ms"] + r["pg_cpu_ms"] for r in groups)
+        lines.append(f"  goal 1 ({TARGET_RATIO}x = {TARGET_RATIO * base:,.0f}/s) allows "
+                     f"{budget:.3f} ms of CPU per issuance ({cores} cores less the load "
+                     f"generator's {wrk_cores:.2f}); the floor ({groups[0]['mode']}) uses "
+                     f"{floor:.3f}, leaving {budget - floor:.3f} ms for all idservice adds")
+        ours = [r for r in results if r["mode"] == "idservice"]
+        if ours:
+            spent = statistics.median(r["app_cpu_ms"] + r["pg_cpu_ms"] for r in ours)
+            lines.append(f"  idservice adds {spent - floor:.3f} ms today ({spent:.3f} ms per "
+                         "issuance in all)")
+    print("\n".join(lines))
+    RESULTS_DIR.mkdir(exist_ok=True)
+    out = RESULTS_DIR / f"floor-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    out.write_text(json.dumps(report, indent=2, default=str))
+    log(f"wrote {out}")
+    bad = any(r["status"]["4xx"] or r["status"]["5xx"] or not r["status"]["201"]
+              for r in results)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
