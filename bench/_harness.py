@@ -192,7 +192,8 @@ class CpuMeter:
 # Tuning a run may set in the benchmark's environment (before/after runs of one branch).
 PASSED_SETTINGS = ("IDSERVICE_ISSUE_GROUP_MAX", "IDSERVICE_ISSUE_GROUPS_IN_FLIGHT",
                    "IDSERVICE_VERIFY_GROUP_MAX", "IDSERVICE_VERIFY_GROUPS_IN_FLIGHT",
-                   "IDSERVICE_BATCH_CHUNK_LINES")
+                   "IDSERVICE_BATCH_CHUNK_LINES", "IDSERVICE_LOGIN_GROUP_MAX",
+                   "IDSERVICE_LOGIN_GROUPS_IN_FLIGHT")
 
 
 def _service_env(data_dir: Path, origin: str) -> dict[str, str]:

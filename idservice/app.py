@@ -34,6 +34,7 @@ from idservice.audit.sequencer import Sequencer
 from idservice.audit.signed_note import origin_for
 from idservice.auth.client_login import ClientLogin
 from idservice.auth.client_pki import ClientPki
+from idservice.auth.login_group import LoginCoalescer
 from idservice.auth.officer_login import OfficerLogin
 from idservice.auth.officer_pki import OfficerPki
 from idservice.auth.rate_limit import AuthLimits, RateLimitReporter
@@ -142,6 +143,9 @@ def create_app(
             verifier = None if settings.verify_group_max == 1 else VerifyCoalescer(
                 pool, max_group=settings.verify_group_max,
                 in_flight=settings.verify_groups_in_flight)
+            logins = None if settings.login_group_max == 1 else LoginCoalescer(
+                pool, max_group=settings.login_group_max,
+                in_flight=settings.login_groups_in_flight)
             issuer = AccessTokenIssuer(keystore, token_key, issuer=settings.token_issuer,
                                        audience=settings.token_audience,
                                        ttl=settings.token_ttl, clock=clock)
@@ -168,7 +172,7 @@ def create_app(
                     max_lifetime=settings.client_assertion_max_lifetime,
                     limits=limits, pki=client_pki),
                 officer_login=OfficerLogin(pool, officer_pki.validator, issuer, clock, limits,
-                                           officer_pki.nonce_key),
+                                           officer_pki.nonce_key, logins),
                 auth_limits=limits,
                 audit_signer=audit_signer,
                 audit_integrator=integrator,
@@ -181,7 +185,7 @@ def create_app(
                 yield
             finally:
                 await ui_routes.stop_background(app)
-                for group_commit in (coalescer, verifier):
+                for group_commit in (coalescer, verifier, logins):
                     if group_commit is not None:
                         await group_commit.close()
                 await metrics.stop()

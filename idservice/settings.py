@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     # for the group, one writes its events, one commit.
     verify_group_max: int = Field(default=32, ge=1, le=500)
     verify_groups_in_flight: int = Field(default=2, ge=1, le=64)
+    # The same for officer logins (auth/login_group.py): the officer_login() statements of the
+    # group in one statement and commit.
+    login_group_max: int = Field(default=32, ge=1, le=500)
+    login_groups_in_flight: int = Field(default=2, ge=1, le=64)
     sequencer_interval: float = 0.2
     audit_key_label: str = "idservice-audit-checkpoint"
     # Rotation with key-ID overlap: labels of retired checkpoint keys (comma-separated) whose

@@ -38,6 +38,7 @@ from idservice.auth.login_errors import (
     OperatorDisabled,
     OperatorUnknown,
 )
+from idservice.auth.login_group import LoginArgs, LoginCoalescer, login_alone
 from idservice.auth.ocsp import ocsp_url
 from idservice.auth.operators import certificate_identity, x5t_s256
 from idservice.auth.principal import Actor
@@ -76,8 +77,9 @@ class OfficerLogin:
 
     def __init__(self, pool: asyncpg.Pool, validator: LoginValidator,
                  issuer: AccessTokenIssuer, clock: Clock, limits: AuthLimits,
-                 nonce_key: NonceKey) -> None:
+                 nonce_key: NonceKey, coalescer: LoginCoalescer | None = None) -> None:
         self._pool = pool
+        self._coalescer = coalescer
         self._validator = validator
         self._issuer = issuer
         self._clock = clock
@@ -97,19 +99,21 @@ class OfficerLogin:
                     auth_token: Mapping[str, Any]) -> OfficerSession:
         """Validate a signed web-eid:1.0 token; raises the check's `LoginFailed` when refused."""
         stamp = self._issuer.stamp()
-        async with self._pool.acquire() as conn:
-            attempt = self._validator.attempt(conn, nonce, auth_token)
-            try:
-                await self._validator.validate(attempt)
-                operator = await self._commit(conn, rctx, attempt, stamp)
-            except LoginFailed as error:
+        # No connection is held meanwhile: the checks need none, and the login's statement may
+        # wait for its group (auth/login_group.py), which takes a connection of its own.
+        attempt = self._validator.attempt(self._pool, nonce, auth_token)
+        try:
+            await self._validator.validate(attempt)
+            operator = await self._commit(rctx, attempt, stamp)
+        except LoginFailed as error:
+            async with self._pool.acquire() as conn:
                 actor, details = await _failure_actor(conn, attempt)
                 await self._limits.record_failure(
                     conn, dataclasses.replace(rctx, actor=actor), AuditEvent(
                         "auth.login_failed", error.code,
                         details={"method": _METHOD, "reason": error.detail, **details}),
                     verified=isinstance(error, _AFTER_SIGNATURE))
-                raise
+            raise
         try:
             issued = await self._issuer.issue(
                 kind="operator", subject=operator.id, roles=operator.roles,
@@ -122,10 +126,12 @@ class OfficerLogin:
         return OfficerSession(issued, operator.id, operator.name, frozenset(operator.roles),
                               operator.jurisdiction)
 
-    async def _commit(self, conn: Conn, rctx: RequestContext, attempt: LoginAttempt,
+    async def _commit(self, rctx: RequestContext, attempt: LoginAttempt,
                       stamp: TokenStamp) -> MappedOperator:
         """The login's one statement (`officer_login()`): nonce used, operator mapped and
-        enabled, per-operator limit, `auth.login` event, live certificate; all or nothing."""
+        enabled, per-operator limit, `auth.login` event, live certificate; all or nothing.
+        With a coalescer, in one statement with the other logins of this worker waiting at
+        the same moment (the same outcome)."""
         assert attempt.verified_nonce is not None
         cert = attempt.cert
         identity = certificate_identity(cert)
@@ -133,13 +139,14 @@ class OfficerLogin:
             AuditEvent("auth.login", "success", details={
                 "method": _METHOD, "jti": stamp.jti, "cert_sha256": identity.sha256})])
         live = ocsp_url(cert) is not None  # OCSP may revoke it while the token lives
-        row = await conn.fetchrow(
-            q.OFFICER_LOGIN, attempt.verified_nonce.sha256, attempt.verified_nonce.expires,
+        args: LoginArgs = (
+            attempt.verified_nonce.sha256, attempt.verified_nonce.expires,
             identity.sha256, identity.issuer, identity.serial, self._limits.identity_limit,
             source_key(rctx.source_ip), columns.request_id, columns.source_ip,
             columns.details[0], attempt.parsed.certificate_der if live else None,
             datetime.fromtimestamp(stamp.exp, UTC))
-        assert row is not None
+        row = await (self._coalescer.submit(args) if self._coalescer is not None
+                     else login_alone(self._pool, args))
         outcome = row["outcome"]
         if outcome == "nonce_used":
             attempt.forget()

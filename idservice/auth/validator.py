@@ -25,6 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -45,7 +46,6 @@ from idservice.auth.login_errors import LoginFailed
 from idservice.auth.ocsp import OcspClient
 from idservice.auth.validation_cache import ValidationCache
 from idservice.clock import Clock
-from idservice.db.types import Conn
 from idservice.logging import get_logger
 from idservice.settings import Settings
 
@@ -127,8 +127,9 @@ class LoginValidator:
             SignatureCheck(config.origin),
         ], clock, trust, revocation)
 
-    def attempt(self, conn: Conn, nonce: str, raw_token: Mapping[str, Any]) -> LoginAttempt:
-        return LoginAttempt(conn=conn, nonce=nonce, raw_token=raw_token, now=self._clock.now())
+    def attempt(self, pool: asyncpg.Pool, nonce: str,
+                raw_token: Mapping[str, Any]) -> LoginAttempt:
+        return LoginAttempt(pool=pool, nonce=nonce, raw_token=raw_token, now=self._clock.now())
 
     async def validate(self, attempt: LoginAttempt) -> LoginAttempt:
         """Run the checks that need no database in order; the first failure raises its

@@ -31,6 +31,24 @@ SELECT outcome, id, name, roles, jurisdiction, retry_after
                      p_live_cert_der => $11, p_live_until => $12)
 """
 
+# OFFICER_LOGIN for a group of logins (auth/login_group.py): $1-$12 its arguments as arrays,
+# one element per member, $13 each member's position in the group; one statement, one
+# transaction, officer_login() called for the members in array order (the caller sorts them
+# by certificate, so that two groups take their rows' locks in one order).
+OFFICER_LOGIN_EACH = """
+SELECT u.i, l.outcome, l.id, l.name, l.roles, l.jurisdiction, l.retry_after
+  FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::int[],
+              $7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[],
+              $12::timestamptz[], $13::int[]) WITH ORDINALITY
+       AS u(nonce_sha256, nonce_expires, cert_sha256, cert_issuer, cert_serial, identity_limit,
+            source, request_id, source_ip, details, live_cert_der, live_until, i, k)
+ CROSS JOIN LATERAL officer_login(u.nonce_sha256, u.nonce_expires, u.cert_sha256,
+                                  u.cert_issuer, u.cert_serial, u.identity_limit, u.source,
+                                  u.request_id, u.source_ip, u.details, u.live_cert_der,
+                                  u.live_until) AS l
+ ORDER BY u.k
+"""
+
 INSERT_OPERATOR = """
 INSERT INTO operator (id, name, cert_sha256, cert_issuer, cert_serial, cert_pem, roles,
                       jurisdiction, org_code, org_name, system)

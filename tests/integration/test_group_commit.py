@@ -1,7 +1,8 @@
 """Group commit (issue 16; db/group_commit.py): single issuances coalesced into one statement
-(persons/coalesce.py, migration 0059) and PIN verifications into one count-and-read statement
-and one events statement (persons/verification.py): the same answers as one request at a time,
-on real PostgreSQL.
+(persons/coalesce.py, migration 0059), PIN verifications into one count-and-read statement
+and one events statement (persons/verification.py), and officer logins' officer_login()
+statements into one (auth/login_group.py): the same answers as one request at a time, on real
+PostgreSQL.
 
 The requests are sent as the API sends them (`issuance.issue`, `access.verify`, which the
 routes call), from one event loop like one worker's, with a coalescer that sends one group at
@@ -14,12 +15,16 @@ coalescer's counters say so.
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
+import json
 import os
 import signal
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +33,7 @@ import pytest
 
 from idservice.api.problems import DB_UNAVAILABLE
 from idservice.audit.events import RequestContext
+from idservice.auth.login_group import LoginArgs, LoginCoalescer, login_alone
 from idservice.auth.principal import Principal
 from idservice.db.embedded import EmbeddedPostgres
 from idservice.db.migrate import migrate
@@ -312,6 +318,26 @@ async def _kill_the_waiting(holder: asyncpg.Connection, statement_part: str) -> 
     raise AssertionError("the group never reached the held row")
 
 
+async def _while_killing(holder: asyncpg.Connection, statement_part: str,
+                         work: Awaitable[list[Any]]) -> list[Any]:
+    """`work`'s results, its group's backend SIGKILLed meanwhile (`_kill_the_waiting`)."""
+    working = asyncio.ensure_future(work)
+    killing = asyncio.ensure_future(_kill_the_waiting(holder, statement_part))
+    both: list[asyncio.Future[Any]] = [working, killing]
+    await asyncio.wait(both, return_when=asyncio.FIRST_EXCEPTION)
+    assert killing.done() and not killing.exception(), working.result()
+    return list(await working)
+
+
+def _every_member_unavailable_no_event(cluster: Cluster, results: list[Any],
+                                       request_ids: list[str]) -> None:
+    """Every member got the error the API answers 503, and none of their events committed."""
+    for result in results:
+        assert isinstance(result, DB_UNAVAILABLE), results
+    assert _after_recovery(cluster, "SELECT 1 FROM audit_event WHERE request_id = ANY($1)",
+                           request_ids) == []
+
+
 def _after_recovery(cluster: Cluster, sql: str, *args: object) -> list[asyncpg.Record]:
     """`sql` once PostgreSQL has recovered from the kill."""
     deadline = time.monotonic() + 60
@@ -351,12 +377,9 @@ def test_database_killed_during_a_group_every_member_unavailable_none_committed(
         await holder.execute("SELECT pg_advisory_lock(7716)")
 
         async def run(ctx: PersonsContext, coalescer: IssueCoalescer) -> list[Any]:
-            issuing = asyncio.ensure_future(_issue_together(ctx, bodies, rids))
             # The group, not a request alone.
-            killing = asyncio.ensure_future(_kill_the_waiting(holder, "issue_pins"))
-            await asyncio.wait([issuing, killing], return_when=asyncio.FIRST_EXCEPTION)
-            assert killing.done() and not killing.exception(), issuing.result()
-            results = await issuing
+            results = await _while_killing(holder, "issue_pins",
+                                           _issue_together(ctx, bodies, rids))
             assert (coalescer.groups, coalescer.members, coalescer.retried) == (1, 5, 0)
             return results
 
@@ -365,14 +388,10 @@ def test_database_killed_during_a_group_every_member_unavailable_none_committed(
         finally:
             holder.terminate()
 
-    results = asyncio.run(main())
-    for result in results:
-        assert isinstance(result, DB_UNAVAILABLE), results
+    _every_member_unavailable_no_event(cluster, asyncio.run(main()), rids)
     assert _after_recovery(
         cluster, "SELECT registration_number FROM person WHERE registration_number = ANY($1)",
         numbers) == []
-    assert _after_recovery(cluster, "SELECT 1 FROM audit_event WHERE request_id = ANY($1)",
-                           rids) == []
 
 
 # -- PIN verifications (persons/verification.py) ----------------------------------------------
@@ -515,7 +534,8 @@ def test_members_with_other_limits_in_one_group_are_each_counted_by_their_own(
 
 @pytest.fixture
 def failing_request_id(owner_ddl: Callable[[str], None]) -> Iterator[str]:
-    """A request id whose `pin.verify` event PostgreSQL refuses (a trigger of this test)."""
+    """A request id whose audit event PostgreSQL refuses (a trigger of this test): a
+    verification's `pin.verify`, a login's `auth.login`."""
     rid = f"vg-boom-{_tag()}"
     owner_ddl(f"""
         CREATE FUNCTION group_test_boom() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -582,13 +602,10 @@ def test_database_killed_during_a_verification_group_none_answered_none_recorded
 
         async def run(ctx: PersonsContext, verifier: VerifyCoalescer) -> list[Any]:
             [a] = await _persons(PersonsContext(pool=ctx.pool), 1, tag)
-            verifying = asyncio.ensure_future(
-                _verify_together(ctx, [(caller, a)] * len(rids), rids, 0))
             # The group's events statement.
-            killing = asyncio.ensure_future(_kill_the_waiting(holder, "audit_write"))
-            await asyncio.wait([verifying, killing], return_when=asyncio.FIRST_EXCEPTION)
-            assert killing.done() and not killing.exception(), verifying.result()
-            results = await verifying
+            results = await _while_killing(
+                holder, "audit_write",
+                _verify_together(ctx, [(caller, a)] * len(rids), rids, 0))
             assert (verifier.groups, verifier.members, verifier.retried) == (1, 4, 0)
             return results
 
@@ -597,8 +614,178 @@ def test_database_killed_during_a_verification_group_none_answered_none_recorded
         finally:
             holder.terminate()
 
-    results = asyncio.run(main())
-    for result in results:
-        assert isinstance(result, DB_UNAVAILABLE), results
-    assert _after_recovery(cluster, "SELECT 1 FROM audit_event WHERE request_id = ANY($1)",
-                           rids) == []
+    _every_member_unavailable_no_event(cluster, asyncio.run(main()), rids)
+
+
+# -- officer logins (auth/login_group.py) --------------------------------------------------
+
+@dataclass(frozen=True)
+class _Operator:
+    id: str
+    cert_sha256: str
+    cert_issuer: str
+    cert_serial: str
+
+
+def _operator(admin_db: DbFn, *, enabled: bool = True) -> _Operator:
+    """An operator row of its own (a certificate nobody else has)."""
+    op = _Operator(f"group-officer-{_tag()}", uuid.uuid4().hex * 2, "CN=Group Test CA",
+                   uuid.uuid4().hex[:16])
+    admin_db("INSERT INTO operator (id, name, cert_sha256, cert_issuer, cert_serial, cert_pem, "
+             "roles, jurisdiction, enabled) VALUES ($1, 'Group Officer', $2, $3, $4, '-', "
+             "ARRAY['officer'], '052', $5)", op.id, op.cert_sha256, op.cert_issuer,
+             op.cert_serial, enabled)
+    return op
+
+
+def _nonce(name: str) -> str:
+    """A used nonce is kept as its SHA-256 in hex."""
+    return hashlib.sha256(name.encode()).hexdigest()
+
+
+def _login(op: _Operator, nonce: str, rid: str, limit: int = 0) -> LoginArgs:
+    """OFFICER_LOGIN's arguments for `op` presenting `nonce` (as OfficerLogin._commit builds
+    them; no live certificate)."""
+    exp = datetime.now(UTC) + timedelta(minutes=5)
+    return (_nonce(nonce), exp, op.cert_sha256, op.cert_issuer, op.cert_serial, limit, "127.0.0.1",
+            rid, "127.0.0.1", json.dumps({"method": "web-eid", "jti": rid}), None, exp)
+
+
+async def _with_logins(url: str, run: Callable[[LoginCoalescer], Any]) -> Any:
+    pool = await create_pool(url, min_size=1, max_size=12)
+    logins = LoginCoalescer(pool, max_group=64, in_flight=1)
+    try:
+        return await run(logins)
+    finally:
+        await logins.close()
+        await pool.close()
+
+
+def _outcomes(results: list[Any]) -> list[Any]:
+    return [r if isinstance(r, BaseException) else (r["outcome"], r["id"]) for r in results]
+
+
+def _login_events(db: DbFn, request_ids: list[str]) -> list[asyncpg.Record]:
+    return db("SELECT request_id, actor_id, outcome, txid::text::bigint AS t FROM audit_event "
+              "WHERE request_id = ANY($1) AND action = 'auth.login' ORDER BY request_id",
+              request_ids)
+
+
+def test_logins_in_one_group_answer_as_alone_with_one_commit(
+    database: DatabaseTarget, service_db: DbFn, admin_db: DbFn,
+) -> None:
+    """Success, the same nonce again, an unknown certificate, a disabled operator, and an
+    operator at its limit of 1 twice: a group answers what the same logins alone answer, in
+    arrival order among one certificate's logins, every success's event in one transaction."""
+    tag = _tag()
+
+    def scenario(prefix: str) -> tuple[list[LoginArgs], list[Any], list[str]]:
+        a, b, c = _operator(admin_db), _operator(admin_db), _operator(admin_db)
+        off = _operator(admin_db, enabled=False)
+        nobody = _Operator("-", uuid.uuid4().hex * 2, "CN=Nobody", "1")
+        n = [f"{prefix}-{tag}-nonce-{i}" for i in range(6)]
+        rids = [f"{prefix}-{tag}-{i}" for i in range(7)]
+        asks = [_login(a, n[0], rids[0]), _login(b, n[1], rids[1]), _login(a, n[0], rids[2]),
+                _login(nobody, n[2], rids[3]), _login(off, n[3], rids[4]),
+                _login(c, n[4], rids[5], limit=1), _login(c, n[5], rids[6], limit=1)]
+        expected = [("success", a.id), ("success", b.id), ("nonce_used", None),
+                    ("operator_unknown", None), ("operator_disabled", off.id),
+                    ("success", c.id), ("rate_limited", c.id)]
+        return asks, expected, rids
+
+    together_asks, together_expected, together_rids = scenario("lg-one")
+    alone_asks, alone_expected, alone_rids = scenario("lg-alone")
+
+    async def run(logins: LoginCoalescer) -> tuple[list[Any], list[Any]]:
+        together = await asyncio.gather(*(logins.submit(args) for args in together_asks),
+                                         return_exceptions=True)
+        assert (logins.groups, logins.members, logins.retried) == (1, 7, 0)
+        alone = [await login_alone(logins._pool, args) for args in alone_asks]
+        return list(together), alone
+
+    together, alone = asyncio.run(_with_logins(database.service_url, run))
+    assert _outcomes(together) == together_expected
+    assert _outcomes(alone) == alone_expected
+    events = _login_events(service_db, together_rids)
+    assert [(e["request_id"], e["actor_id"]) for e in events] == [
+        (together_rids[i], together_expected[i][1]) for i in (0, 1, 5)]
+    assert len({e["t"] for e in events}) == 1  # one transaction for the group
+    assert len({e["t"] for e in _login_events(service_db, alone_rids)}) == 3
+
+
+def test_one_failing_login_in_a_group_others_commit_its_nonce_stays_unused(
+    database: DatabaseTarget, service_db: DbFn, admin_db: DbFn, failing_request_id: str,
+) -> None:
+    tag = _tag()
+    ops = [_operator(admin_db) for _ in range(4)]
+    rids = [f"lg-ok-{tag}-{i}" for i in range(3)]
+    rids.insert(1, failing_request_id)
+    nonces = [f"lg-fail-{tag}-nonce-{i}" for i in range(4)]
+
+    async def run(logins: LoginCoalescer) -> list[Any]:
+        results = await asyncio.gather(*(
+            logins.submit(_login(op, nonce, rid))
+            for op, nonce, rid in zip(ops, nonces, rids, strict=True)), return_exceptions=True)
+        # One group, whose statement failed as a whole; then each member ran alone.
+        assert (logins.groups, logins.members, logins.retried) == (1, 4, 4)
+        return list(results)
+
+    results = asyncio.run(_with_logins(database.service_url, run))
+    failed = results.pop(1)
+    assert isinstance(failed, asyncpg.RaiseError) and "this event fails" in str(failed)
+    assert _outcomes(results) == [("success", ops[i].id) for i in (0, 2, 3)]
+    assert [e["request_id"] for e in _login_events(service_db, rids)] == sorted(
+        rids[:1] + rids[2:])
+    used = service_db("SELECT nonce_sha256 FROM auth_nonce_used WHERE nonce_sha256 = ANY($1)",
+                      [_nonce(n) for n in nonces])
+    assert sorted(u["nonce_sha256"] for u in used) == sorted(
+        _nonce(n) for n in nonces[:1] + nonces[2:])
+
+
+@pytest.mark.embedded_only
+@pytest.mark.timeout(120)
+def test_database_killed_during_a_login_group_none_answered_none_recorded(
+    cluster: Cluster,
+) -> None:
+    """The group's backend is SIGKILLed while its statement is half done (2 logins written,
+    the 3rd waiting): every member gets the error the API answers 503; no event, no used
+    nonce committed."""
+    tag = _tag()
+    rids = [f"lg-kill-{tag}-{i}" for i in range(2)] + [f"lg-hold-{tag}"]
+    nonces = [f"lg-kill-{tag}-nonce-{i}" for i in range(3)]
+    asyncio.run(_execute(cluster.target.owner_url or "", """
+        CREATE FUNCTION login_group_test_hold() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF NEW.request_id LIKE 'lg-hold-%' THEN PERFORM pg_advisory_xact_lock(7718); END IF;
+          RETURN NEW;
+        END $$;
+        CREATE TRIGGER login_group_test_hold BEFORE INSERT ON audit_event
+          FOR EACH ROW EXECUTE FUNCTION login_group_test_hold();"""))
+    admin = functools.partial(_fetch_sync, cluster.target.admin_url or "")
+    # The held member's certificate sorts last, so the other two are written before it waits.
+    ops = sorted((_operator(admin) for _ in range(3)), key=lambda op: op.cert_sha256)
+
+    async def main() -> list[Any]:
+        holder = await connect(url_for(cluster.superuser, database="idservice"))
+        await holder.execute("SELECT pg_advisory_lock(7718)")
+
+        async def run(logins: LoginCoalescer) -> list[Any]:
+            results = await _while_killing(holder, "officer_login", asyncio.gather(*(
+                logins.submit(_login(op, nonce, rid))
+                for op, nonce, rid in zip(ops, nonces, rids, strict=True)),
+                return_exceptions=True))
+            assert (logins.groups, logins.members, logins.retried) == (1, 3, 0)
+            return results
+
+        try:
+            return list(await _with_logins(cluster.target.service_url, run))
+        finally:
+            holder.terminate()
+
+    _every_member_unavailable_no_event(cluster, asyncio.run(main()), rids)
+    assert _after_recovery(cluster, "SELECT 1 FROM auth_nonce_used WHERE nonce_sha256 = "
+                           "ANY($1)", [_nonce(n) for n in nonces]) == []
+
+
+def _fetch_sync(url: str, sql: str, *args: object) -> list[asyncpg.Record]:
+    return asyncio.run(_fetch(url, sql, *args))

@@ -13,6 +13,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import httpx
@@ -98,6 +99,29 @@ def test_good_es256_login_200_token_bound_to_certificate(
     login_events = service_db("SELECT outcome FROM audit_event WHERE actor_id = $1 AND "
                               "action = 'auth.login'", operator_id)
     assert [r["outcome"] for r in login_events] == ["success"]
+
+
+def test_concurrent_logins_go_through_the_login_groups(
+        officer_env: OfficerLoginEnv, service_db: Callable) -> None:
+    """Six officers logging in at once: each is answered 200 as itself with its own event, and
+    the route's statement went through the worker's login groups (auth/login_group.py)."""
+    certs = [officer_env.cert("good") for _ in range(6)]
+    ids = [officer_env.register(cert) for cert in certs]
+    prepared = []
+    for cert in certs:
+        nonce = officer_env.challenge()
+        prepared.append((nonce, officer_env.signed_token(cert, nonce)))
+    logins = officer_env.server.services.officer_login._coalescer
+    assert logins is not None
+    before = logins.members
+    with ThreadPoolExecutor(len(prepared)) as pool:
+        responses = list(pool.map(lambda p: officer_env.post_token(*p), prepared))
+    assert [r.status_code for r in responses] == [200] * 6, [r.text for r in responses]
+    assert [r.json()["operator"]["id"] for r in responses] == ids
+    assert logins.members - before == 6
+    events = service_db("SELECT actor_id FROM audit_event WHERE action = 'auth.login' "
+                        "AND outcome = 'success' AND actor_id = ANY($1)", ids)
+    assert sorted(e["actor_id"] for e in events) == sorted(ids)
 
 
 def test_replayed_nonce_nonce_not_found(officer_env: OfficerLoginEnv) -> None:

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import asyncpg
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 
 from idservice.auth.challenge import VerifiedNonce
-from idservice.db.types import Conn
 
 __all__ = ["CrlOutcome", "LoginAttempt", "LoginCheck", "MappedOperator", "ParsedToken",
            "ValidatorConfig"]
@@ -56,7 +56,7 @@ class CrlOutcome:
 class LoginAttempt:
     """The state one login accumulates as it passes the checks, in order."""
 
-    conn: Conn
+    pool: asyncpg.Pool  # for the nonce's refusal only: the checks need no database
     nonce: str
     raw_token: Mapping[str, Any]
     now: datetime

@@ -29,4 +29,5 @@ class NonceCheck:
     async def consume(self, attempt: LoginAttempt) -> None:
         """Record the verified nonce as used (committed); raise `NonceNotFound` if it was."""
         assert attempt.verified_nonce is not None
-        await consume_nonce(attempt.conn, attempt.verified_nonce)
+        async with attempt.pool.acquire() as conn:
+            await consume_nonce(conn, attempt.verified_nonce)

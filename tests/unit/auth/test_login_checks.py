@@ -52,7 +52,7 @@ def _sign(key: Any, alg: str) -> bytes:
 
 
 async def _run(checks: list[Any], token: dict[str, Any], now: datetime = NOW) -> LoginAttempt:
-    attempt = LoginAttempt(conn=None, nonce=NONCE, raw_token=token, now=now)  # type: ignore[arg-type]
+    attempt = LoginAttempt(pool=None, nonce=NONCE, raw_token=token, now=now)  # type: ignore[arg-type]
     for check in [TokenFormatCheck(), CertificateCheck(), *checks]:
         await check.run(attempt)
     return attempt
@@ -88,7 +88,7 @@ async def test_algorithm_mismatch_signature_invalid(alg: str, signed_as: str) ->
 
 async def test_other_nonce_signature_invalid() -> None:
     token = _token(KEYS["ES256"], "ES256")
-    attempt = LoginAttempt(conn=None, nonce=NONCE[:-2] + "A=", raw_token=token, now=NOW)  # type: ignore[arg-type]
+    attempt = LoginAttempt(pool=None, nonce=NONCE[:-2] + "A=", raw_token=token, now=NOW)  # type: ignore[arg-type]
     for check in (TokenFormatCheck(), CertificateCheck()):
         await check.run(attempt)
     with pytest.raises(SignatureInvalid):

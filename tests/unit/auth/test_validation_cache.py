@@ -163,7 +163,7 @@ async def test_trust_only_results_survive_a_crl_refresh(validations: list[dateti
 async def _login_checks(paths: PathValidator, cert: Any, now: datetime) -> LoginAttempt:
     """Token format -> certificate -> trust -> revocation, as the validator orders them."""
     token = auth_token(cert.public_bytes(Encoding.DER), "ES256", b"\x00" * 64)
-    attempt = LoginAttempt(conn=None, nonce="n", raw_token=token, now=now)  # type: ignore[arg-type]
+    attempt = LoginAttempt(pool=None, nonce="n", raw_token=token, now=now)  # type: ignore[arg-type]
     ocsp = OcspClient(timeout=1, skew=timedelta(seconds=30), max_age=timedelta(seconds=120))
     for check in (TokenFormatCheck(), CertificateCheck(), TrustCheck(paths),
                   RevocationCheck(paths, ocsp)):
