@@ -1,8 +1,9 @@
 """Group commit in the application (issue 16): the requests of one worker waiting for the same
 kind of statement at the same moment go to the database together, in one transaction: one
 round trip and one WAL flush for the group instead of one each. Issuance
-(persons/coalesce.py) and PIN verification (persons/verification.py) are its two users; this
-module is the mechanism only, what a group runs is theirs.
+(persons/coalesce.py), PIN verification (persons/verification.py) and officer login
+(auth/login_group.py) are its users; this module is the mechanism only, what a group runs is
+theirs.
 
 No timer: while fewer than `in_flight` groups are running, a group starts at the end of the
 event loop's current turn (`call_soon`) with the requests that arrived in that turn (alone when
