@@ -34,7 +34,7 @@ from idservice.db.embedded import EmbeddedPostgres
 from idservice.db.migrate import migrate
 from idservice.db.pool import connect
 from idservice.db.roles import ensure_database, url_for
-from idservice.pin.format import bucket_prefix
+from idservice.pin.format import Sex, bucket_prefix
 from idservice.queries import persons as q
 
 TRIES = 16
@@ -43,15 +43,15 @@ BLOCK = 1000
 
 def _row(n: int, tag: str) -> tuple[tuple[Any, ...], str]:
     rnd = random.Random(n)
-    sex = "F" if n % 2 else "M"
+    sex: Sex = "F" if n % 2 else "M"
     dob = date(2010, 1, 1) + timedelta(days=rnd.randrange(5000))
     name = f"nguyen thi {tag} {n}"
     record = json.dumps({"registration": {"authority": "UBND", "number": f"{tag}-{n}",
                                           "province_code": "052",
                                           "registered_on": dob.isoformat()},
                          "child": {"full_name": name}})
-    row = ("UBND", f"{tag}-{n}", dob, "052", name, name, [], sex, dob, record, None,
-           "tran thi lan")
+    row: tuple[Any, ...] = ("UBND", f"{tag}-{n}", dob, "052", name, name, [], sex, dob,
+                            record, None, "tran thi lan")
     return row, bucket_prefix("052", dob.year, sex)
 
 

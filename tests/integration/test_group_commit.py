@@ -49,7 +49,7 @@ from idservice.persons.verification import VerifyCoalescer
 from idservice.runtime import DatabaseTarget
 from tests.support.bodies import issue_body
 
-DbFn = Callable[..., list]
+DbFn = Callable[..., list[asyncpg.Record]]
 
 REGISTRAR = Principal(kind="client", id="coalesce-registrar", roles=frozenset({"registrar"}),
                       jurisdiction="052", token_id="coalesce-test", expires_at=2**31 - 1)
@@ -154,9 +154,9 @@ async def _issue_keyed_together(
         if key is None:
             return issuance.issue(ctx, REGISTRAR, rctx, req)
         return claims.issue_keyed(ctx, REGISTRAR, rctx, "osia", SCOPE, key, req)
-    return await asyncio.gather(*(one(key, body, rid) for (key, body), rid
-                                  in zip(calls, request_ids, strict=True)),
-                                return_exceptions=True)
+    return list(await asyncio.gather(*(one(key, body, rid) for (key, body), rid
+                                       in zip(calls, request_ids, strict=True)),
+                                     return_exceptions=True))
 
 
 SCOPE = f"client:{REGISTRAR.id}"
@@ -256,7 +256,7 @@ def test_one_failing_request_in_a_group_others_commit(
                            "WHERE registration_number LIKE $1 ORDER BY registration_number",
                            f"CO-OK-{tag}-%")
     assert [(p["pin"], p["registration_number"]) for p in committed] == [
-        (r.pin, b["registration"]["number"])  # type: ignore[union-attr]
+        (r.pin, b["registration"]["number"])
         for r, b in zip(results, [b for b in bodies if b["registration"]["number"]
                                   != failing_number], strict=True)]
     assert not service_db("SELECT 1 FROM person WHERE registration_number = $1", failing_number)
