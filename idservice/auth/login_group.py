@@ -3,8 +3,9 @@ guarantees): the `officer_login()` statements one worker has waiting at the same
 the database as one statement (`OFFICER_LOGIN_EACH`), one transaction and one commit.
 
 Each member's outcome is what its statement alone would have answered: officer_login() runs
-for the members one after the other inside the statement, so two logins with one nonce are
-one success and one `nonce_used`, and a per-operator limit counts the members one by one.
+for the members one after the other inside the statement, so of two logins with one nonce the
+first to run succeeds and the other gets `nonce_used`, and a per-operator limit counts the
+members one by one.
 The members run in the order of their certificate's fingerprint (arrival order among one
 certificate's), so two groups lock the rows of one operator (its rate-limit window, its live
 certificate) in one order and cannot deadlock on them.
