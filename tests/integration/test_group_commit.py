@@ -643,12 +643,13 @@ def _nonce(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()
 
 
-def _login(op: _Operator, nonce: str, rid: str, limit: int = 0) -> LoginArgs:
-    """OFFICER_LOGIN's arguments for `op` presenting `nonce` (as OfficerLogin._commit builds
-    them; no live certificate)."""
+def _login(op: _Operator, nonce: str, rid: str, limit: int = 0,
+           live_der: bytes | None = None) -> LoginArgs:
+    """OFFICER_LOGIN's arguments for `op` presenting `nonce`, as OfficerLogin._commit builds
+    them (`live_der`: the certificate of an OCSP-checked login, for the live list)."""
     exp = datetime.now(UTC) + timedelta(minutes=5)
     return (_nonce(nonce), exp, op.cert_sha256, op.cert_issuer, op.cert_serial, limit, "127.0.0.1",
-            rid, "127.0.0.1", json.dumps({"method": "web-eid", "jti": rid}), None, exp)
+            rid, "127.0.0.1", json.dumps({"method": "web-eid", "jti": rid}), live_der, exp)
 
 
 async def _with_logins(url: str, run: Callable[[LoginCoalescer], Any]) -> Any:
@@ -674,27 +675,29 @@ def _login_events(db: DbFn, request_ids: list[str]) -> list[asyncpg.Record]:
 def test_logins_in_one_group_answer_as_alone_with_one_commit(
     database: DatabaseTarget, service_db: DbFn, admin_db: DbFn,
 ) -> None:
-    """Success, the same nonce again, an unknown certificate, a disabled operator, and an
-    operator at its limit of 1 twice: a group answers what the same logins alone answer, in
-    arrival order among one certificate's logins, every success's event in one transaction."""
+    """Success (one with an OCSP-checked certificate for the live list), the same nonce again,
+    an unknown certificate, a disabled operator, and an operator at its limit of 1 twice: a
+    group answers what the same logins alone answer, in arrival order among one certificate's
+    logins, every success's event in one transaction."""
     tag = _tag()
 
-    def scenario(prefix: str) -> tuple[list[LoginArgs], list[Any], list[str]]:
+    def scenario(prefix: str) -> tuple[list[LoginArgs], list[Any], list[str], _Operator]:
         a, b, c = _operator(admin_db), _operator(admin_db), _operator(admin_db)
         off = _operator(admin_db, enabled=False)
         nobody = _Operator("-", uuid.uuid4().hex * 2, "CN=Nobody", "1")
         n = [f"{prefix}-{tag}-nonce-{i}" for i in range(6)]
         rids = [f"{prefix}-{tag}-{i}" for i in range(7)]
-        asks = [_login(a, n[0], rids[0]), _login(b, n[1], rids[1]), _login(a, n[0], rids[2]),
+        asks = [_login(a, n[0], rids[0]), _login(b, n[1], rids[1], live_der=b.id.encode()),
+                _login(a, n[0], rids[2]),
                 _login(nobody, n[2], rids[3]), _login(off, n[3], rids[4]),
                 _login(c, n[4], rids[5], limit=1), _login(c, n[5], rids[6], limit=1)]
         expected = [("success", a.id), ("success", b.id), ("nonce_used", None),
                     ("operator_unknown", None), ("operator_disabled", off.id),
                     ("success", c.id), ("rate_limited", c.id)]
-        return asks, expected, rids
+        return asks, expected, rids, b
 
-    together_asks, together_expected, together_rids = scenario("lg-one")
-    alone_asks, alone_expected, alone_rids = scenario("lg-alone")
+    together_asks, together_expected, together_rids, together_live = scenario("lg-one")
+    alone_asks, alone_expected, alone_rids, alone_live = scenario("lg-alone")
 
     async def run(logins: LoginCoalescer) -> tuple[list[Any], list[Any]]:
         together = await asyncio.gather(*(logins.submit(args) for args in together_asks),
@@ -711,6 +714,10 @@ def test_logins_in_one_group_answer_as_alone_with_one_commit(
         (together_rids[i], together_expected[i][1]) for i in (0, 1, 5)]
     assert len({e["t"] for e in events}) == 1  # one transaction for the group
     assert len({e["t"] for e in _login_events(service_db, alone_rids)}) == 3
+    for live in (together_live, alone_live):
+        assert [bytes(r["cert_der"]) for r in service_db(
+            "SELECT cert_der FROM officer_live_cert WHERE cert_sha256 = $1",
+            live.cert_sha256)] == [live.id.encode()]
 
 
 def test_one_failing_login_in_a_group_others_commit_its_nonce_stays_unused(
