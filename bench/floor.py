@@ -32,6 +32,7 @@ one function call per chunk (`bench_floor_chunk`, created in the scratch cluster
 per record, one round trip per chunk. Then the events are sequenced (`audit_sequence`) and
 the outbox numbered (`notify_sequence_batch`). PostgreSQL's CPU per record is the least any
 batch can spend on the rows the contract asks for (the Merkle tree's appends not included).
+Each record's PIN is looked up with three other candidates, as the allocator's four tries.
 `--modes none --skip-idservice` runs that alone.
 Report on stdout and in bench/results/floor-<UTC time>.json. Never part of the tests.
 """
@@ -82,7 +83,7 @@ CREATE OR REPLACE FUNCTION bench_floor_chunk(k integer, size integer) RETURNS in
 LANGUAGE plpgsql AS $$
 DECLARE
   v_rows person_row[]; v_prefix text[]; v_serial integer[]; v_auth text[]; v_num text[];
-  v_pins text[]; v_details text[];
+  v_pins text[]; v_details text[]; v_probes text[];
 BEGIN
   SELECT array_agg(ROW(s.auth, s.num, s.dob + 3, '052', s.name, lower(s.name), '{}'::text[],
                        s.sex, s.dob, s.record, NULL, 'tran thi lan')::person_row ORDER BY s.n),
@@ -113,10 +114,14 @@ BEGIN
                    'mother', jsonb_build_object('full_name', 'Lê Thị Lan',
                      'pin', '052195000042', 'nationality', 'VN'))::text AS record
             FROM generate_series(k * size, k * size + size - 1) AS g(n)) s;
+  -- Three more candidates per record: the allocator looks up chunk_random_tries (4).
+  SELECT array_agg(u.prefix || lpad(((u.serial * 7919 + t.k * 104729) % 1000000)::text, 6, '0'))
+    INTO v_probes
+    FROM unnest(v_prefix, v_serial) AS u(prefix, serial), generate_series(1, 3) AS t(k);
   PERFORM count(*) FROM registration_find_locked(array_fill('052'::text, ARRAY[size]),
                                                  v_auth, v_num);
   PERFORM count(*) FROM person_duplicates_locked(v_rows);
-  PERFORM count(*) FROM person_taken(v_pins);
+  PERFORM count(*) FROM person_taken(v_pins || v_probes);
   PERFORM count(*) FROM person_insert(v_prefix, v_serial, v_rows, 1000);
   INSERT INTO registration (province_code, authority, number, body_sha256, pin)
   SELECT '052', u.auth, u.num, sha256(u.num::bytea), u.pin
