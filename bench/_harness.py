@@ -307,10 +307,17 @@ class Stack:
 
     def _spawn(self, args: list[str], expected_workers: int, timeout: float = 240.0) -> None:
         log(f"starting idservice {' '.join(args)}")
+        self.spawn([str(VENV_BIN / "idservice"), *args], self.env, expected_workers, timeout)
+
+    def spawn(self, command: list[str], env: Mapping[str, str], expected_workers: int,
+              timeout: float = 240.0) -> None:
+        """Start `command` as the stack's server (CPU accounting and `stop_server()` follow
+        it) and wait until each of its uvicorn workers has started and `/readyz` answers 200:
+        idservice, or bench/floor_app.py."""
         out = self.server_log.open("ab")
         offset = self.server_log.stat().st_size
         self.server = subprocess.Popen(
-            [str(VENV_BIN / "idservice"), *args], env=self.env, cwd=REPO,
+            command, env=env, cwd=REPO,
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -318,7 +325,7 @@ class Stack:
         deadline = time.monotonic() + timeout
         while True:
             if self.server.poll() is not None:
-                raise RuntimeError(f"idservice exited with {self.server.returncode}:\n"
+                raise RuntimeError(f"{command[0]} exited with {self.server.returncode}:\n"
                                    + self.log_tail())
             with self.server_log.open("rb") as f:
                 f.seek(offset)
@@ -327,7 +334,7 @@ class Stack:
                 log(f"server ready ({expected_workers} worker(s)) on {self.origin}")
                 return
             if time.monotonic() > deadline:
-                raise RuntimeError("idservice did not become ready:\n" + self.log_tail())
+                raise RuntimeError(f"{command[0]} did not become ready:\n" + self.log_tail())
             time.sleep(0.3)
 
     def _ready(self) -> bool:

@@ -44,11 +44,8 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -60,7 +57,6 @@ import asyncpg
 
 from bench._harness import (
     BENCH_DIR,
-    REPO,
     Stack,
     log,
     pgbench_insert_rate,
@@ -175,30 +171,13 @@ async def batch_floor(stack: Stack, records: int, chunk: int = 500) -> dict[str,
     return result
 
 
-def start_floor(stack: Stack, mode: str, workers: int, dsn: str, timeout: float = 60) -> None:
-    """uvicorn with bench/floor_app.py in `mode`, as the stack's server (CPU accounting and
-    stop_server() follow it)."""
+def start_floor(stack: Stack, mode: str, workers: int, dsn: str) -> None:
+    """uvicorn with bench/floor_app.py in `mode`, as the stack's server."""
     log(f"starting floor app ({mode}, {workers} workers)")
-    env = {**os.environ, "FLOOR_MODE": mode, "FLOOR_DSN": dsn}
-    out = stack.server_log.open("ab")
-    stack.server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "uvicorn"), "bench.floor_app:app", "--workers",
-         str(workers), "--host", "127.0.0.1", "--port", str(stack.port), "--no-access-log"],
-        env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-        start_new_session=True)
-    out.close()
-    deadline = time.monotonic() + timeout
-    while True:
-        if stack.server.poll() is not None:
-            raise RuntimeError("floor app exited:\n" + stack.log_tail())
-        try:
-            with urllib.request.urlopen(f"{stack.origin}/readyz", timeout=2):
-                break
-        except (urllib.error.URLError, OSError):
-            if time.monotonic() > deadline:
-                raise RuntimeError("floor app not ready:\n" + stack.log_tail()) from None
-            time.sleep(0.2)
-    time.sleep(1.0)  # every worker up (the first answers before the others have started)
+    stack.spawn([str(Path(sys.executable).parent / "uvicorn"), "bench.floor_app:app",
+                 "--workers", str(workers), "--host", "127.0.0.1", "--port", str(stack.port),
+                 "--no-access-log"],
+                {**os.environ, "FLOOR_MODE": mode, "FLOOR_DSN": dsn}, workers, timeout=60)
 
 
 def measure(stack: Stack, name: str, token: str, seconds: int, warmup: int,

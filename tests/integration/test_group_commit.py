@@ -47,6 +47,7 @@ from idservice.persons.context import PersonsContext
 from idservice.persons.models import IssueRequest, VerifyRequest
 from idservice.persons.verification import VerifyCoalescer
 from idservice.runtime import DatabaseTarget
+from tests.conftest import run_db
 from tests.support.bodies import issue_body
 
 DbFn = Callable[..., list[asyncpg.Record]]
@@ -768,7 +769,7 @@ def test_database_killed_during_a_login_group_none_answered_none_recorded(
         END $$;
         CREATE TRIGGER login_group_test_hold BEFORE INSERT ON audit_event
           FOR EACH ROW EXECUTE FUNCTION login_group_test_hold();"""))
-    admin = functools.partial(_fetch_sync, cluster.target.admin_url or "")
+    admin = functools.partial(run_db, cluster.target.admin_url or "")
     # The held member's certificate sorts last, so the other two are written before it waits.
     ops = sorted((_operator(admin) for _ in range(3)), key=lambda op: op.cert_sha256)
 
@@ -792,7 +793,3 @@ def test_database_killed_during_a_login_group_none_answered_none_recorded(
     _every_member_unavailable_no_event(cluster, asyncio.run(main()), rids)
     assert _after_recovery(cluster, "SELECT 1 FROM auth_nonce_used WHERE nonce_sha256 = "
                            "ANY($1)", [_nonce(n) for n in nonces]) == []
-
-
-def _fetch_sync(url: str, sql: str, *args: object) -> list[asyncpg.Record]:
-    return asyncio.run(_fetch(url, sql, *args))
