@@ -236,22 +236,63 @@ END
 $$;
 
 
+SET default_tablespace = '';
+
+--
+-- Name: audit_event; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.audit_event (
+    id bigint CONSTRAINT audit_event_id_not_null1 NOT NULL,
+    txid xid8 DEFAULT pg_current_xact_id() CONSTRAINT audit_event_txid_not_null1 NOT NULL,
+    at timestamp with time zone DEFAULT date_trunc('milliseconds'::text, clock_timestamp()) CONSTRAINT audit_event_at_not_null1 NOT NULL,
+    actor_type text CONSTRAINT audit_event_actor_type_not_null1 NOT NULL,
+    actor_id text CONSTRAINT audit_event_actor_id_not_null1 NOT NULL,
+    action text CONSTRAINT audit_event_action_not_null1 NOT NULL,
+    pin text COLLATE pg_catalog."C",
+    purpose text,
+    outcome text CONSTRAINT audit_event_outcome_not_null1 NOT NULL,
+    request_id text,
+    source_ip text,
+    details jsonb DEFAULT '{}'::jsonb CONSTRAINT audit_event_details_not_null1 NOT NULL,
+    CONSTRAINT audit_event_action_check1 CHECK ((action ~ '^[a-z_]+\.[a-z_]+$'::text)),
+    CONSTRAINT audit_event_actor_type_check CHECK ((actor_type = ANY (ARRAY['operator'::text, 'client'::text, 'anonymous'::text, 'certificate'::text, 'admin'::text]))),
+    CONSTRAINT audit_event_details_check1 CHECK ((jsonb_typeof(details) = 'object'::text)),
+    CONSTRAINT audit_event_pin_check1 CHECK (((pin IS NULL) OR (pin ~ '^[0-9]{12}$'::text)))
+)
+PARTITION BY RANGE (at);
+
+
+--
+-- Name: audit_write_each(text[], text[], text[], text[], text[], text[], text[], text[], text[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.audit_write_each(p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]) RETURNS void
+    LANGUAGE sql
+    BEGIN ATOMIC
+ INSERT INTO public.audit_event (actor_type, actor_id, action, pin, purpose, outcome, request_id, source_ip, details)  SELECT u.actor_type,
+             u.actor_id,
+             u.action,
+             u.pin,
+             u.purpose,
+             u.outcome,
+             u.request_id,
+             u.source_ip,
+             (u.details)::jsonb AS details
+            FROM UNNEST(audit_write_each.p_actor_types, audit_write_each.p_actor_ids, audit_write_each.p_request_ids, audit_write_each.p_source_ips, audit_write_each.p_action, audit_write_each.p_pin, audit_write_each.p_purpose, audit_write_each.p_outcome, audit_write_each.p_details) WITH ORDINALITY u(actor_type, actor_id, request_id, source_ip, action, pin, purpose, outcome, details, k)
+           ORDER BY u.k;
+END;
+
+
 --
 -- Name: audit_write(text, text, text, text, text[], text[], text[], text[], text[]); Type: FUNCTION; Schema: public; Owner: -
 --
 
 CREATE FUNCTION public.audit_write(p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]) RETURNS void
-    LANGUAGE plpgsql
-    AS $$
-BEGIN
-  INSERT INTO audit_event (actor_type, actor_id, action, pin, purpose, outcome, request_id,
-                           source_ip, details)
-  SELECT p_actor_type, p_actor_id, u.action, u.pin, u.purpose, u.outcome, p_request_id,
-         p_source_ip, u.details::jsonb
-    FROM unnest(p_action, p_pin, p_purpose, p_outcome, p_details)
-         AS u(action, pin, purpose, outcome, details);
-END
-$$;
+    LANGUAGE sql
+    BEGIN ATOMIC
+ SELECT public.audit_write_each(array_fill(p_actor_type, ARRAY[cardinality(p_action)]), array_fill(p_actor_id, ARRAY[cardinality(p_action)]), array_fill(p_request_id, ARRAY[cardinality(p_action)]), array_fill(p_source_ip, ARRAY[cardinality(p_action)]), p_action, p_pin, p_purpose, p_outcome, p_details) AS audit_write_each;
+END;
 
 
 --
@@ -322,81 +363,6 @@ $$;
 
 
 --
--- Name: issue_pin(public.person_row, bytea, text, integer[], integer, text, text, text, text, text, text); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.issue_pin(p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text) RETURNS TABLE(outcome text, pin text, status text, issued_at timestamp with time zone, registration jsonb, duplicates text[])
-    LANGUAGE plpgsql
-    SET enable_seqscan TO 'off'
-    SET enable_bitmapscan TO 'off'
-    AS $$
-#variable_conflict use_column
-DECLARE
-  found_reg record;
-  v_pin text;
-  v_at timestamptz;
-  v_dups text[];
-  v_province text := (p_row).province_code;
-  v_authority text := (p_row).registration_authority;
-  v_number text := (p_row).registration_number;
-BEGIN
-  PERFORM pg_advisory_xact_lock(registration_lock_key(v_province, v_authority, v_number));
-  SELECT r.body_sha256, p.pin, p.status, p.issued_at, p.record->'registration' AS reg
-    INTO found_reg
-    FROM registration r JOIN person p ON p.pin = r.pin
-   WHERE r.province_code = v_province AND r.authority = v_authority AND r.number = v_number;
-  IF FOUND AND found_reg.body_sha256 <> p_digest THEN
-    RETURN QUERY SELECT 'registration_conflict'::text, found_reg.pin::text, found_reg.status,
-                        found_reg.issued_at, found_reg.reg, NULL::text[];
-    RETURN;
-  END IF;
-  IF FOUND THEN
-    PERFORM audit_write(p_actor_type, p_actor_id, p_request_id, p_source_ip,
-                        ARRAY['pin.issue'], ARRAY[found_reg.pin::text], ARRAY[NULL::text],
-                        ARRAY['replayed'], ARRAY[p_details]);
-    RETURN QUERY SELECT 'replayed'::text, found_reg.pin::text, found_reg.status,
-                        found_reg.issued_at, found_reg.reg, NULL::text[];
-    RETURN;
-  END IF;
-
-  -- Two registrations of one child under different keys, at the same moment: the second
-  -- waits for the first and then sees it.
-  PERFORM pg_advisory_xact_lock(person_duplicate_lock_key(p_row));
-  SELECT array_agg(d.pin) INTO v_dups FROM person_duplicates(p_row) d;
-  IF v_dups IS NOT NULL AND p_override_details IS NULL THEN
-    RETURN QUERY SELECT 'possible_duplicate'::text, NULL::text, NULL::text, NULL::timestamptz,
-                        NULL::jsonb, v_dups;
-    RETURN;
-  END IF;
-
-  SELECT c.pin, c.issued_at INTO v_pin, v_at
-    FROM person_claim(p_prefix, p_candidates, p_block_size, p_row) c;
-  IF v_pin IS NULL THEN
-    RETURN QUERY SELECT 'needs_exact'::text, NULL::text, NULL::text, NULL::timestamptz,
-                        NULL::jsonb, NULL::text[];
-    RETURN;
-  END IF;
-
-  INSERT INTO registration (province_code, authority, number, body_sha256, pin)
-  VALUES (v_province, v_authority, v_number, p_digest, v_pin);
-  IF v_dups IS NULL THEN
-    PERFORM audit_write(p_actor_type, p_actor_id, p_request_id, p_source_ip,
-                        ARRAY['pin.issue'], ARRAY[v_pin], ARRAY[NULL::text], ARRAY['issued'],
-                        ARRAY[p_details]);
-  ELSE
-    PERFORM audit_write(p_actor_type, p_actor_id, p_request_id, p_source_ip,
-                        ARRAY['pin.issue', 'pin.duplicate_override'], ARRAY[v_pin, v_pin],
-                        ARRAY[NULL::text, NULL::text], ARRAY['issued', 'issued'],
-                        ARRAY[p_details, (p_override_details::jsonb
-                                          || jsonb_build_object('candidates', v_dups))::text]);
-  END IF;
-  RETURN QUERY SELECT 'issued'::text, v_pin, 'active'::text, v_at,
-                      (p_row).record::jsonb->'registration', v_dups;
-END
-$$;
-
-
---
 -- Name: issue_pins(public.person_row[], bytea[], text[], integer[], integer, integer, text[], text[], text[], text[], text[], text[], text[], text[], text[]); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -409,28 +375,48 @@ CREATE FUNCTION public.issue_pins(p_rows public.person_row[], p_digests bytea[],
 DECLARE
   n integer := coalesce(array_length(p_rows, 1), 0);
   held bytea;
+  found_reg record;
+  r person_row;
+  v_pin text;
+  v_at timestamptz;
+  v_dups text[];
+  k integer;
+  v_key text;
+  -- the registrations this group issued, written at the end (member positions)
+  reg_members integer[] := '{}';
+  reg_keys text[] := '{}';  -- registration_lock_key()'s text: province, authority, number
+  reg_pins text[] := '{}';
+  reg_at timestamptz[] := '{}';
+  -- the group's events, written at the end, in order
+  ev_members integer[] := '{}';
+  ev_action text[] := '{}';
+  ev_pin text[] := '{}';
+  ev_outcome text[] := '{}';
+  ev_details text[] := '{}';
 BEGIN
   PERFORM count(pg_advisory_xact_lock(s.k)) FROM (
-    SELECT DISTINCT external_claim_lock_key(k.source, k.scope, k.external_id) AS k
-      FROM unnest(p_sources, p_scopes, p_external_ids) AS k(source, scope, external_id)
-     WHERE k.source IS NOT NULL ORDER BY 1) s;
+    SELECT DISTINCT external_claim_lock_key(x.source, x.scope, x.external_id) AS k
+      FROM unnest(p_sources, p_scopes, p_external_ids) AS x(source, scope, external_id)
+     WHERE x.source IS NOT NULL ORDER BY 1) s;
   PERFORM count(pg_advisory_xact_lock(s.k)) FROM (
-    SELECT DISTINCT registration_lock_key((r).province_code, (r).registration_authority,
-                                          (r).registration_number) AS k
-      FROM unnest(p_rows) AS r ORDER BY 1) s;
+    SELECT DISTINCT registration_lock_key((x).province_code, (x).registration_authority,
+                                          (x).registration_number) AS k
+      FROM unnest(p_rows) AS x ORDER BY 1) s;
   PERFORM count(pg_advisory_xact_lock(s.k)) FROM (
-    SELECT DISTINCT person_duplicate_lock_key(r) AS k
-      FROM unnest(p_rows) AS r ORDER BY 1) s;
+    SELECT DISTINCT person_duplicate_lock_key(x) AS k
+      FROM unnest(p_rows) AS x ORDER BY 1) s;
   FOR e IN 1 .. n LOOP
     i := e;
+    r := p_rows[e];
     claimed := NULL;
+    pin := NULL; status := NULL; issued_at := NULL; registration := NULL; duplicates := NULL;
     IF p_sources[e] IS NOT NULL THEN
       LOOP
         INSERT INTO external_registration (source, scope, external_id, province_code,
                                            authority, number, registered_on, request_sha256)
-        VALUES (p_sources[e], p_scopes[e], p_external_ids[e], (p_rows[e]).province_code,
-                (p_rows[e]).registration_authority, (p_rows[e]).registration_number,
-                (p_rows[e]).registered_on, p_digests[e])
+        VALUES (p_sources[e], p_scopes[e], p_external_ids[e], r.province_code,
+                r.registration_authority, r.registration_number, r.registered_on,
+                p_digests[e])
         ON CONFLICT DO NOTHING;
         claimed := FOUND;
         EXIT WHEN claimed;
@@ -442,18 +428,69 @@ BEGIN
       END LOOP;
       IF NOT claimed AND held <> p_digests[e] THEN
         outcome := 'external_key_held';
-        pin := NULL; status := NULL; issued_at := NULL; registration := NULL;
-        duplicates := NULL;
         RETURN NEXT;
         CONTINUE;
       END IF;
     END IF;
-    SELECT x.outcome, x.pin, x.status, x.issued_at, x.registration, x.duplicates
-      INTO outcome, pin, status, issued_at, registration, duplicates
-      FROM issue_pin(p_rows[e], p_digests[e], p_prefixes[e],
-                     p_candidates[(e - 1) * p_tries + 1 : e * p_tries], p_block_size,
-                     p_actor_types[e], p_actor_ids[e], p_request_ids[e], p_source_ips[e],
-                     p_details[e], p_override_details[e]) x;
+
+    -- The registration key: issued earlier in this group (not written yet), or committed.
+    v_key := r.province_code || chr(31) || r.registration_authority || chr(31)
+             || r.registration_number;
+    k := array_position(reg_keys, v_key);
+    IF k IS NOT NULL THEN
+      SELECT p_digests[reg_members[k]] AS body_sha256, reg_pins[k] AS pin,
+             'active'::text AS status, reg_at[k] AS issued_at,
+             (p_rows[reg_members[k]]).record::jsonb->'registration' AS reg
+        INTO found_reg;
+    ELSE
+      SELECT x.body_sha256, p.pin, p.status, p.issued_at, p.record->'registration' AS reg
+        INTO found_reg
+        FROM registration x JOIN person p ON p.pin = x.pin
+       WHERE x.province_code = r.province_code AND x.authority = r.registration_authority
+         AND x.number = r.registration_number;
+    END IF;
+    IF k IS NOT NULL OR FOUND THEN
+      pin := found_reg.pin; status := found_reg.status; issued_at := found_reg.issued_at;
+      registration := found_reg.reg;
+      IF found_reg.body_sha256 <> p_digests[e] THEN
+        outcome := 'registration_conflict';
+      ELSE
+        outcome := 'replayed';
+        ev_members := ev_members || e; ev_action := ev_action || 'pin.issue'::text;
+        ev_pin := ev_pin || found_reg.pin::text; ev_outcome := ev_outcome || 'replayed'::text;
+        ev_details := ev_details || p_details[e];
+      END IF;
+    ELSE
+      SELECT array_agg(d.pin) INTO v_dups FROM person_duplicates(r) d;
+      IF v_dups IS NOT NULL AND p_override_details[e] IS NULL THEN
+        outcome := 'possible_duplicate';
+        duplicates := v_dups;
+      ELSE
+        SELECT c.pin, c.issued_at INTO v_pin, v_at
+          FROM person_claim(p_prefixes[e], p_candidates[(e - 1) * p_tries + 1 : e * p_tries],
+                            p_block_size, r) c;
+        IF v_pin IS NULL THEN
+          outcome := 'needs_exact';
+        ELSE
+          outcome := 'issued';
+          pin := v_pin; status := 'active'; issued_at := v_at;
+          registration := r.record::jsonb->'registration'; duplicates := v_dups;
+          reg_members := reg_members || e; reg_keys := reg_keys || v_key;
+          reg_pins := reg_pins || v_pin;
+          reg_at := reg_at || v_at;
+          ev_members := ev_members || e; ev_action := ev_action || 'pin.issue'::text;
+          ev_pin := ev_pin || v_pin; ev_outcome := ev_outcome || 'issued'::text;
+          ev_details := ev_details || p_details[e];
+          IF v_dups IS NOT NULL THEN
+            ev_members := ev_members || e;
+            ev_action := ev_action || 'pin.duplicate_override'::text;
+            ev_pin := ev_pin || v_pin; ev_outcome := ev_outcome || 'issued'::text;
+            ev_details := ev_details || (p_override_details[e]::jsonb
+                                         || jsonb_build_object('candidates', v_dups))::text;
+          END IF;
+        END IF;
+      END IF;
+    END IF;
     IF claimed AND outcome IN ('registration_conflict', 'possible_duplicate') THEN
       DELETE FROM external_registration x
        WHERE x.source = p_sources[e] AND x.scope = p_scopes[e]
@@ -461,8 +498,42 @@ BEGIN
     END IF;
     RETURN NEXT;
   END LOOP;
+
+  IF cardinality(reg_members) > 0 THEN
+    INSERT INTO registration (province_code, authority, number, body_sha256, pin)
+    SELECT (p_rows[m]).province_code, (p_rows[m]).registration_authority,
+           (p_rows[m]).registration_number, p_digests[m], reg_pins[j]
+      FROM unnest(reg_members) WITH ORDINALITY AS u(m, j)
+     ORDER BY u.j;
+  END IF;
+  IF cardinality(ev_members) > 0 THEN
+    PERFORM audit_write_each(
+      ARRAY(SELECT p_actor_types[m] FROM unnest(ev_members) WITH ORDINALITY u(m, j) ORDER BY j),
+      ARRAY(SELECT p_actor_ids[m] FROM unnest(ev_members) WITH ORDINALITY u(m, j) ORDER BY j),
+      ARRAY(SELECT p_request_ids[m] FROM unnest(ev_members) WITH ORDINALITY u(m, j) ORDER BY j),
+      ARRAY(SELECT p_source_ips[m] FROM unnest(ev_members) WITH ORDINALITY u(m, j) ORDER BY j),
+      ev_action, ev_pin, array_fill(NULL::text, ARRAY[cardinality(ev_members)]), ev_outcome,
+      ev_details);
+  END IF;
 END
 $$;
+
+
+--
+-- Name: issue_pin(public.person_row, bytea, text, integer[], integer, text, text, text, text, text, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.issue_pin(p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text) RETURNS TABLE(outcome text, pin text, status text, issued_at timestamp with time zone, registration jsonb, duplicates text[])
+    LANGUAGE sql
+    BEGIN ATOMIC
+ SELECT g.outcome,
+     g.pin,
+     g.status,
+     g.issued_at,
+     g.registration,
+     g.duplicates
+    FROM public.issue_pins(ARRAY[issue_pin.p_row], ARRAY[issue_pin.p_digest], ARRAY[issue_pin.p_prefix], issue_pin.p_candidates, COALESCE(array_length(issue_pin.p_candidates, 1), 0), issue_pin.p_block_size, ARRAY[issue_pin.p_actor_type], ARRAY[issue_pin.p_actor_id], ARRAY[issue_pin.p_request_id], ARRAY[issue_pin.p_source_ip], ARRAY[issue_pin.p_details], ARRAY[issue_pin.p_override_details], ARRAY[NULL::text], ARRAY[NULL::text], ARRAY[NULL::text]) g(i, outcome, pin, status, issued_at, registration, duplicates, claimed);
+END;
 
 
 --
@@ -932,8 +1003,6 @@ CREATE FUNCTION public.registration_lock_key(province_code text, authority text,
     RETURN hashtextextended(((((province_code || chr(31)) || authority) || chr(31)) || number), (7305)::bigint);
 
 
-SET default_tablespace = '';
-
 SET default_table_access_method = heap;
 
 --
@@ -945,31 +1014,6 @@ CREATE TABLE public.audit_checkpoint (
     note text NOT NULL,
     created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL
 );
-
-
---
--- Name: audit_event; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.audit_event (
-    id bigint CONSTRAINT audit_event_id_not_null1 NOT NULL,
-    txid xid8 DEFAULT pg_current_xact_id() CONSTRAINT audit_event_txid_not_null1 NOT NULL,
-    at timestamp with time zone DEFAULT date_trunc('milliseconds'::text, clock_timestamp()) CONSTRAINT audit_event_at_not_null1 NOT NULL,
-    actor_type text CONSTRAINT audit_event_actor_type_not_null1 NOT NULL,
-    actor_id text CONSTRAINT audit_event_actor_id_not_null1 NOT NULL,
-    action text CONSTRAINT audit_event_action_not_null1 NOT NULL,
-    pin text COLLATE pg_catalog."C",
-    purpose text,
-    outcome text CONSTRAINT audit_event_outcome_not_null1 NOT NULL,
-    request_id text,
-    source_ip text,
-    details jsonb DEFAULT '{}'::jsonb CONSTRAINT audit_event_details_not_null1 NOT NULL,
-    CONSTRAINT audit_event_action_check1 CHECK ((action ~ '^[a-z_]+\.[a-z_]+$'::text)),
-    CONSTRAINT audit_event_actor_type_check CHECK ((actor_type = ANY (ARRAY['operator'::text, 'client'::text, 'anonymous'::text, 'certificate'::text, 'admin'::text]))),
-    CONSTRAINT audit_event_details_check1 CHECK ((jsonb_typeof(details) = 'object'::text)),
-    CONSTRAINT audit_event_pin_check1 CHECK (((pin IS NULL) OR (pin ~ '^[0-9]{12}$'::text)))
-)
-PARTITION BY RANGE (at);
 
 
 --
@@ -2234,6 +2278,105 @@ GRANT ALL ON FUNCTION public.audit_tree_append(old_size bigint, new_size bigint,
 
 
 --
+-- Name: TABLE audit_event; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.audit_event TO idservice_service;
+GRANT SELECT ON TABLE public.audit_event TO idservice_auditor;
+
+
+--
+-- Name: COLUMN audit_event.actor_type; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT INSERT(actor_type) ON TABLE public.audit_event TO idservice_service;
+GRANT INSERT(actor_type) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(actor_type) ON TABLE public.audit_event TO idservice_auditor;
+
+
+--
+-- Name: COLUMN audit_event.actor_id; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT INSERT(actor_id) ON TABLE public.audit_event TO idservice_service;
+GRANT INSERT(actor_id) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(actor_id) ON TABLE public.audit_event TO idservice_auditor;
+
+
+--
+-- Name: COLUMN audit_event.action; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT INSERT(action) ON TABLE public.audit_event TO idservice_service;
+GRANT INSERT(action) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(action) ON TABLE public.audit_event TO idservice_auditor;
+
+
+--
+-- Name: COLUMN audit_event.pin; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT INSERT(pin) ON TABLE public.audit_event TO idservice_service;
+GRANT INSERT(pin) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(pin) ON TABLE public.audit_event TO idservice_auditor;
+
+
+--
+-- Name: COLUMN audit_event.purpose; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT INSERT(purpose) ON TABLE public.audit_event TO idservice_service;
+GRANT INSERT(purpose) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(purpose) ON TABLE public.audit_event TO idservice_auditor;
+
+
+--
+-- Name: COLUMN audit_event.outcome; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT INSERT(outcome) ON TABLE public.audit_event TO idservice_service;
+GRANT INSERT(outcome) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(outcome) ON TABLE public.audit_event TO idservice_auditor;
+
+
+--
+-- Name: COLUMN audit_event.request_id; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT INSERT(request_id) ON TABLE public.audit_event TO idservice_service;
+GRANT INSERT(request_id) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(request_id) ON TABLE public.audit_event TO idservice_auditor;
+
+
+--
+-- Name: COLUMN audit_event.source_ip; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT INSERT(source_ip) ON TABLE public.audit_event TO idservice_service;
+GRANT INSERT(source_ip) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(source_ip) ON TABLE public.audit_event TO idservice_auditor;
+
+
+--
+-- Name: COLUMN audit_event.details; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT INSERT(details) ON TABLE public.audit_event TO idservice_service;
+GRANT INSERT(details) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(details) ON TABLE public.audit_event TO idservice_auditor;
+
+
+--
+-- Name: FUNCTION audit_write_each(p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.audit_write_each(p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.audit_write_each(p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]) TO idservice_service;
+GRANT ALL ON FUNCTION public.audit_write_each(p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]) TO idservice_auditor;
+GRANT ALL ON FUNCTION public.audit_write_each(p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]) TO idservice_administrator;
+
+
+--
 -- Name: FUNCTION audit_write(p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]); Type: ACL; Schema: public; Owner: -
 --
 
@@ -2276,19 +2419,19 @@ GRANT ALL ON FUNCTION public.external_registration_claim(p_source text, p_scope 
 
 
 --
--- Name: FUNCTION issue_pin(p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text); Type: ACL; Schema: public; Owner: -
---
-
-REVOKE ALL ON FUNCTION public.issue_pin(p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.issue_pin(p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text) TO idservice_service;
-
-
---
 -- Name: FUNCTION issue_pins(p_rows public.person_row[], p_digests bytea[], p_prefixes text[], p_candidates integer[], p_tries integer, p_block_size integer, p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_details text[], p_override_details text[], p_sources text[], p_scopes text[], p_external_ids text[]); Type: ACL; Schema: public; Owner: -
 --
 
 REVOKE ALL ON FUNCTION public.issue_pins(p_rows public.person_row[], p_digests bytea[], p_prefixes text[], p_candidates integer[], p_tries integer, p_block_size integer, p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_details text[], p_override_details text[], p_sources text[], p_scopes text[], p_external_ids text[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.issue_pins(p_rows public.person_row[], p_digests bytea[], p_prefixes text[], p_candidates integer[], p_tries integer, p_block_size integer, p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_details text[], p_override_details text[], p_sources text[], p_scopes text[], p_external_ids text[]) TO idservice_service;
+
+
+--
+-- Name: FUNCTION issue_pin(p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.issue_pin(p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.issue_pin(p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text) TO idservice_service;
 
 
 --
@@ -2441,95 +2584,6 @@ GRANT ALL ON FUNCTION public.registration_lock_key(province_code text, authority
 
 GRANT SELECT ON TABLE public.audit_checkpoint TO idservice_service;
 GRANT SELECT ON TABLE public.audit_checkpoint TO idservice_auditor;
-
-
---
--- Name: TABLE audit_event; Type: ACL; Schema: public; Owner: -
---
-
-GRANT SELECT ON TABLE public.audit_event TO idservice_service;
-GRANT SELECT ON TABLE public.audit_event TO idservice_auditor;
-
-
---
--- Name: COLUMN audit_event.actor_type; Type: ACL; Schema: public; Owner: -
---
-
-GRANT INSERT(actor_type) ON TABLE public.audit_event TO idservice_service;
-GRANT INSERT(actor_type) ON TABLE public.audit_event TO idservice_administrator;
-GRANT INSERT(actor_type) ON TABLE public.audit_event TO idservice_auditor;
-
-
---
--- Name: COLUMN audit_event.actor_id; Type: ACL; Schema: public; Owner: -
---
-
-GRANT INSERT(actor_id) ON TABLE public.audit_event TO idservice_service;
-GRANT INSERT(actor_id) ON TABLE public.audit_event TO idservice_administrator;
-GRANT INSERT(actor_id) ON TABLE public.audit_event TO idservice_auditor;
-
-
---
--- Name: COLUMN audit_event.action; Type: ACL; Schema: public; Owner: -
---
-
-GRANT INSERT(action) ON TABLE public.audit_event TO idservice_service;
-GRANT INSERT(action) ON TABLE public.audit_event TO idservice_administrator;
-GRANT INSERT(action) ON TABLE public.audit_event TO idservice_auditor;
-
-
---
--- Name: COLUMN audit_event.pin; Type: ACL; Schema: public; Owner: -
---
-
-GRANT INSERT(pin) ON TABLE public.audit_event TO idservice_service;
-GRANT INSERT(pin) ON TABLE public.audit_event TO idservice_administrator;
-GRANT INSERT(pin) ON TABLE public.audit_event TO idservice_auditor;
-
-
---
--- Name: COLUMN audit_event.purpose; Type: ACL; Schema: public; Owner: -
---
-
-GRANT INSERT(purpose) ON TABLE public.audit_event TO idservice_service;
-GRANT INSERT(purpose) ON TABLE public.audit_event TO idservice_administrator;
-GRANT INSERT(purpose) ON TABLE public.audit_event TO idservice_auditor;
-
-
---
--- Name: COLUMN audit_event.outcome; Type: ACL; Schema: public; Owner: -
---
-
-GRANT INSERT(outcome) ON TABLE public.audit_event TO idservice_service;
-GRANT INSERT(outcome) ON TABLE public.audit_event TO idservice_administrator;
-GRANT INSERT(outcome) ON TABLE public.audit_event TO idservice_auditor;
-
-
---
--- Name: COLUMN audit_event.request_id; Type: ACL; Schema: public; Owner: -
---
-
-GRANT INSERT(request_id) ON TABLE public.audit_event TO idservice_service;
-GRANT INSERT(request_id) ON TABLE public.audit_event TO idservice_administrator;
-GRANT INSERT(request_id) ON TABLE public.audit_event TO idservice_auditor;
-
-
---
--- Name: COLUMN audit_event.source_ip; Type: ACL; Schema: public; Owner: -
---
-
-GRANT INSERT(source_ip) ON TABLE public.audit_event TO idservice_service;
-GRANT INSERT(source_ip) ON TABLE public.audit_event TO idservice_administrator;
-GRANT INSERT(source_ip) ON TABLE public.audit_event TO idservice_auditor;
-
-
---
--- Name: COLUMN audit_event.details; Type: ACL; Schema: public; Owner: -
---
-
-GRANT INSERT(details) ON TABLE public.audit_event TO idservice_service;
-GRANT INSERT(details) ON TABLE public.audit_event TO idservice_administrator;
-GRANT INSERT(details) ON TABLE public.audit_event TO idservice_auditor;
 
 
 --

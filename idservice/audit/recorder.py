@@ -3,10 +3,10 @@
 Fail closed: the insert runs on the same connection and transaction as the access it records,
 so if it fails the access is rolled back with it and never reaches the caller.
 
-One source: every event reaches `audit_event` through the SQL function `audit_write()`
-(migrations/0013_audit_write.sql), with its columns prepared by `event_columns` - here for
-`record`, and for the one-statement issuance `issue_pin()`, which calls `audit_write()` itself
-(`persons/issuance.issue`).
+One source: every event reaches `audit_event` through the SQL function `audit_write_each()`
+(migrations/0072; `audit_write()`, 0013, is it for the events of one request), with its columns
+prepared by `event_columns` - here for `record`, and for the issuance statement `issue_pins()`,
+which writes its group's events itself (`persons/issuance.issue`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ the database as one statement, `issue_pins()` (migration 0059), in one transacti
 
 issue_pin()'s outcomes (issued, replayed, conflict, duplicate, needs_exact) are per member; the
 members run one after the other inside the statement, so two members with one registration key
-behave as two requests in a row (migration 0059). A request with an external idempotency key
+behave as two requests in a row (migration 0059). The group's registrations and events are
+written once, at its end (migration 0072). A request with an external idempotency key
 (an OSIA transactionId) joins the same groups (migration 0060): its member claims the key
 inside the group's statement, as `issue_pin_claimed()` would alone, with the same outcomes
 ('external_key_held' included).

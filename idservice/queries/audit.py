@@ -8,16 +8,12 @@ SELECT audit_write(p_actor_type => $1, p_actor_id => $2, p_request_id => $3, p_s
                    p_outcome => $8::text[], p_details => $9::text[])
 """
 
-# One event for each of several requests (actors and request ids differ: a group of
-# verifications, persons/verification.py), each written by audit_write() in one statement.
+# Events of several requests (actors and request ids differ: a group of verifications,
+# persons/verification.py) in one INSERT, in array order (migrations/0072; audit_write() is
+# this with one actor repeated).
 WRITE_EVENT_EACH = """
-SELECT audit_write(e.actor_type, e.actor_id, e.request_id, e.source_ip, ARRAY[e.action],
-                   ARRAY[e.pin], ARRAY[e.purpose], ARRAY[e.outcome], ARRAY[e.details])
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-              $7::text[], $8::text[], $9::text[]) WITH ORDINALITY
-       AS e(actor_type, actor_id, request_id, source_ip, action, pin, purpose, outcome,
-            details, i)
- ORDER BY e.i
+SELECT audit_write_each($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                        $7::text[], $8::text[], $9::text[])
 """
 
 SEQUENCE = "SELECT audit_sequence($1)"

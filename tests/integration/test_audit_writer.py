@@ -1,12 +1,14 @@
 """One writer of audit events (issue 10 item 4): every event reaches `audit_event` through the
-SQL function `audit_write()`, from the Python recorder and from `issue_pin()` alike, with its
-caller-chosen text capped at 4 KiB (contract 7)."""
+SQL function `audit_write_each()` (migration 0072; `audit_write()` calls it with one actor), from
+the Python recorder and from `issue_pins()` alike, with its caller-chosen text capped at 4 KiB
+(contract 7)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -18,12 +20,15 @@ ROOT = Path(__file__).resolve().parents[2]
 _INSERT = re.compile(r"INSERT\s+INTO\s+(public\.)?audit_event\b", re.IGNORECASE)
 
 
-def test_only_audit_write_inserts_audit_events_in_the_database(
-    owner_db: Callable[..., list],
+def test_only_audit_write_each_inserts_audit_events_in_the_database(
+    owner_db: Callable[..., list[Any]],
 ) -> None:
-    rows = owner_db("SELECT proname, prosrc FROM pg_proc p JOIN pg_namespace n "
-                    "ON n.oid = p.pronamespace WHERE n.nspname = 'public'")
-    assert sorted(r["proname"] for r in rows if _INSERT.search(r["prosrc"])) == ["audit_write"]
+    # The definition as PostgreSQL prints it: `prosrc` is empty for a BEGIN ATOMIC body.
+    rows = owner_db("SELECT proname, pg_get_functiondef(p.oid) AS definition FROM pg_proc p "
+                    "JOIN pg_namespace n ON n.oid = p.pronamespace "
+                    "WHERE n.nspname = 'public' AND p.prokind IN ('f', 'p')")
+    assert sorted(r["proname"] for r in rows
+                  if _INSERT.search(r["definition"])) == ["audit_write_each"]
 
 
 def test_no_service_code_inserts_audit_events_itself() -> None:
@@ -33,7 +38,7 @@ def test_no_service_code_inserts_audit_events_itself() -> None:
 
 
 def test_fast_path_and_recorder_write_the_same_issue_event(
-    registrar: httpx.Client, service_db: Callable[..., list],
+    registrar: httpx.Client, service_db: Callable[..., list[Any]],
 ) -> None:
     """The one-statement path (POST /v1/pins) and the Python path (the batch) record the same
     details for the same registration."""
@@ -52,7 +57,7 @@ def test_fast_path_and_recorder_write_the_same_issue_event(
 
 
 def test_no_event_carries_more_than_4_kib_of_caller_text(
-    registrar: httpx.Client, officer: httpx.Client, service_db: Callable[..., list],
+    registrar: httpx.Client, officer: httpx.Client, service_db: Callable[..., list[Any]],
 ) -> None:
     """Contract 7: a correction with a long reason and twenty long other names is recorded with
     its text cut to 4 KiB (marked), while the history row keeps all of it."""

@@ -123,8 +123,11 @@ def test_concurrent_duplicates_in_one_group_one_pin_and_409s(
     first, replay1, p0, conflict, replay2, p1, duplicate, p2 = results
     assert isinstance(first, issuance.IssueOutcome) and first.created
     for replay in (replay1, replay2):
+        # Answered from the group's pending registration (migration 0072) as from the table.
         assert isinstance(replay, issuance.IssueOutcome)
         assert (replay.pin, replay.created) == (first.pin, False)
+        assert (replay.status, replay.issued_at, replay.registration) == (
+            first.status, first.issued_at, first.registration)
     assert isinstance(conflict, RegistrationConflict)
     assert (conflict.status, conflict.code) == (409, "registration_conflict")
     assert isinstance(duplicate, PossibleDuplicate)
@@ -142,6 +145,72 @@ def test_concurrent_duplicates_in_one_group_one_pin_and_409s(
                          "ORDER BY request_id", rids)
     assert [(r["request_id"], r["code"]) for r in refused] == [
         (rids[3], "registration_conflict"), (rids[6], "possible_duplicate")]
+
+
+@pytest.fixture
+def statement_rows(owner_ddl: Callable[[str], None],
+                   owner_db: DbFn) -> Iterator[Callable[[str], list[str]]]:
+    """Rows per INSERT statement into `registration` and `audit_event` whose registration
+    number (or request id) starts with a given tag (`CO-SET-` and 10 characters), in statement
+    order: statement-level triggers of this test record each statement's count."""
+    owner_ddl("CREATE TABLE group_test_statements (id bigserial, tbl text, tag text, n int)")
+    owner_ddl("""
+        CREATE FUNCTION group_test_count() RETURNS trigger LANGUAGE plpgsql
+        SECURITY DEFINER SET search_path = public AS $$
+        BEGIN
+          IF TG_TABLE_NAME = 'registration' THEN
+            INSERT INTO group_test_statements (tbl, tag, n)
+            SELECT 'registration', left(number, 17), count(*) FROM new_rows
+             WHERE number LIKE 'CO-SET-%' GROUP BY 2;
+          ELSE
+            INSERT INTO group_test_statements (tbl, tag, n)
+            SELECT 'audit_event', left(request_id, 17), count(*) FROM new_rows
+             WHERE request_id LIKE 'CO-SET-%' GROUP BY 2;
+          END IF;
+          RETURN NULL;
+        END $$""")
+    for table in ("registration", "audit_event"):
+        owner_ddl(f"CREATE TRIGGER group_test_count AFTER INSERT ON {table} REFERENCING "
+                  f"NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION group_test_count()")
+
+    def counts(tag: str) -> list[str]:
+        rows = owner_db("SELECT tbl, n FROM group_test_statements WHERE tag = $1 ORDER BY id",
+                        tag)
+        return [f"{r['tbl']} {r['n']}" for r in rows]
+
+    try:
+        yield counts
+    finally:
+        for table in ("registration", "audit_event"):
+            owner_ddl(f"DROP TRIGGER group_test_count ON {table}")
+        owner_ddl("DROP FUNCTION group_test_count()")
+        owner_ddl("DROP TABLE group_test_statements")
+
+
+def test_a_group_writes_its_registrations_and_events_in_one_statement_each(
+    database: DatabaseTarget, statement_rows: Callable[[str], list[str]],
+) -> None:
+    """Migration 0072: the registrations a group issues and the events of all its members are
+    written at the end of the group, one INSERT each (one liveBirth trigger call), not one
+    per member; a refused member adds neither."""
+    tag = f"CO-SET-{_tag()}"
+    name = _name()
+    bodies = [_body(f"{tag}-{i}", full_name=name if i == 0 else None) for i in range(5)]
+    bodies.append(_body(f"{tag}-dup", full_name=name))  # possible_duplicate: refused
+    bodies.append(bodies[1])  # replayed
+    rids = [f"{tag}-{i}" for i in range(len(bodies))]
+
+    async def run(ctx: PersonsContext, coalescer: IssueCoalescer) -> list[Any]:
+        results = await _issue_together(ctx, bodies, rids)
+        assert (coalescer.groups, coalescer.members, coalescer.retried) == (1, 7, 0)
+        return results
+
+    results = asyncio.run(_with_context(database.service_url, run))
+    assert [type(r).__name__ for r in results] == ["IssueOutcome"] * 5 + [
+        "PossibleDuplicate", "IssueOutcome"]
+    # The 5 registrations in one statement; the 5 issued and 1 replayed events in one; then
+    # the refusal, which the service writes after the group (as a request alone did too).
+    assert statement_rows(tag) == ["registration 5", "audit_event 6", "audit_event 1"]
 
 
 async def _issue_keyed_together(

@@ -34,19 +34,17 @@ def _claims(service_db: DbFn, tx: str) -> int:
 def test_issuance_failing_after_the_claim_leaves_no_claim(
     registrar: httpx.Client, server: ServerThread, owner_db: DbFn, service_db: DbFn,
 ) -> None:
-    """A real fault after the claim: the service role loses the right to run issue_pin()
-    (owner REVOKE), which issue_pin_claimed() calls after claiming. The 500 leaves no claim,
-    so the caller's retry with corrected attributes under the same id is issued, not 1100."""
+    """A real fault after the claim: the service role loses the right to insert
+    registrations (owner REVOKE), which issue_pins() does after claiming, at the end of the
+    statement (migration 0072). The 500 leaves no claim, so the caller's retry with corrected
+    attributes under the same id is issued, not 1100."""
     tx = new_transaction()
     with httpx.Client(base_url=server.base_url, headers=dict(registrar.headers)) as own:
-        owner_db("REVOKE EXECUTE ON FUNCTION issue_pin(person_row, bytea, text, integer[], "
-                 "integer, text, text, text, text, text, text) FROM idservice_service")
+        owner_db("REVOKE INSERT ON registration FROM idservice_service")
         try:
             failed = _uin(own, uin_attributes(), tx)
         finally:
-            owner_db("GRANT EXECUTE ON FUNCTION issue_pin(person_row, bytea, text, "
-                     "integer[], integer, text, text, text, text, text, text) "
-                     "TO idservice_service")
+            owner_db("GRANT INSERT ON registration TO idservice_service")
     assert_osia_error(failed, 500, 5000)
     assert _claims(service_db, tx) == 0
     retried = _uin(registrar, uin_attributes(), tx)  # other attributes: a new registration
