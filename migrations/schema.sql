@@ -379,7 +379,6 @@ DECLARE
   r person_row;
   v_pin text;
   v_at timestamptz;
-  v_serial integer;
   v_dups text[];
   k integer;
   v_key text;
@@ -387,7 +386,6 @@ DECLARE
   reg_members integer[] := '{}';
   reg_keys text[] := '{}';  -- registration_lock_key()'s text: province, authority, number
   reg_pins text[] := '{}';
-  reg_serials integer[] := '{}';
   reg_at timestamptz[] := '{}';
   -- the group's events, written at the end, in order
   ev_members integer[] := '{}';
@@ -468,9 +466,9 @@ BEGIN
         outcome := 'possible_duplicate';
         duplicates := v_dups;
       ELSE
-        SELECT c.pin, c.issued_at, c.serial INTO v_pin, v_at, v_serial
+        SELECT c.pin, c.issued_at INTO v_pin, v_at
           FROM person_claim(p_prefixes[e], p_candidates[(e - 1) * p_tries + 1 : e * p_tries],
-                            NULL, r) c;  -- counted at the end
+                            p_block_size, r) c;
         IF v_pin IS NULL THEN
           outcome := 'needs_exact';
         ELSE
@@ -478,7 +476,7 @@ BEGIN
           pin := v_pin; status := 'active'; issued_at := v_at;
           registration := r.record::jsonb->'registration'; duplicates := v_dups;
           reg_members := reg_members || e; reg_keys := reg_keys || v_key;
-          reg_pins := reg_pins || v_pin; reg_serials := reg_serials || v_serial;
+          reg_pins := reg_pins || v_pin;
           reg_at := reg_at || v_at;
           ev_members := ev_members || e; ev_action := ev_action || 'pin.issue'::text;
           ev_pin := ev_pin || v_pin; ev_outcome := ev_outcome || 'issued'::text;
@@ -502,9 +500,6 @@ BEGIN
   END LOOP;
 
   IF cardinality(reg_members) > 0 THEN
-    PERFORM pin_block_count(ARRAY(SELECT p_prefixes[m] FROM unnest(reg_members)
-                                   WITH ORDINALITY u(m, j) ORDER BY j),
-                            reg_serials, p_block_size);
     INSERT INTO registration (province_code, authority, number, body_sha256, pin)
     SELECT (p_rows[m]).province_code, (p_rows[m]).registration_authority,
            (p_rows[m]).registration_number, p_digests[m], reg_pins[j]
@@ -746,7 +741,7 @@ $$;
 -- Name: person_claim(text, integer[], integer, public.person_row); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.person_claim(p_prefix text, p_candidates integer[], p_block_size integer, p_row public.person_row) RETURNS TABLE(pin text, issued_at timestamp with time zone, serial integer)
+CREATE FUNCTION public.person_claim(p_prefix text, p_candidates integer[], p_block_size integer, p_row public.person_row) RETURNS TABLE(pin text, issued_at timestamp with time zone)
     LANGUAGE plpgsql
     AS $$
 #variable_conflict use_column
@@ -762,7 +757,7 @@ BEGIN
     END IF;
   END LOOP;
   IF v_serial IS NOT NULL THEN
-    RETURN QUERY SELECT c.pin, c.issued_at, v_serial
+    RETURN QUERY SELECT c.pin, c.issued_at
                    FROM person_insert(ARRAY[p_prefix], ARRAY[v_serial], ARRAY[p_row],
                                       p_block_size) c;
   END IF;
@@ -854,15 +849,14 @@ BEGIN
     ON CONFLICT ON CONSTRAINT person_pkey DO NOTHING
     RETURNING p.pin, p.issued_at
   ), counted AS (
-    -- one row when there is something to count (else no pin_block statement at all); the
-    -- outer join reads it once for the first inserted row and keeps every inserted row
-    SELECT pin_block_count(array_agg(u.prefix), array_agg(u.serial), p_block_size)
+    INSERT INTO pin_block AS b (prefix, block, used)
+    SELECT u.prefix, u.serial / p_block_size, count(*)::integer
       FROM unnest(p_prefix, p_serial) AS u(prefix, serial)
       JOIN ins ON ins.pin = make_pin(u.prefix, u.serial)
-     WHERE p_block_size IS NOT NULL
-    HAVING count(*) > 0
+     GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT (prefix, block) DO UPDATE SET used = b.used + EXCLUDED.used
   )
-  SELECT ins.pin::text, ins.issued_at FROM ins LEFT JOIN counted ON true;
+  SELECT ins.pin::text, ins.issued_at FROM ins;
 END
 $$;
 
@@ -949,38 +943,6 @@ END
 $$;
 
 
-SET default_table_access_method = heap;
-
---
--- Name: pin_block; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.pin_block (
-    prefix text NOT NULL COLLATE pg_catalog."C",
-    block integer NOT NULL,
-    used integer NOT NULL,
-    CONSTRAINT pin_block_block_check CHECK ((block >= 0)),
-    CONSTRAINT pin_block_prefix_check CHECK ((prefix ~ '^[0-9]{6}$'::text)),
-    CONSTRAINT pin_block_used_check CHECK ((used >= 0))
-);
-
-
---
--- Name: pin_block_count(text[], integer[], integer); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.pin_block_count(p_prefix text[], p_serial integer[], p_block_size integer) RETURNS void
-    LANGUAGE sql
-    BEGIN ATOMIC
- INSERT INTO public.pin_block AS b (prefix, block, used)  SELECT u.prefix,
-             (u.serial / pin_block_count.p_block_size),
-             (count(*))::integer AS count
-            FROM UNNEST(pin_block_count.p_prefix, pin_block_count.p_serial) u(prefix, serial)
-           GROUP BY u.prefix, (u.serial / pin_block_count.p_block_size)
-           ORDER BY u.prefix, (u.serial / pin_block_count.p_block_size) ON CONFLICT(prefix, block) DO UPDATE SET used = (b.used + excluded.used);
-END;
-
-
 --
 -- Name: refuse_change(); Type: FUNCTION; Schema: public; Owner: -
 --
@@ -1040,6 +1002,8 @@ CREATE FUNCTION public.registration_lock_key(province_code text, authority text,
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN hashtextextended(((((province_code || chr(31)) || authority) || chr(31)) || number), (7305)::bigint);
 
+
+SET default_table_access_method = heap;
 
 --
 -- Name: audit_checkpoint; Type: TABLE; Schema: public; Owner: -
@@ -1487,6 +1451,20 @@ ALTER TABLE public.person_history ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTI
     NO MINVALUE
     NO MAXVALUE
     CACHE 1
+);
+
+
+--
+-- Name: pin_block; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.pin_block (
+    prefix text NOT NULL COLLATE pg_catalog."C",
+    block integer NOT NULL,
+    used integer NOT NULL,
+    CONSTRAINT pin_block_block_check CHECK ((block >= 0)),
+    CONSTRAINT pin_block_prefix_check CHECK ((prefix ~ '^[0-9]{6}$'::text)),
+    CONSTRAINT pin_block_used_check CHECK ((used >= 0))
 );
 
 
@@ -2577,21 +2555,6 @@ GRANT ALL ON FUNCTION public.person_update(p_pin text, p_row public.person_row) 
 
 
 --
--- Name: TABLE pin_block; Type: ACL; Schema: public; Owner: -
---
-
-GRANT SELECT,INSERT,UPDATE ON TABLE public.pin_block TO idservice_service;
-
-
---
--- Name: FUNCTION pin_block_count(p_prefix text[], p_serial integer[], p_block_size integer); Type: ACL; Schema: public; Owner: -
---
-
-REVOKE ALL ON FUNCTION public.pin_block_count(p_prefix text[], p_serial integer[], p_block_size integer) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.pin_block_count(p_prefix text[], p_serial integer[], p_block_size integer) TO idservice_service;
-
-
---
 -- Name: FUNCTION registration_find(p_province text[], p_authority text[], p_number text[]); Type: ACL; Schema: public; Owner: -
 --
 
@@ -2827,6 +2790,13 @@ GRANT SELECT ON TABLE public.person TO idservice_auditor;
 --
 
 GRANT SELECT,INSERT ON TABLE public.person_history TO idservice_service;
+
+
+--
+-- Name: TABLE pin_block; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,UPDATE ON TABLE public.pin_block TO idservice_service;
 
 
 --

@@ -150,12 +150,10 @@ def test_concurrent_duplicates_in_one_group_one_pin_and_409s(
 @pytest.fixture
 def statement_rows(owner_ddl: Callable[[str], None],
                    owner_db: DbFn) -> Iterator[Callable[[str], list[str]]]:
-    """The INSERT statements of a group, in order: into `registration` and `audit_event` with
-    the rows whose registration number (or request id) starts with a given tag (`CO-SET-` and
-    10 characters), and into `pin_block` in the same transactions. Statement-level triggers of
-    this test record each statement."""
-    owner_ddl("CREATE TABLE group_test_statements (id bigserial, tbl text, tag text, n int, "
-              "tx bigint DEFAULT txid_current())")
+    """Rows per INSERT statement into `registration` and `audit_event` whose registration
+    number (or request id) starts with a given tag (`CO-SET-` and 10 characters), in statement
+    order: statement-level triggers of this test record each statement's count."""
+    owner_ddl("CREATE TABLE group_test_statements (id bigserial, tbl text, tag text, n int)")
     owner_ddl("""
         CREATE FUNCTION group_test_count() RETURNS trigger LANGUAGE plpgsql
         SECURITY DEFINER SET search_path = public AS $$
@@ -164,8 +162,6 @@ def statement_rows(owner_ddl: Callable[[str], None],
             INSERT INTO group_test_statements (tbl, tag, n)
             SELECT 'registration', left(number, 17), count(*) FROM new_rows
              WHERE number LIKE 'CO-SET-%' GROUP BY 2;
-          ELSIF TG_TABLE_NAME = 'pin_block' THEN
-            INSERT INTO group_test_statements (tbl) VALUES ('pin_block');
           ELSE
             INSERT INTO group_test_statements (tbl, tag, n)
             SELECT 'audit_event', left(request_id, 17), count(*) FROM new_rows
@@ -173,47 +169,36 @@ def statement_rows(owner_ddl: Callable[[str], None],
           END IF;
           RETURN NULL;
         END $$""")
-    for table in ("registration", "audit_event", "pin_block"):
+    for table in ("registration", "audit_event"):
         owner_ddl(f"CREATE TRIGGER group_test_count AFTER INSERT ON {table} REFERENCING "
                   f"NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION group_test_count()")
 
     def counts(tag: str) -> list[str]:
-        rows = owner_db("""
-            SELECT tbl, n FROM group_test_statements
-             WHERE tag = $1 OR (tbl = 'pin_block' AND tx IN (
-                   SELECT tx FROM group_test_statements WHERE tag = $1))
-             ORDER BY id""", tag)
-        return [r["tbl"] if r["n"] is None else f"{r['tbl']} {r['n']}" for r in rows]
+        rows = owner_db("SELECT tbl, n FROM group_test_statements WHERE tag = $1 ORDER BY id",
+                        tag)
+        return [f"{r['tbl']} {r['n']}" for r in rows]
 
     try:
         yield counts
     finally:
-        for table in ("registration", "audit_event", "pin_block"):
+        for table in ("registration", "audit_event"):
             owner_ddl(f"DROP TRIGGER group_test_count ON {table}")
         owner_ddl("DROP FUNCTION group_test_count()")
         owner_ddl("DROP TABLE group_test_statements")
 
 
 def test_a_group_writes_its_registrations_and_events_in_one_statement_each(
-    database: DatabaseTarget, service_db: DbFn, statement_rows: Callable[[str], list[str]],
+    database: DatabaseTarget, statement_rows: Callable[[str], list[str]],
 ) -> None:
-    """Migrations 0072 and 0073: the numbers a group issues are counted in `pin_block`, its
-    registrations and the events of all its members written, at the end of the group, one
-    statement each (one liveBirth trigger call), not one per member; a refused member adds
-    nothing. The counts are still right."""
+    """Migration 0072: the registrations a group issues and the events of all its members are
+    written at the end of the group, one INSERT each (one liveBirth trigger call), not one
+    per member; a refused member adds neither."""
     tag = f"CO-SET-{_tag()}"
     name = _name()
     bodies = [_body(f"{tag}-{i}", full_name=name if i == 0 else None) for i in range(5)]
     bodies.append(_body(f"{tag}-dup", full_name=name))  # possible_duplicate: refused
     bodies.append(bodies[1])  # replayed
     rids = [f"{tag}-{i}" for i in range(len(bodies))]
-
-    def used() -> dict[str, int]:  # numbers counted per bucket of province 052
-        rows = service_db("SELECT prefix, sum(used)::int AS n FROM pin_block "
-                          "WHERE prefix LIKE '052%' GROUP BY prefix")
-        return {r["prefix"]: r["n"] for r in rows}
-
-    before = used()
 
     async def run(ctx: PersonsContext, coalescer: IssueCoalescer) -> list[Any]:
         results = await _issue_together(ctx, bodies, rids)
@@ -223,15 +208,9 @@ def test_a_group_writes_its_registrations_and_events_in_one_statement_each(
     results = asyncio.run(_with_context(database.service_url, run))
     assert [type(r).__name__ for r in results] == ["IssueOutcome"] * 5 + [
         "PossibleDuplicate", "IssueOutcome"]
-    # One count of the 5 numbers, the 5 registrations in one statement, the 5 issued and 1
-    # replayed events in one; then the refusal, which the service writes after the group (as
-    # a request alone did too).
-    assert statement_rows(tag) == ["pin_block", "registration 5", "audit_event 6",
-                                   "audit_event 1"]
-    after = used()
-    issued = [r.pin[:6] for r in results[:5] if isinstance(r, issuance.IssueOutcome)]
-    grown = {p: n - before.get(p, 0) for p, n in after.items() if n != before.get(p, 0)}
-    assert grown == {p: issued.count(p) for p in set(issued)}
+    # The 5 registrations in one statement; the 5 issued and 1 replayed events in one; then
+    # the refusal, which the service writes after the group (as a request alone did too).
+    assert statement_rows(tag) == ["registration 5", "audit_event 6", "audit_event 1"]
 
 
 async def _issue_keyed_together(
