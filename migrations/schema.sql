@@ -236,31 +236,21 @@ END
 $$;
 
 
-SET default_tablespace = '';
-
 --
--- Name: audit_event; Type: TABLE; Schema: public; Owner: -
+-- Name: audit_write(text, text, text, text, text[], text[], text[], text[], text[]); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE TABLE public.audit_event (
-    id bigint CONSTRAINT audit_event_id_not_null1 NOT NULL,
-    txid xid8 DEFAULT pg_current_xact_id() CONSTRAINT audit_event_txid_not_null1 NOT NULL,
-    at timestamp with time zone DEFAULT date_trunc('milliseconds'::text, clock_timestamp()) CONSTRAINT audit_event_at_not_null1 NOT NULL,
-    actor_type text CONSTRAINT audit_event_actor_type_not_null1 NOT NULL,
-    actor_id text CONSTRAINT audit_event_actor_id_not_null1 NOT NULL,
-    action text CONSTRAINT audit_event_action_not_null1 NOT NULL,
-    pin text COLLATE pg_catalog."C",
-    purpose text,
-    outcome text CONSTRAINT audit_event_outcome_not_null1 NOT NULL,
-    request_id text,
-    source_ip text,
-    details jsonb DEFAULT '{}'::jsonb CONSTRAINT audit_event_details_not_null1 NOT NULL,
-    CONSTRAINT audit_event_action_check1 CHECK ((action ~ '^[a-z_]+\.[a-z_]+$'::text)),
-    CONSTRAINT audit_event_actor_type_check CHECK ((actor_type = ANY (ARRAY['operator'::text, 'client'::text, 'anonymous'::text, 'certificate'::text, 'admin'::text]))),
-    CONSTRAINT audit_event_details_check1 CHECK ((jsonb_typeof(details) = 'object'::text)),
-    CONSTRAINT audit_event_pin_check1 CHECK (((pin IS NULL) OR (pin ~ '^[0-9]{12}$'::text)))
-)
-PARTITION BY RANGE (at);
+CREATE FUNCTION public.audit_write(p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+  n integer := coalesce(cardinality(p_action), 0);
+BEGIN
+  PERFORM audit_write_each(array_fill(p_actor_type, ARRAY[n]), array_fill(p_actor_id, ARRAY[n]),
+                           array_fill(p_request_id, ARRAY[n]), array_fill(p_source_ip, ARRAY[n]),
+                           p_action, p_pin, p_purpose, p_outcome, p_details);
+END
+$$;
 
 
 --
@@ -268,31 +258,20 @@ PARTITION BY RANGE (at);
 --
 
 CREATE FUNCTION public.audit_write_each(p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]) RETURNS void
-    LANGUAGE sql
-    BEGIN ATOMIC
- INSERT INTO public.audit_event (actor_type, actor_id, action, pin, purpose, outcome, request_id, source_ip, details)  SELECT u.actor_type,
-             u.actor_id,
-             u.action,
-             u.pin,
-             u.purpose,
-             u.outcome,
-             u.request_id,
-             u.source_ip,
-             (u.details)::jsonb AS details
-            FROM UNNEST(audit_write_each.p_actor_types, audit_write_each.p_actor_ids, audit_write_each.p_request_ids, audit_write_each.p_source_ips, audit_write_each.p_action, audit_write_each.p_pin, audit_write_each.p_purpose, audit_write_each.p_outcome, audit_write_each.p_details) WITH ORDINALITY u(actor_type, actor_id, request_id, source_ip, action, pin, purpose, outcome, details, k)
-           ORDER BY u.k;
-END;
-
-
---
--- Name: audit_write(text, text, text, text, text[], text[], text[], text[], text[]); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.audit_write(p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]) RETURNS void
-    LANGUAGE sql
-    BEGIN ATOMIC
- SELECT public.audit_write_each(array_fill(p_actor_type, ARRAY[cardinality(p_action)]), array_fill(p_actor_id, ARRAY[cardinality(p_action)]), array_fill(p_request_id, ARRAY[cardinality(p_action)]), array_fill(p_source_ip, ARRAY[cardinality(p_action)]), p_action, p_pin, p_purpose, p_outcome, p_details) AS audit_write_each;
-END;
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  INSERT INTO audit_event (actor_type, actor_id, action, pin, purpose, outcome, request_id,
+                           source_ip, details)
+  SELECT u.actor_type, u.actor_id, u.action, u.pin, u.purpose, u.outcome, u.request_id,
+         u.source_ip, u.details::jsonb
+    FROM unnest(p_actor_types, p_actor_ids, p_request_ids, p_source_ips, p_action, p_pin,
+                p_purpose, p_outcome, p_details) WITH ORDINALITY
+         AS u(actor_type, actor_id, request_id, source_ip, action, pin, purpose, outcome,
+              details, k)
+   ORDER BY u.k;
+END
+$$;
 
 
 --
@@ -358,6 +337,45 @@ BEGIN
       RETURN;
     END IF;
   END LOOP;
+END
+$$;
+
+
+--
+-- Name: issue_pin(public.person_row, bytea, text, integer[], integer, text, text, text, text, text, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.issue_pin(p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text) RETURNS TABLE(outcome text, pin text, status text, issued_at timestamp with time zone, registration jsonb, duplicates text[])
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  RETURN QUERY
+    SELECT g.outcome, g.pin, g.status, g.issued_at, g.registration, g.duplicates
+      FROM issue_pins(ARRAY[p_row], ARRAY[p_digest], ARRAY[p_prefix], p_candidates,
+                      coalesce(array_length(p_candidates, 1), 0), p_block_size,
+                      ARRAY[p_actor_type], ARRAY[p_actor_id], ARRAY[p_request_id],
+                      ARRAY[p_source_ip], ARRAY[p_details], ARRAY[p_override_details],
+                      ARRAY[NULL::text], ARRAY[NULL::text], ARRAY[NULL::text]) g;
+END
+$$;
+
+
+--
+-- Name: issue_pin_claimed(text, text, text, public.person_row, bytea, text, integer[], integer, text, text, text, text, text, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.issue_pin_claimed(p_source text, p_scope text, p_external_id text, p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text, OUT outcome text, OUT pin text, OUT status text, OUT issued_at timestamp with time zone, OUT registration jsonb, OUT duplicates text[], OUT claimed boolean) RETURNS record
+    LANGUAGE plpgsql
+    AS $$
+#variable_conflict use_column
+BEGIN
+  SELECT g.outcome, g.pin, g.status, g.issued_at, g.registration, g.duplicates, g.claimed
+    INTO outcome, pin, status, issued_at, registration, duplicates, claimed
+    FROM issue_pins(ARRAY[p_row], ARRAY[p_digest], ARRAY[p_prefix], p_candidates,
+                    coalesce(array_length(p_candidates, 1), 0), p_block_size,
+                    ARRAY[p_actor_type], ARRAY[p_actor_id], ARRAY[p_request_id],
+                    ARRAY[p_source_ip], ARRAY[p_details], ARRAY[p_override_details],
+                    ARRAY[p_source], ARRAY[p_scope], ARRAY[p_external_id]) g;
 END
 $$;
 
@@ -517,41 +535,6 @@ BEGIN
   END IF;
 END
 $$;
-
-
---
--- Name: issue_pin(public.person_row, bytea, text, integer[], integer, text, text, text, text, text, text); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.issue_pin(p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text) RETURNS TABLE(outcome text, pin text, status text, issued_at timestamp with time zone, registration jsonb, duplicates text[])
-    LANGUAGE sql
-    BEGIN ATOMIC
- SELECT g.outcome,
-     g.pin,
-     g.status,
-     g.issued_at,
-     g.registration,
-     g.duplicates
-    FROM public.issue_pins(ARRAY[issue_pin.p_row], ARRAY[issue_pin.p_digest], ARRAY[issue_pin.p_prefix], issue_pin.p_candidates, COALESCE(array_length(issue_pin.p_candidates, 1), 0), issue_pin.p_block_size, ARRAY[issue_pin.p_actor_type], ARRAY[issue_pin.p_actor_id], ARRAY[issue_pin.p_request_id], ARRAY[issue_pin.p_source_ip], ARRAY[issue_pin.p_details], ARRAY[issue_pin.p_override_details], ARRAY[NULL::text], ARRAY[NULL::text], ARRAY[NULL::text]) g(i, outcome, pin, status, issued_at, registration, duplicates, claimed);
-END;
-
-
---
--- Name: issue_pin_claimed(text, text, text, public.person_row, bytea, text, integer[], integer, text, text, text, text, text, text); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.issue_pin_claimed(p_source text, p_scope text, p_external_id text, p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text, OUT outcome text, OUT pin text, OUT status text, OUT issued_at timestamp with time zone, OUT registration jsonb, OUT duplicates text[], OUT claimed boolean) RETURNS record
-    LANGUAGE sql
-    BEGIN ATOMIC
- SELECT g.outcome,
-     g.pin,
-     g.status,
-     g.issued_at,
-     g.registration,
-     g.duplicates,
-     g.claimed
-    FROM public.issue_pins(ARRAY[issue_pin_claimed.p_row], ARRAY[issue_pin_claimed.p_digest], ARRAY[issue_pin_claimed.p_prefix], issue_pin_claimed.p_candidates, COALESCE(array_length(issue_pin_claimed.p_candidates, 1), 0), issue_pin_claimed.p_block_size, ARRAY[issue_pin_claimed.p_actor_type], ARRAY[issue_pin_claimed.p_actor_id], ARRAY[issue_pin_claimed.p_request_id], ARRAY[issue_pin_claimed.p_source_ip], ARRAY[issue_pin_claimed.p_details], ARRAY[issue_pin_claimed.p_override_details], ARRAY[issue_pin_claimed.p_source], ARRAY[issue_pin_claimed.p_scope], ARRAY[issue_pin_claimed.p_external_id]) g(i, outcome, pin, status, issued_at, registration, duplicates, claimed);
-END;
 
 
 --
@@ -1003,6 +986,8 @@ CREATE FUNCTION public.registration_lock_key(province_code text, authority text,
     RETURN hashtextextended(((((province_code || chr(31)) || authority) || chr(31)) || number), (7305)::bigint);
 
 
+SET default_tablespace = '';
+
 SET default_table_access_method = heap;
 
 --
@@ -1014,6 +999,31 @@ CREATE TABLE public.audit_checkpoint (
     note text NOT NULL,
     created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL
 );
+
+
+--
+-- Name: audit_event; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.audit_event (
+    id bigint CONSTRAINT audit_event_id_not_null1 NOT NULL,
+    txid xid8 DEFAULT pg_current_xact_id() CONSTRAINT audit_event_txid_not_null1 NOT NULL,
+    at timestamp with time zone DEFAULT date_trunc('milliseconds'::text, clock_timestamp()) CONSTRAINT audit_event_at_not_null1 NOT NULL,
+    actor_type text CONSTRAINT audit_event_actor_type_not_null1 NOT NULL,
+    actor_id text CONSTRAINT audit_event_actor_id_not_null1 NOT NULL,
+    action text CONSTRAINT audit_event_action_not_null1 NOT NULL,
+    pin text COLLATE pg_catalog."C",
+    purpose text,
+    outcome text CONSTRAINT audit_event_outcome_not_null1 NOT NULL,
+    request_id text,
+    source_ip text,
+    details jsonb DEFAULT '{}'::jsonb CONSTRAINT audit_event_details_not_null1 NOT NULL,
+    CONSTRAINT audit_event_action_check1 CHECK ((action ~ '^[a-z_]+\.[a-z_]+$'::text)),
+    CONSTRAINT audit_event_actor_type_check CHECK ((actor_type = ANY (ARRAY['operator'::text, 'client'::text, 'anonymous'::text, 'certificate'::text, 'admin'::text]))),
+    CONSTRAINT audit_event_details_check1 CHECK ((jsonb_typeof(details) = 'object'::text)),
+    CONSTRAINT audit_event_pin_check1 CHECK (((pin IS NULL) OR (pin ~ '^[0-9]{12}$'::text)))
+)
+PARTITION BY RANGE (at);
 
 
 --
@@ -2278,92 +2288,13 @@ GRANT ALL ON FUNCTION public.audit_tree_append(old_size bigint, new_size bigint,
 
 
 --
--- Name: TABLE audit_event; Type: ACL; Schema: public; Owner: -
+-- Name: FUNCTION audit_write(p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]); Type: ACL; Schema: public; Owner: -
 --
 
-GRANT SELECT ON TABLE public.audit_event TO idservice_service;
-GRANT SELECT ON TABLE public.audit_event TO idservice_auditor;
-
-
---
--- Name: COLUMN audit_event.actor_type; Type: ACL; Schema: public; Owner: -
---
-
-GRANT INSERT(actor_type) ON TABLE public.audit_event TO idservice_service;
-GRANT INSERT(actor_type) ON TABLE public.audit_event TO idservice_administrator;
-GRANT INSERT(actor_type) ON TABLE public.audit_event TO idservice_auditor;
-
-
---
--- Name: COLUMN audit_event.actor_id; Type: ACL; Schema: public; Owner: -
---
-
-GRANT INSERT(actor_id) ON TABLE public.audit_event TO idservice_service;
-GRANT INSERT(actor_id) ON TABLE public.audit_event TO idservice_administrator;
-GRANT INSERT(actor_id) ON TABLE public.audit_event TO idservice_auditor;
-
-
---
--- Name: COLUMN audit_event.action; Type: ACL; Schema: public; Owner: -
---
-
-GRANT INSERT(action) ON TABLE public.audit_event TO idservice_service;
-GRANT INSERT(action) ON TABLE public.audit_event TO idservice_administrator;
-GRANT INSERT(action) ON TABLE public.audit_event TO idservice_auditor;
-
-
---
--- Name: COLUMN audit_event.pin; Type: ACL; Schema: public; Owner: -
---
-
-GRANT INSERT(pin) ON TABLE public.audit_event TO idservice_service;
-GRANT INSERT(pin) ON TABLE public.audit_event TO idservice_administrator;
-GRANT INSERT(pin) ON TABLE public.audit_event TO idservice_auditor;
-
-
---
--- Name: COLUMN audit_event.purpose; Type: ACL; Schema: public; Owner: -
---
-
-GRANT INSERT(purpose) ON TABLE public.audit_event TO idservice_service;
-GRANT INSERT(purpose) ON TABLE public.audit_event TO idservice_administrator;
-GRANT INSERT(purpose) ON TABLE public.audit_event TO idservice_auditor;
-
-
---
--- Name: COLUMN audit_event.outcome; Type: ACL; Schema: public; Owner: -
---
-
-GRANT INSERT(outcome) ON TABLE public.audit_event TO idservice_service;
-GRANT INSERT(outcome) ON TABLE public.audit_event TO idservice_administrator;
-GRANT INSERT(outcome) ON TABLE public.audit_event TO idservice_auditor;
-
-
---
--- Name: COLUMN audit_event.request_id; Type: ACL; Schema: public; Owner: -
---
-
-GRANT INSERT(request_id) ON TABLE public.audit_event TO idservice_service;
-GRANT INSERT(request_id) ON TABLE public.audit_event TO idservice_administrator;
-GRANT INSERT(request_id) ON TABLE public.audit_event TO idservice_auditor;
-
-
---
--- Name: COLUMN audit_event.source_ip; Type: ACL; Schema: public; Owner: -
---
-
-GRANT INSERT(source_ip) ON TABLE public.audit_event TO idservice_service;
-GRANT INSERT(source_ip) ON TABLE public.audit_event TO idservice_administrator;
-GRANT INSERT(source_ip) ON TABLE public.audit_event TO idservice_auditor;
-
-
---
--- Name: COLUMN audit_event.details; Type: ACL; Schema: public; Owner: -
---
-
-GRANT INSERT(details) ON TABLE public.audit_event TO idservice_service;
-GRANT INSERT(details) ON TABLE public.audit_event TO idservice_administrator;
-GRANT INSERT(details) ON TABLE public.audit_event TO idservice_auditor;
+REVOKE ALL ON FUNCTION public.audit_write(p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.audit_write(p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]) TO idservice_service;
+GRANT ALL ON FUNCTION public.audit_write(p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]) TO idservice_administrator;
+GRANT ALL ON FUNCTION public.audit_write(p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]) TO idservice_auditor;
 
 
 --
@@ -2374,16 +2305,6 @@ REVOKE ALL ON FUNCTION public.audit_write_each(p_actor_types text[], p_actor_ids
 GRANT ALL ON FUNCTION public.audit_write_each(p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]) TO idservice_service;
 GRANT ALL ON FUNCTION public.audit_write_each(p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]) TO idservice_auditor;
 GRANT ALL ON FUNCTION public.audit_write_each(p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]) TO idservice_administrator;
-
-
---
--- Name: FUNCTION audit_write(p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]); Type: ACL; Schema: public; Owner: -
---
-
-REVOKE ALL ON FUNCTION public.audit_write(p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.audit_write(p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]) TO idservice_service;
-GRANT ALL ON FUNCTION public.audit_write(p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]) TO idservice_administrator;
-GRANT ALL ON FUNCTION public.audit_write(p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_action text[], p_pin text[], p_purpose text[], p_outcome text[], p_details text[]) TO idservice_auditor;
 
 
 --
@@ -2419,14 +2340,6 @@ GRANT ALL ON FUNCTION public.external_registration_claim(p_source text, p_scope 
 
 
 --
--- Name: FUNCTION issue_pins(p_rows public.person_row[], p_digests bytea[], p_prefixes text[], p_candidates integer[], p_tries integer, p_block_size integer, p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_details text[], p_override_details text[], p_sources text[], p_scopes text[], p_external_ids text[]); Type: ACL; Schema: public; Owner: -
---
-
-REVOKE ALL ON FUNCTION public.issue_pins(p_rows public.person_row[], p_digests bytea[], p_prefixes text[], p_candidates integer[], p_tries integer, p_block_size integer, p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_details text[], p_override_details text[], p_sources text[], p_scopes text[], p_external_ids text[]) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.issue_pins(p_rows public.person_row[], p_digests bytea[], p_prefixes text[], p_candidates integer[], p_tries integer, p_block_size integer, p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_details text[], p_override_details text[], p_sources text[], p_scopes text[], p_external_ids text[]) TO idservice_service;
-
-
---
 -- Name: FUNCTION issue_pin(p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text); Type: ACL; Schema: public; Owner: -
 --
 
@@ -2440,6 +2353,14 @@ GRANT ALL ON FUNCTION public.issue_pin(p_row public.person_row, p_digest bytea, 
 
 REVOKE ALL ON FUNCTION public.issue_pin_claimed(p_source text, p_scope text, p_external_id text, p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text, OUT outcome text, OUT pin text, OUT status text, OUT issued_at timestamp with time zone, OUT registration jsonb, OUT duplicates text[], OUT claimed boolean) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.issue_pin_claimed(p_source text, p_scope text, p_external_id text, p_row public.person_row, p_digest bytea, p_prefix text, p_candidates integer[], p_block_size integer, p_actor_type text, p_actor_id text, p_request_id text, p_source_ip text, p_details text, p_override_details text, OUT outcome text, OUT pin text, OUT status text, OUT issued_at timestamp with time zone, OUT registration jsonb, OUT duplicates text[], OUT claimed boolean) TO idservice_service;
+
+
+--
+-- Name: FUNCTION issue_pins(p_rows public.person_row[], p_digests bytea[], p_prefixes text[], p_candidates integer[], p_tries integer, p_block_size integer, p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_details text[], p_override_details text[], p_sources text[], p_scopes text[], p_external_ids text[]); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.issue_pins(p_rows public.person_row[], p_digests bytea[], p_prefixes text[], p_candidates integer[], p_tries integer, p_block_size integer, p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_details text[], p_override_details text[], p_sources text[], p_scopes text[], p_external_ids text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.issue_pins(p_rows public.person_row[], p_digests bytea[], p_prefixes text[], p_candidates integer[], p_tries integer, p_block_size integer, p_actor_types text[], p_actor_ids text[], p_request_ids text[], p_source_ips text[], p_details text[], p_override_details text[], p_sources text[], p_scopes text[], p_external_ids text[]) TO idservice_service;
 
 
 --
@@ -2584,6 +2505,95 @@ GRANT ALL ON FUNCTION public.registration_lock_key(province_code text, authority
 
 GRANT SELECT ON TABLE public.audit_checkpoint TO idservice_service;
 GRANT SELECT ON TABLE public.audit_checkpoint TO idservice_auditor;
+
+
+--
+-- Name: TABLE audit_event; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.audit_event TO idservice_service;
+GRANT SELECT ON TABLE public.audit_event TO idservice_auditor;
+
+
+--
+-- Name: COLUMN audit_event.actor_type; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT INSERT(actor_type) ON TABLE public.audit_event TO idservice_service;
+GRANT INSERT(actor_type) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(actor_type) ON TABLE public.audit_event TO idservice_auditor;
+
+
+--
+-- Name: COLUMN audit_event.actor_id; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT INSERT(actor_id) ON TABLE public.audit_event TO idservice_service;
+GRANT INSERT(actor_id) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(actor_id) ON TABLE public.audit_event TO idservice_auditor;
+
+
+--
+-- Name: COLUMN audit_event.action; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT INSERT(action) ON TABLE public.audit_event TO idservice_service;
+GRANT INSERT(action) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(action) ON TABLE public.audit_event TO idservice_auditor;
+
+
+--
+-- Name: COLUMN audit_event.pin; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT INSERT(pin) ON TABLE public.audit_event TO idservice_service;
+GRANT INSERT(pin) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(pin) ON TABLE public.audit_event TO idservice_auditor;
+
+
+--
+-- Name: COLUMN audit_event.purpose; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT INSERT(purpose) ON TABLE public.audit_event TO idservice_service;
+GRANT INSERT(purpose) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(purpose) ON TABLE public.audit_event TO idservice_auditor;
+
+
+--
+-- Name: COLUMN audit_event.outcome; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT INSERT(outcome) ON TABLE public.audit_event TO idservice_service;
+GRANT INSERT(outcome) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(outcome) ON TABLE public.audit_event TO idservice_auditor;
+
+
+--
+-- Name: COLUMN audit_event.request_id; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT INSERT(request_id) ON TABLE public.audit_event TO idservice_service;
+GRANT INSERT(request_id) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(request_id) ON TABLE public.audit_event TO idservice_auditor;
+
+
+--
+-- Name: COLUMN audit_event.source_ip; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT INSERT(source_ip) ON TABLE public.audit_event TO idservice_service;
+GRANT INSERT(source_ip) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(source_ip) ON TABLE public.audit_event TO idservice_auditor;
+
+
+--
+-- Name: COLUMN audit_event.details; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT INSERT(details) ON TABLE public.audit_event TO idservice_service;
+GRANT INSERT(details) ON TABLE public.audit_event TO idservice_administrator;
+GRANT INSERT(details) ON TABLE public.audit_event TO idservice_auditor;
 
 
 --
