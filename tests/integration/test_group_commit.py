@@ -93,6 +93,18 @@ async def _with_context(url: str, run: Callable[[PersonsContext, IssueCoalescer]
         await pool.close()
 
 
+def _issue_in_one_group(url: str, bodies: list[dict[str, Any]],
+                        request_ids: list[str]) -> list[Any]:
+    """`_issue_together`'s results, after checking that the requests really were one group
+    that no member had to leave (no retry alone)."""
+    async def run(ctx: PersonsContext, coalescer: IssueCoalescer) -> list[Any]:
+        results = await _issue_together(ctx, bodies, request_ids)
+        assert (coalescer.groups, coalescer.members, coalescer.retried) == (1, len(bodies), 0)
+        return results
+
+    return list(asyncio.run(_with_context(url, run)))
+
+
 def _txids(db: DbFn, request_ids: list[str], outcomes: tuple[str, ...]) -> set[int]:
     rows = db("SELECT txid::text::bigint AS t FROM audit_event WHERE request_id = ANY($1) "
               "AND action = 'pin.issue' AND outcome = ANY($2)", request_ids, list(outcomes))
@@ -114,12 +126,7 @@ def test_concurrent_duplicates_in_one_group_one_pin_and_409s(
     bodies = [same, same, plain[0], other_body, same, plain[1], same_child, plain[2]]
     rids = [f"co-dup-{tag}-{i}" for i in range(len(bodies))]
 
-    async def run(ctx: PersonsContext, coalescer: IssueCoalescer) -> list[Any]:
-        results = await _issue_together(ctx, bodies, rids)
-        assert (coalescer.groups, coalescer.members, coalescer.retried) == (1, 8, 0)
-        return results
-
-    results = asyncio.run(_with_context(database.service_url, run))
+    results = _issue_in_one_group(database.service_url, bodies, rids)
     first, replay1, p0, conflict, replay2, p1, duplicate, p2 = results
     assert isinstance(first, issuance.IssueOutcome) and first.created
     for replay in (replay1, replay2):
@@ -200,12 +207,7 @@ def test_a_group_writes_its_registrations_and_events_in_one_statement_each(
     bodies.append(bodies[1])  # replayed
     rids = [f"{tag}-{i}" for i in range(len(bodies))]
 
-    async def run(ctx: PersonsContext, coalescer: IssueCoalescer) -> list[Any]:
-        results = await _issue_together(ctx, bodies, rids)
-        assert (coalescer.groups, coalescer.members, coalescer.retried) == (1, 7, 0)
-        return results
-
-    results = asyncio.run(_with_context(database.service_url, run))
+    results = _issue_in_one_group(database.service_url, bodies, rids)
     assert [type(r).__name__ for r in results] == ["IssueOutcome"] * 5 + [
         "PossibleDuplicate", "IssueOutcome"]
     # The 5 registrations in one statement; the 5 issued and 1 replayed events in one; then
